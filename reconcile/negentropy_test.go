@@ -1,0 +1,189 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// sets makes two sets sharing `common` items, with onlyA and onlyB items
+// each side alone holds. Timestamps are drawn from a small range so equal
+// timestamps (and so id-prefix bounds) are common.
+func sets(r *mrand.Rand, common, onlyA, onlyB int, tsRange uint64) (a, b []Item, wantHave, wantNeed map[[IDSize]byte]bool) {
+	item := func() Item {
+		var it Item
+		it.Timestamp = 1_700_000_000_000 + r.Uint64N(tsRange)
+		for i := range it.ID {
+			it.ID[i] = byte(r.Uint32())
+		}
+		return it
+	}
+	wantHave, wantNeed = map[[IDSize]byte]bool{}, map[[IDSize]byte]bool{}
+	for range common {
+		it := item()
+		a, b = append(a, it), append(b, it)
+	}
+	for range onlyA {
+		it := item()
+		a = append(a, it)
+		wantHave[it.ID] = true
+	}
+	for range onlyB {
+		it := item()
+		b = append(b, it)
+		wantNeed[it.ID] = true
+	}
+	return a, b, wantHave, wantNeed
+}
+
+type stats struct{ rounds, up, down int }
+
+// run reconciles a (initiator) with b (responder) through byte messages.
+func run(t testing.TB, a, b Storage, limit int) (have, need [][IDSize]byte, st stats) {
+	t.Helper()
+	ia, err := New(a, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := New(b, limit)
+	msg, err := ia.Initiate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for msg != nil {
+		if st.rounds++; st.rounds > 100 {
+			t.Fatal("no convergence after 100 rounds")
+		}
+		if limit != 0 && len(msg) > limit {
+			t.Fatalf("initiator message of %d bytes over the limit %d", len(msg), limit)
+		}
+		st.up += len(msg)
+		reply, err := rb.Respond(msg)
+		if err != nil {
+			t.Fatalf("respond: %v", err)
+		}
+		if limit != 0 && len(reply) > limit {
+			t.Fatalf("responder message of %d bytes over the limit %d", len(reply), limit)
+		}
+		st.down += len(reply)
+		if msg, have, need, err = ia.Reconcile(reply, have, need); err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+	}
+	return have, need, st
+}
+
+func checkDiff(t *testing.T, got [][IDSize]byte, want map[[IDSize]byte]bool, what string) {
+	t.Helper()
+	seen := map[[IDSize]byte]bool{}
+	for _, id := range got {
+		if !want[id] {
+			t.Fatalf("%s: %x is not in the true difference", what, id[:4])
+		}
+		if seen[id] {
+			t.Fatalf("%s: %x reported twice", what, id[:4])
+		}
+		seen[id] = true
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%s: found %d of %d", what, len(seen), len(want))
+	}
+}
+
+// TestAgainstNaiveDifference checks the engine against the plain set
+// difference over many random cases, with and without frame limits.
+func TestAgainstNaiveDifference(t *testing.T) {
+	r := mrand.New(mrand.NewPCG(1, 2))
+	shapes := []struct{ common, onlyA, onlyB int }{
+		{0, 0, 0}, {0, 5, 0}, {0, 0, 5}, {1, 0, 0}, {31, 1, 0}, {32, 0, 1}, {100, 3, 4},
+		{1000, 0, 0}, {1000, 1, 0}, {1000, 50, 50}, {5000, 500, 0}, {0, 3000, 3000}, {20000, 7, 9},
+	}
+	for _, sh := range shapes {
+		for _, limit := range []int{0, MinFrameSizeLimit, 60_000} {
+			for _, tsRange := range []uint64{1, 50, 1 << 40} {
+				name := fmt.Sprintf("c%d_a%d_b%d_limit%d_ts%d", sh.common, sh.onlyA, sh.onlyB, limit, tsRange)
+				t.Run(name, func(t *testing.T) {
+					a, b, wantHave, wantNeed := sets(r, sh.common, sh.onlyA, sh.onlyB, tsRange)
+					have, need, _ := run(t, NewVector(a), NewVector(b), limit)
+					checkDiff(t, have, wantHave, "have")
+					checkDiff(t, need, wantNeed, "need")
+				})
+			}
+		}
+	}
+}
+
+// TestQuick runs many small random cases, where edge cases in bucket
+// splitting and bounds are densest.
+func TestQuick(t *testing.T) {
+	r := mrand.New(mrand.NewPCG(3, 4))
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	for i := range n {
+		a, b, wantHave, wantNeed := sets(r, r.IntN(200), r.IntN(40), r.IntN(40), 1+r.Uint64N(100))
+		have, need, _ := run(t, NewVector(a), NewVector(b), 0)
+		if len(have) != len(wantHave) || len(need) != len(wantNeed) {
+			t.Fatalf("case %d: have %d/%d need %d/%d", i, len(have), len(wantHave), len(need), len(wantNeed))
+		}
+		checkDiff(t, have, wantHave, "have")
+		checkDiff(t, need, wantNeed, "need")
+	}
+}
+
+func TestVarint(t *testing.T) {
+	for _, n := range []uint64{0, 1, 127, 128, 16383, 16384, 1<<63 - 1, 1 << 63, 1<<64 - 1} {
+		b := appendVarint(nil, n)
+		r := reader{b: b}
+		got, err := r.varint()
+		if err != nil || got != n || !r.empty() {
+			t.Fatalf("varint %d: % x -> %d, %v", n, b, got, err)
+		}
+	}
+	// Most significant group first, as the reference encodes.
+	if got := appendVarint(nil, 300); !slices.Equal(got, []byte{0x82, 0x2c}) {
+		t.Fatalf("300 encodes as % x", got)
+	}
+	for _, bad := range [][]byte{{0x80}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, {0x82, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}} {
+		r := reader{b: bad}
+		if _, err := r.varint(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("varint % x: %v", bad, err)
+		}
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	v := NewVector(nil)
+	cases := map[string][]byte{
+		"empty":            {},
+		"bad version":      {0x10},
+		"truncated bound":  {Version, 0x81},
+		"long prefix":      {Version, 0x00, 33},
+		"unknown mode":     {Version, 0x00, 0x00, 0x07},
+		"short fp":         {Version, 0x00, 0x00, modeFingerprint, 1, 2, 3},
+		"id list too long": {Version, 0x00, 0x00, modeIDList, 0x05, 1, 2},
+		"backwards":        {Version, 0x0a, 0x01, 0x05, modeSkip, 0x01, 0x01, 0x03, modeSkip},
+	}
+	for name, msg := range cases {
+		e, _ := New(v, 0)
+		if _, err := e.Respond(msg); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Another 0x6X version: the responder answers with its own version.
+	e, _ := New(v, 0)
+	if out, err := e.Respond([]byte{0x62, 0xff}); err != nil || !slices.Equal(out, []byte{Version}) {
+		t.Errorf("version negotiation: % x %v", out, err)
+	}
+	i, _ := New(v, 0)
+	i.Initiate()
+	if _, _, _, err := i.Reconcile([]byte{0x62}, nil, nil); !errors.Is(err, ErrUnsupportedVersion) {
+		t.Errorf("initiator on a newer peer: %v", err)
+	}
+	if _, err := New(v, 100); err == nil {
+		t.Error("frame limit under the minimum accepted")
+	}
+}
