@@ -86,8 +86,18 @@ func newTheirs(items []reconcile.Item, limit int, initiator bool) *theirs {
 	t := &theirs{n: gn.New(theirStorage(items), limit)}
 	if initiator {
 		t.wg.Add(2)
-		go func() { defer t.wg.Done(); for id := range t.n.Haves { t.have = append(t.have, id) } }()
-		go func() { defer t.wg.Done(); for id := range t.n.HaveNots { t.need = append(t.need, id) } }()
+		go func() {
+			defer t.wg.Done()
+			for id := range t.n.Haves {
+				t.have = append(t.have, id)
+			}
+		}()
+		go func() {
+			defer t.wg.Done()
+			for id := range t.n.HaveNots {
+				t.need = append(t.need, id)
+			}
+		}()
 	}
 	return t
 }
@@ -227,4 +237,3 @@ func TestSameBytes(t *testing.T) {
 		})
 	}
 }
-
