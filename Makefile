@@ -1,0 +1,64 @@
+# Lifeline build and test entry points. `make run` and `make test` are the
+# two everyone needs; CI runs .ci/run, which runs `make test`.
+
+GO       ?= go
+BIN      := bin
+PKG      := ./cmd/node
+# The whole suite must stay well under 10 minutes on 2 cores; the timeout
+# turns a hang into a failure with stack traces.
+TIMEOUT  ?= 8m
+FUZZTIME ?= 20s
+DATA     ?= ./data
+API      ?= 127.0.0.1:7777
+
+.PHONY: all build run test bench fuzz cross check vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN)/lifeline $(PKG)
+
+run: build
+	$(BIN)/lifeline run --data $(DATA) --api $(API)
+
+vet:
+	$(GO) vet ./...
+
+# interop/ is its own module (it pulls in independent implementations that
+# must stay out of lifeline's go.mod), so it is tested from its directory.
+# Its JavaScript oracle needs `npm ci` in interop/js, which .ci/run does.
+test: vet
+	$(GO) test -race -timeout $(TIMEOUT) ./...
+	cd interop && $(GO) vet ./... && $(GO) test -timeout $(TIMEOUT) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Every Fuzz target, found by `go test -list`, so a new one is picked up
+# without editing this file. `go test -fuzz` takes one target of one package
+# at a time.
+fuzz:
+	@set -e; \
+	targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ { f[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2 "," f[i] } { n = 0 }'); \
+	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi; \
+	for t in $$targets; do \
+		pkg=$${t%%,*}; name=$${t#*,}; \
+		echo "== fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+# The kit's platforms: Raspberry Pi class boards, 64-bit and 32-bit.
+cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/lifeline-linux-arm64 $(PKG)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/lifeline-linux-armv7 $(PKG)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/lifeline-linux-armv6 $(PKG)
+
+fmt:
+	gofmt -w .
+
+check: vet
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
+	$(MAKE) cross
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,268 @@
+// Package api serves a node's HTTP JSON API under /api/v1/ and the
+// server-sent event stream of new messages. It is a client of the store like
+// any link: everything it accepts is verified and stored before anyone else
+// sees it, and it never talks to the other links.
+//
+// Every error answer is JSON, {"error": "what was wrong"}, with a 4xx status
+// when the request was at fault and 5xx when the node was. See docs/API.md.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"lifeline/message"
+	"lifeline/store"
+)
+
+// Store is what the API needs from the message store; *store.Store
+// implements it. The API owns this interface (the consumer defines it) so
+// it names only the six methods it calls.
+type Store interface {
+	// Put verifies and stores an envelope that arrived from elsewhere.
+	Put(ctx context.Context, raw []byte) (store.Result, error)
+	// PutOwn verifies and stores an envelope this node signed for its user.
+	PutOwn(ctx context.Context, raw []byte) (store.Result, error)
+	Get(id message.ID) (*store.Record, error)
+	List(q store.Query) ([]*store.Record, error)
+	Stats() store.Stats
+	Subscribe(buf int) *store.Subscription
+}
+
+// Options configure a Server. Store and Identity are required.
+type Options struct {
+	Store Store
+	// Identity is the node's: it signs what users send through the API and
+	// opens direct messages addressed to the node.
+	Identity *message.Identity
+	// Version is reported by GET /api/v1/status.
+	Version string
+	// Now is the clock messages are stamped with; time.Now if nil.
+	Now func() time.Time
+	// Rand feeds direct-message encryption; crypto/rand if nil.
+	Rand io.Reader
+	// Logger receives request failures the node is responsible for.
+	Logger *slog.Logger
+	// Heartbeat is the interval of comment lines on idle event streams, so
+	// proxies and phones do not drop them; 15s if zero.
+	Heartbeat time.Duration
+	// EventBuffer is how many messages an event stream may fall behind
+	// before it is told it lagged; 256 if zero.
+	EventBuffer int
+}
+
+// Request body limits. A JSON send request carries at most MaxBody bytes of
+// text, which JSON escaping can inflate up to six times; anything larger is
+// not a request we could honour.
+const (
+	maxJSONBody = 64 << 10
+	// DefaultLimit and MaxLimit bound GET /api/v1/messages.
+	DefaultLimit = 100
+	MaxLimit     = 1000
+	// maxChannelNames bounds the names the server remembers, so requests
+	// cannot grow its memory without limit.
+	maxChannelNames = 4096
+)
+
+// Server is the HTTP API of one node. It is an http.Handler; Serve runs it
+// on a listener until a context ends.
+type Server struct {
+	opts  Options
+	start time.Time
+	mux   *http.ServeMux
+	names channelNames
+
+	// closing is closed by Close to end event streams, which otherwise
+	// never finish on their own and would hold up a graceful shutdown.
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns a Server. It does not listen; see Serve or use it as a Handler.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("api: Options.Store is required")
+	}
+	if opts.Identity == nil {
+		return nil, errors.New("api: Options.Identity is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 15 * time.Second
+	}
+	if opts.EventBuffer <= 0 {
+		opts.EventBuffer = 256
+	}
+	s := &Server{
+		opts:    opts,
+		start:   opts.Now(),
+		mux:     http.NewServeMux(),
+		names:   channelNames{m: make(map[message.ChannelID]string)},
+		closing: make(chan struct{}),
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	// Each path has its method-specific routes plus a method-less route
+	// that only answers 405: ServeMux's own 405 is plain text, and every
+	// answer of this API is JSON. The more specific pattern wins.
+	type route struct {
+		method  string
+		handler http.HandlerFunc
+	}
+	for path, rs := range map[string][]route{
+		"/api/v1/status":         {{"GET", s.getStatus}},
+		"/api/v1/messages":       {{"GET", s.listMessages}, {"POST", s.postMessage}},
+		"/api/v1/messages/{id}":  {{"GET", s.getMessage}},
+		"/api/v1/envelopes":      {{"POST", s.postEnvelope}},
+		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},
+		"/api/v1/events":         {{"GET", s.events}},
+	} {
+		allow := make([]string, 0, len(rs))
+		for _, r := range rs {
+			s.mux.HandleFunc(r.method+" "+path, r.handler)
+			allow = append(allow, r.method)
+			if r.method == "GET" {
+				allow = append(allow, "HEAD")
+			}
+		}
+		allowed := strings.Join(allow, ", ")
+		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allowed)
+			writeError(w, http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, path, allowed)
+		})
+	}
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: %s (see docs/API.md)", r.URL.Path)
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close ends every open event stream. Requests of other kinds are not
+// affected. It is safe to call more than once.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+// ShutdownTimeout is how long Serve waits for requests in flight once its
+// context ends.
+const ShutdownTimeout = 5 * time.Second
+
+// Serve answers requests on ln until ctx ends, then shuts down gracefully:
+// event streams are told to end, requests in flight get ShutdownTimeout to
+// finish. It closes ln. It returns nil after a shutdown asked for by ctx.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		// ReadTimeout covers reading the (bounded) body; there is no
+		// WriteTimeout because event streams are long-lived. Event writes
+		// carry their own deadline instead.
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
+	}
+	hs.RegisterOnShutdown(s.Close)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("api: shutdown: %w", err), hs.Close())
+	}
+	<-errc // http.ErrServerClosed once Serve has returned
+	return err
+}
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// writeJSON writes v with the given status. An encoding or write error
+// after the header has gone out is ignored: the client sees a cut response,
+// and nothing better can be sent at that point.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ErrorBody is the JSON of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, ErrorBody{Error: fmt.Sprintf(format, args...)})
+}
+
+// internalError logs a failure of the node itself and tells the client
+// only that it happened: internal detail (paths, database state) stays in
+// the log.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.opts.Logger.Error("api: "+what, "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "%s failed on the node; see its log", what)
+}
+
+// messageError reports whether err is the message package rejecting an
+// envelope: the sender's fault, answered with 422 and the error's text.
+func messageError(err error) bool {
+	for _, target := range []error{
+		message.ErrVersion, message.ErrTruncated, message.ErrTooLarge, message.ErrMalformed,
+		message.ErrSignature, message.ErrFuture, message.ErrExpired, message.ErrBadKey,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// channelNames remembers the names behind channel ids the node has been
+// asked about, so listings can show "general" rather than 8 hex bytes. The
+// id is a hash: a name cannot be recovered from it any other way.
+type channelNames struct {
+	mu sync.Mutex
+	m  map[message.ChannelID]string
+}
+
+func (c *channelNames) add(id message.ChannelID, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; ok || len(c.m) >= maxChannelNames {
+		return
+	}
+	c.m[id] = name
+}
+
+func (c *channelNames) name(id message.ChannelID) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.m[id]
+	return n, ok
+}

@@ -1,0 +1,201 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Client talks to a node's API. The zero HTTP uses http.DefaultClient;
+// requests are bounded by the caller's context.
+type Client struct {
+	// BaseURL is the node's address, e.g. "http://127.0.0.1:7777".
+	BaseURL string
+	HTTP    *http.Client
+}
+
+// maxResponse bounds what the client reads from a node: a full listing of
+// MaxLimit messages with maximal texts is under 20 MiB.
+const maxResponse = 32 << 20
+
+// Error is an error answer from the node.
+type Error struct {
+	StatusCode int
+	// Message is the node's explanation, the "error" of its JSON answer.
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// UnreachableError means no HTTP answer came back at all: nothing listens
+// at the URL, or the connection broke.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the node at %s: is `lifeline run` running? (%v)", e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// ListQuery filters Client.List; the zero value lists the newest
+// DefaultLimit messages of every kind.
+type ListQuery struct {
+	Channel   string
+	ChannelID string
+	To        string
+	Since     int64
+	Limit     int
+}
+
+func (q ListQuery) values() url.Values {
+	v := url.Values{}
+	if q.Channel != "" {
+		v.Set("channel", q.Channel)
+	}
+	if q.ChannelID != "" {
+		v.Set("channel_id", q.ChannelID)
+	}
+	if q.To != "" {
+		v.Set("to", q.To)
+	}
+	if q.Since != 0 {
+		v.Set("since", strconv.FormatInt(q.Since, 10))
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return v
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	if err := c.doJSON(ctx, http.MethodGet, "/api/v1/status", nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Send asks the node to sign and store a message; it returns the new id.
+func (c *Client) Send(ctx context.Context, req SendRequest) (string, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	var res SendResponse
+	if err := c.doJSON(ctx, http.MethodPost, "/api/v1/messages", b, &res); err != nil {
+		return "", err
+	}
+	return res.ID, nil
+}
+
+// List returns messages, oldest first.
+func (c *Client) List(ctx context.Context, q ListQuery) ([]Message, error) {
+	var ms []Message
+	if err := c.doJSON(ctx, http.MethodGet, "/api/v1/messages?"+q.values().Encode(), nil, &ms); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+// ListJSON returns the node's JSON answer to a listing, unchanged.
+func (c *Client) ListJSON(ctx context.Context, q ListQuery) ([]byte, error) {
+	b, _, err := c.do(ctx, http.MethodGet, "/api/v1/messages?"+q.values().Encode(), "", nil)
+	return b, err
+}
+
+// Envelope returns the signed bytes of a message.
+func (c *Client) Envelope(ctx context.Context, id string) ([]byte, error) {
+	b, _, err := c.do(ctx, http.MethodGet, "/api/v1/envelopes/"+url.PathEscape(id), "", nil)
+	return b, err
+}
+
+// PostEnvelope gives the node a signed envelope; isNew is false when it
+// already had it.
+func (c *Client) PostEnvelope(ctx context.Context, raw []byte) (id string, isNew bool, err error) {
+	b, _, err := c.do(ctx, http.MethodPost, "/api/v1/envelopes", "application/octet-stream", raw)
+	if err != nil {
+		return "", false, err
+	}
+	var res EnvelopeResponse
+	if err := json.Unmarshal(b, &res); err != nil {
+		return "", false, fmt.Errorf("node answered with invalid JSON: %w", err)
+	}
+	return res.ID, res.New, nil
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, body []byte, v any) error {
+	ct := ""
+	if body != nil {
+		ct = "application/json"
+	}
+	b, _, err := c.do(ctx, method, path, ct, body)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("node answered with invalid JSON: %w", err)
+	}
+	return nil
+}
+
+// do sends one request and returns the body of a 2xx answer. Other answers
+// become *Error, transport failures *UnreachableError.
+func (c *Client) do(ctx context.Context, method, path, contentType string, body []byte) ([]byte, int, error) {
+	base := strings.TrimRight(c.BaseURL, "/")
+	if _, err := url.Parse(base); err != nil || base == "" {
+		return nil, 0, fmt.Errorf("node URL %q: want something like http://127.0.0.1:7777", c.BaseURL)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return nil, 0, fmt.Errorf("node URL %q: %w", c.BaseURL, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+		return nil, 0, &UnreachableError{URL: base, Err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, resp.StatusCode, &UnreachableError{URL: base, Err: err}
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb ErrorBody
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			// Not a Lifeline node, or a proxy in between.
+			eb.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+		}
+		return nil, resp.StatusCode, &Error{StatusCode: resp.StatusCode, Message: eb.Error}
+	}
+	return b, resp.StatusCode, nil
+}
+
+// IsNotFound reports whether err is the node answering 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound
+}

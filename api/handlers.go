@@ -1,0 +1,345 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"lifeline/message"
+	"lifeline/store"
+)
+
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
+	st := s.opts.Store.Stats()
+	now := s.now()
+	writeJSON(w, http.StatusOK, Status{
+		ID:       s.opts.Identity.Public().String(),
+		Version:  s.opts.Version,
+		Messages: st.Messages,
+		Bytes:    st.Bytes,
+		Quota:    st.Quota,
+		Evicted:  st.Evicted,
+		Expired:  st.Expired,
+		UptimeS:  int64(now.Sub(s.start) / time.Second),
+		Time:     now.UnixMilli(),
+	})
+}
+
+// postMessage signs a message as the node and stores it.
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
+	var req SendRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	env, status, err := s.sign(req)
+	if err != nil {
+		writeError(w, status, "%v", err)
+		return
+	}
+	res, err := s.opts.Store.PutOwn(r.Context(), env.Raw())
+	if err != nil {
+		s.putError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/messages/"+res.ID.String())
+	writeJSON(w, http.StatusCreated, SendResponse{ID: res.ID.String()})
+}
+
+// sign turns a send request into a signed envelope, or says why it cannot,
+// with the status to answer. Nothing is stored here.
+func (s *Server) sign(req SendRequest) (*message.Envelope, int, error) {
+	bad := http.StatusBadRequest
+	switch {
+	case req.Channel != "" && req.To != "":
+		return nil, bad, errors.New("give either channel or to, not both")
+	case req.Channel == "" && req.To == "":
+		return nil, bad, errors.New("give a channel (\"channel\") or a recipient key (\"to\")")
+	case req.Text == "":
+		return nil, bad, errors.New("text is empty")
+	}
+	prio := message.PriorityNormal
+	if req.Priority != "" {
+		p, err := message.ParsePriority(req.Priority)
+		if err != nil {
+			return nil, bad, fmt.Errorf("priority: %w", err)
+		}
+		prio = p
+	}
+	var ttl time.Duration
+	if req.TTLSeconds != 0 {
+		if req.TTLSeconds < 60 || req.TTLSeconds > int64(message.MaxTTL/time.Second) {
+			return nil, bad, fmt.Errorf("ttl_s is %d: it must be 0 (the default, %s) or from 60 to %d seconds",
+				req.TTLSeconds, message.DefaultTTL, int64(message.MaxTTL/time.Second))
+		}
+		ttl = time.Duration(req.TTLSeconds) * time.Second
+	}
+	now := s.now()
+	var (
+		env *message.Envelope
+		err error
+	)
+	if req.Channel != "" {
+		name, nerr := message.NormaliseChannelName(req.Channel)
+		if nerr != nil {
+			return nil, bad, fmt.Errorf("channel: %w", nerr)
+		}
+		if len(req.Text) > message.MaxBody {
+			return nil, bad, fmt.Errorf("text is %d bytes, the limit is %d", len(req.Text), message.MaxBody)
+		}
+		switch prio {
+		case message.PriorityNormal:
+			env, err = s.opts.Identity.NewText(name, req.Text, now, ttl)
+		case message.PriorityAlert:
+			env, err = s.opts.Identity.NewAlert(name, req.Text, now, ttl)
+		default:
+			return nil, bad, fmt.Errorf("priority %q: channel messages are \"normal\" or \"alert\"", req.Priority)
+		}
+		if err == nil {
+			s.names.add(env.Channel, name)
+		}
+	} else {
+		to, kerr := message.ParsePublicKey(req.To)
+		if kerr != nil {
+			return nil, bad, fmt.Errorf("to: %w", kerr)
+		}
+		env, err = s.opts.Identity.NewDirect(s.opts.Rand, to, req.Text, prio, now, ttl)
+	}
+	if err != nil {
+		if messageError(err) {
+			return nil, bad, err
+		}
+		return nil, http.StatusInternalServerError, fmt.Errorf("signing failed: %w", err)
+	}
+	return env, 0, nil
+}
+
+// postEnvelope stores a pre-signed envelope, from a browser that signs for
+// itself or from a tool that carries envelopes between nodes.
+func (s *Server) postEnvelope(w http.ResponseWriter, r *http.Request) {
+	if !contentType(w, r, "application/octet-stream") {
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, message.MaxEnvelope))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "envelope is over the limit of %d bytes", message.MaxEnvelope)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading the body: %v", err)
+		return
+	}
+	res, err := s.opts.Store.Put(r.Context(), raw)
+	if err != nil {
+		s.putError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if res.New {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, EnvelopeResponse{ID: res.ID.String(), New: res.New})
+}
+
+// putError answers a failed store write: 422 with the verifier's words when
+// the envelope was at fault, 507 when it does not fit in the quota, 503
+// while the node shuts down, 500 otherwise.
+func (s *Server) putError(w http.ResponseWriter, r *http.Request, err error) {
+	if messageError(err) {
+		writeError(w, http.StatusUnprocessableEntity, "%v", err)
+		return
+	}
+	if r.Context().Err() != nil {
+		// The client left; nobody is listening for an answer.
+		return
+	}
+	switch {
+	case errors.Is(err, store.ErrQuota):
+		writeError(w, http.StatusInsufficientStorage, "%v", err)
+	case errors.Is(err, store.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, "the node is shutting down")
+	default:
+		s.internalError(w, r, "storing the message", err)
+	}
+}
+
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.record(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.message(rec))
+}
+
+// getEnvelope returns the exact signed bytes of a message, so they can be
+// carried to another node and verified there.
+func (s *Server) getEnvelope(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.record(w, r)
+	if !ok {
+		return
+	}
+	raw := rec.Envelope.Raw()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw)
+}
+
+func (s *Server) record(w http.ResponseWriter, r *http.Request) (*store.Record, bool) {
+	id, err := message.ParseID(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return nil, false
+	}
+	rec, err := s.opts.Store.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no message %s on this node", id)
+		return nil, false
+	}
+	if err != nil {
+		s.internalError(w, r, "reading the message", err)
+		return nil, false
+	}
+	return rec, true
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
+	q, err := s.parseQuery(r.URL.Query(), true)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	recs, err := s.opts.Store.List(q)
+	if err != nil {
+		s.internalError(w, r, "listing messages", err)
+		return
+	}
+	out := make([]Message, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, s.message(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// parseQuery reads the filter of GET /api/v1/messages and /api/v1/events:
+// at most one of channel, channel_id and to, and for listings since and
+// limit. Unknown parameters are refused, so a typo is not silently
+// ignored.
+func (s *Server) parseQuery(v url.Values, listing bool) (store.Query, error) {
+	var q store.Query
+	known := map[string]bool{"channel": true, "channel_id": true, "to": true}
+	if listing {
+		known["since"], known["limit"] = true, true
+	}
+	for k, vs := range v {
+		if !known[k] {
+			return q, fmt.Errorf("unknown query parameter %q", k)
+		}
+		if len(vs) > 1 {
+			return q, fmt.Errorf("query parameter %q given %d times", k, len(vs))
+		}
+	}
+	n := 0
+	if name := v.Get("channel"); v.Has("channel") {
+		norm, err := message.NormaliseChannelName(name)
+		if err != nil {
+			return q, fmt.Errorf("channel: %w", err)
+		}
+		c, err := message.Channel(norm)
+		if err != nil {
+			return q, fmt.Errorf("channel: %w", err)
+		}
+		s.names.add(c, norm)
+		q.Channel = &c
+		n++
+	}
+	if v.Has("channel_id") {
+		c, err := message.ParseChannelID(v.Get("channel_id"))
+		if err != nil {
+			return q, err
+		}
+		q.Channel = &c
+		n++
+	}
+	if v.Has("to") {
+		k, err := message.ParsePublicKey(v.Get("to"))
+		if err != nil {
+			return q, fmt.Errorf("to: %w", err)
+		}
+		q.Recipient = &k
+		n++
+	}
+	if n > 1 {
+		return q, errors.New("give at most one of channel, channel_id and to")
+	}
+	if !listing {
+		return q, nil
+	}
+	if v.Has("since") {
+		since, err := strconv.ParseInt(v.Get("since"), 10, 64)
+		if err != nil || since < 0 {
+			return q, fmt.Errorf("since is %q: want unix milliseconds, 0 or more", v.Get("since"))
+		}
+		q.Since = since
+	}
+	q.Limit = DefaultLimit
+	if v.Has("limit") {
+		l, err := strconv.Atoi(v.Get("limit"))
+		if err != nil || l < 1 || l > MaxLimit {
+			return q, fmt.Errorf("limit is %q: want 1 to %d", v.Get("limit"), MaxLimit)
+		}
+		q.Limit = l
+	}
+	return q, nil
+}
+
+// decodeJSON reads one JSON object of at most maxJSONBody bytes into v,
+// refusing unknown fields and trailing data. On failure it has answered
+// and returns false.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !contentType(w, r, "application/json") {
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	if err == nil {
+		return true
+	}
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", maxJSONBody)
+		return false
+	}
+	if errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "request body is empty: send a JSON object")
+		return false
+	}
+	writeError(w, http.StatusBadRequest, "invalid JSON: %v", err)
+	return false
+}
+
+// contentType insists on the given media type. Besides telling clients what
+// to send, it stops cross-site request forgery: the API has no login (it is
+// the node of whoever holds the phone), and a web page the phone visits can
+// make the browser POST here, but only with a form or "simple" type
+// (text/plain, form encodings, or none), never application/json or
+// application/octet-stream without a CORS preflight, which this API does
+// not answer.
+func contentType(w http.ResponseWriter, r *http.Request, want string) bool {
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == want {
+		return true
+	}
+	writeError(w, http.StatusUnsupportedMediaType, "Content-Type is %q: send %s", ct, want)
+	return false
+}

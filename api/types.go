@@ -1,0 +1,142 @@
+package api
+
+import (
+	"lifeline/message"
+	"lifeline/store"
+)
+
+// Status is the answer of GET /api/v1/status.
+type Status struct {
+	// ID is the node's public key, 64 hex digits.
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	// Messages and Bytes are what the store holds; Quota is its byte limit
+	// (0: none). Evicted and Expired count removals since it was created.
+	Messages int64 `json:"messages"`
+	Bytes    int64 `json:"bytes"`
+	Quota    int64 `json:"quota"`
+	Evicted  int64 `json:"evicted"`
+	Expired  int64 `json:"expired"`
+	UptimeS  int64 `json:"uptime_s"`
+	// Time is the node's clock, unix milliseconds. Field nodes often boot
+	// without a real-time clock; showing it lets people notice.
+	Time int64 `json:"time"`
+}
+
+// SendRequest is the body of POST /api/v1/messages: exactly one of Channel
+// and To, and Text.
+type SendRequest struct {
+	// Channel is a public channel name ("general", "#general").
+	Channel string `json:"channel,omitempty"`
+	// To is the recipient's public key, 64 hex digits.
+	To   string `json:"to,omitempty"`
+	Text string `json:"text"`
+	// Priority is "low", "normal" (default), "high" or "alert". Channel
+	// messages are "normal" or "alert"; an alert to a channel is an alert
+	// message (KindAlert), to a person a direct message at alert priority.
+	Priority string `json:"priority,omitempty"`
+	// TTLSeconds is the message's lifetime; 0 means message.DefaultTTL.
+	TTLSeconds int64 `json:"ttl_s,omitempty"`
+}
+
+// SendResponse is the answer of POST /api/v1/messages.
+type SendResponse struct {
+	ID string `json:"id"`
+}
+
+// EnvelopeResponse is the answer of POST /api/v1/envelopes.
+type EnvelopeResponse struct {
+	ID  string `json:"id"`
+	New bool   `json:"new"`
+}
+
+// Message statuses. A status is only ever what this node knows to be true.
+const (
+	// StatusStored: an own message, in this node's store.
+	StatusStored = "stored"
+	// StatusDelivered: an own message whose recipient's receipt came back.
+	StatusDelivered = "delivered"
+	// StatusReceived: a message that reached this node from elsewhere.
+	StatusReceived = "received"
+)
+
+// Message is one message as GET /api/v1/messages and the event stream
+// show it.
+type Message struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// Channel is the channel's name when the node knows it (it remembers
+	// the names it was asked about), else the channel id. Channel kinds only.
+	Channel   string `json:"channel,omitempty"`
+	ChannelID string `json:"channel_id,omitempty"`
+	// To is the recipient key of direct messages and receipts.
+	To     string `json:"to,omitempty"`
+	Author string `json:"author"`
+	// Text is the text of channel messages, and of direct messages
+	// addressed to this node (decrypted). Other direct messages are
+	// sealed to their recipient: their text is omitted.
+	Text string `json:"text,omitempty"`
+	// Acks lists the message ids a receipt acknowledges.
+	Acks []string `json:"acks,omitempty"`
+	// Created, Expires and Received are unix milliseconds; Created and
+	// Expires come from the author, Received from this node's clock.
+	Created  int64  `json:"created"`
+	Expires  int64  `json:"expires"`
+	Received int64  `json:"received"`
+	Priority string `json:"priority"`
+	// Own is true for messages authored through this node.
+	Own    bool   `json:"own"`
+	Status string `json:"status"`
+}
+
+// message converts a store record for the API. The record is not retained.
+func (s *Server) message(r *store.Record) Message {
+	e := r.Envelope
+	m := Message{
+		ID:       e.ID().String(),
+		Kind:     e.Kind.String(),
+		Author:   e.Author.String(),
+		Created:  e.Created,
+		Expires:  e.Expires(),
+		Received: r.Received,
+		Priority: e.Priority.String(),
+		Own:      r.Own,
+		Status:   StatusReceived,
+	}
+	if r.Own {
+		m.Status = StatusStored
+		if r.Delivered {
+			m.Status = StatusDelivered
+		}
+	}
+	switch {
+	case e.Kind.ToChannel():
+		m.ChannelID = e.Channel.String()
+		m.Channel = m.ChannelID
+		if n, ok := s.names.name(e.Channel); ok {
+			m.Channel = n
+		}
+		m.Text = e.Text()
+	case e.Kind.ToRecipient():
+		m.To = e.Recipient.String()
+	}
+	switch e.Kind {
+	case message.KindDirect:
+		if e.Recipient == s.opts.Identity.Public() {
+			pt, err := s.opts.Identity.OpenDirect(e)
+			if err != nil {
+				// A forged or damaged body: the signature is the
+				// author's, but only the recipient can tell that the
+				// ciphertext is garbage. Show the message without text.
+				s.opts.Logger.Warn("api: cannot open direct message", "id", m.ID, "err", err)
+				break
+			}
+			m.Text = string(pt)
+		}
+	case message.KindReceipt:
+		for _, id := range e.ReceiptIDs() {
+			m.Acks = append(m.Acks, id.String())
+		}
+	}
+	return m
+}

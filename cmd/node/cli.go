@@ -1,0 +1,508 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"lifeline"
+	"lifeline/api"
+	"lifeline/message"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed
+	exitUsage = 2 // the command line was wrong
+)
+
+// defaultAPI is where client subcommands find the node unless told;
+// LIFELINE_API overrides it.
+const defaultAPI = "http://" + lifeline.DefaultAPIAddr
+
+// clientTimeout bounds each client subcommand.
+const clientTimeout = 30 * time.Second
+
+const usage = `lifeline: an offline-first mesh messaging node
+
+Usage:
+  lifeline run     [--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]
+  lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
+  lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS] [--limit N]
+  lifeline status  [--api URL] [--json]
+  lifeline export  [--api URL] [--out FILE] ID
+  lifeline import  [--api URL] [FILE]
+  lifeline id      [--data DIR]
+  lifeline keygen  --out FILE
+  lifeline version
+
+run starts a node (Ctrl-C stops it). send, read and status talk to a running
+node (default ` + defaultAPI + `, or $LIFELINE_API). export writes a message's
+signed envelope, import gives one to a node: a way to carry messages between
+nodes by hand (a USB stick) while they have no link. id prints the node's
+public key; keygen writes a new identity file. "lifeline CMD -h" shows a
+command's flags. Docs: README.md, docs/API.md.
+`
+
+// cli carries what every subcommand writes to.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// usageError is a mistake in the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// run is main without the process: tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	var f func(context.Context, []string) error
+	switch cmd {
+	case "run":
+		f = c.run
+	case "send":
+		f = c.send
+	case "read":
+		f = c.read
+	case "status":
+		f = c.status
+	case "export":
+		f = c.export
+	case "import":
+		f = c.importEnvelope
+	case "id":
+		f = c.id
+	case "keygen":
+		f = c.keygen
+	case "version", "--version":
+		fmt.Fprintln(stdout, "lifeline", lifeline.Version)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "lifeline: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	err := f(ctx, rest)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "lifeline %s: %v\n", cmd, err)
+	if _, ok := errors.AsType[usageError](err); ok {
+		fmt.Fprintf(stderr, "run \"lifeline %s -h\" for its flags\n", cmd)
+		return exitUsage
+	}
+	return exitError
+}
+
+// flags returns a flag set for a subcommand that reports to stderr.
+func (c *cli) flags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet("lifeline "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: lifeline %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags anywhere among the arguments ("send hello --channel
+// x" works as well as "send --channel x hello") and returns the others.
+// After "--" everything is an argument, so text may start with '-'.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if done := args[:len(args)-len(rest)]; len(done) > 0 && done[len(done)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// noArgs refuses stray arguments, which are usually a mistyped flag.
+func noArgs(pos []string) error {
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
+func (c *cli) run(ctx context.Context, args []string) error {
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]")
+	def := lifeline.DefaultConfig()
+	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
+	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
+	cfgFile := fs.String("config", "", "JSON config `file` (with \"version\": 1); flags given explicitly override it")
+	quota := fs.Int64("quota", def.Quota, "`bytes` of messages to keep")
+	verbose := fs.Bool("v", false, "log debug detail")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	cfg := def
+	if *cfgFile != "" {
+		if cfg, err = lifeline.LoadConfig(*cfgFile); err != nil {
+			return err
+		}
+	}
+	// Flags given on the command line win over the file; the others
+	// leave the file's (or default) settings alone.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data":
+			cfg.DataDir = *data
+		case "api":
+			cfg.APIAddr = *addr
+		case "quota":
+			cfg.Quota = *quota
+		}
+	})
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
+	node, err := lifeline.New(cfg)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- node.Run(ctx) }()
+	select {
+	case <-node.Ready():
+		// One line on stdout, for people and for scripts that started
+		// the node on port 0 and need to know where it is.
+		fmt.Fprintf(c.stdout, "lifeline node %s listening on http://%s\n", node.ID(), node.APIAddr())
+	case err := <-errc:
+		return err
+	}
+	return <-errc
+}
+
+// client returns an API client for --api (or $LIFELINE_API).
+func (c *cli) client(raw string) *api.Client {
+	u := strings.TrimRight(raw, "/")
+	if !strings.Contains(u, "://") {
+		u = "http://" + u // "127.0.0.1:7777" is what people type
+	}
+	return &api.Client{BaseURL: u}
+}
+
+func apiDefault() string {
+	if v := os.Getenv("LIFELINE_API"); v != "" {
+		return v
+	}
+	return defaultAPI
+}
+
+func (c *cli) send(ctx context.Context, args []string) error {
+	fs := c.flags("send", "[--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...")
+	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	channel := fs.String("channel", "", "public channel `name`")
+	to := fs.String("to", "", "recipient's public `key` (64 hex digits) for a direct message")
+	alert := fs.Bool("alert", false, "send at alert priority (to a channel: an alert message)")
+	ttl := fs.Duration("ttl", 0, "how long the message lives (e.g. 2h; at least 1m; default "+message.DefaultTTL.String()+")")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *channel == "" && *to == "":
+		return usagef("say where the message goes: --channel NAME or --to KEY")
+	case *channel != "" && *to != "":
+		return usagef("give --channel or --to, not both")
+	case len(pos) == 0:
+		return usagef("missing the message text: lifeline send --channel NAME TEXT")
+	}
+	text := strings.Join(pos, " ")
+	if strings.TrimSpace(text) == "" {
+		return usagef("the message text is empty")
+	}
+	if *to != "" {
+		// Check here too: a clear error without a round trip, and even
+		// when no node is running.
+		if _, err := message.ParsePublicKey(*to); err != nil {
+			return usagef("--to %q: %v", *to, err)
+		}
+	}
+	if *ttl != 0 && *ttl < time.Minute {
+		return usagef("--ttl %s: at least 1m", *ttl)
+	}
+	req := api.SendRequest{Channel: *channel, To: *to, Text: text, TTLSeconds: int64(ttl.Round(time.Second) / time.Second)}
+	if *alert {
+		req.Priority = "alert"
+	}
+	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	id, err := c.client(*apiURL).Send(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, id)
+	return nil
+}
+
+func (c *cli) read(ctx context.Context, args []string) error {
+	fs := c.flags("read", "[--api URL] [--channel NAME | --to KEY] [--json] [--since MS] [--limit N]")
+	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	channel := fs.String("channel", "", "public channel `name`")
+	to := fs.String("to", "", "list direct messages and receipts addressed to this public `key`")
+	asJSON := fs.Bool("json", false, "print the node's JSON array unchanged")
+	since := fs.Int64("since", 0, "only messages created after these unix `milliseconds`, oldest first")
+	limit := fs.Int("limit", 0, fmt.Sprintf("at most `N` messages (default %d, at most %d)", api.DefaultLimit, api.MaxLimit))
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	if *channel != "" && *to != "" {
+		return usagef("give --channel or --to, not both")
+	}
+	q := api.ListQuery{Channel: *channel, To: *to, Since: *since, Limit: *limit}
+	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	cl := c.client(*apiURL)
+	if *asJSON {
+		b, err := cl.ListJSON(ctx, q)
+		if err != nil {
+			return err
+		}
+		_, err = c.stdout.Write(b)
+		return err
+	}
+	ms, err := cl.List(ctx, q)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		fmt.Fprintln(c.stdout, formatMessage(m))
+	}
+	return nil
+}
+
+// formatMessage renders one message on one line for people:
+//
+//	2026-11-23 14:02:11  #general  3f9a0c1e  water at the school
+//	2026-11-23 14:05:40  @9b1d2e3f 3f9a0c1e  [sealed]  (delivered)
+func formatMessage(m api.Message) string {
+	var b strings.Builder
+	b.WriteString(time.UnixMilli(m.Created).Local().Format("2006-01-02 15:04:05"))
+	b.WriteString("  ")
+	if m.Channel != "" {
+		b.WriteString("#" + m.Channel)
+	} else {
+		b.WriteString("@" + short(m.To))
+	}
+	b.WriteString("  " + short(m.Author) + "  ")
+	if m.Priority == "alert" {
+		b.WriteString("ALERT ")
+	}
+	switch {
+	case m.Kind == "receipt":
+		fmt.Fprintf(&b, "[receipt for %d message(s)]", len(m.Acks))
+	case m.Text != "":
+		// One message, one line: newlines inside it are shown escaped.
+		b.WriteString(strings.ReplaceAll(m.Text, "\n", `\n`))
+	default:
+		b.WriteString("[sealed to the recipient]")
+	}
+	if m.Own {
+		b.WriteString("  (" + m.Status + ")")
+	}
+	return b.String()
+}
+
+func short(hex string) string {
+	if len(hex) > 8 {
+		return hex[:8]
+	}
+	return hex
+}
+
+func (c *cli) status(ctx context.Context, args []string) error {
+	fs := c.flags("status", "[--api URL] [--json]")
+	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	st, err := c.client(*apiURL).Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	quota := "none"
+	if st.Quota > 0 {
+		quota = fmt.Sprintf("%d bytes (%.1f%% used)", st.Quota, 100*float64(st.Bytes)/float64(st.Quota))
+	}
+	fmt.Fprintf(c.stdout, "node      %s\nversion   %s\nuptime    %s\nmessages  %d (%d bytes)\nquota     %s\nremoved   %d expired, %d evicted\nclock     %s\n",
+		st.ID, st.Version, time.Duration(st.UptimeS)*time.Second, st.Messages, st.Bytes, quota, st.Expired, st.Evicted,
+		time.UnixMilli(st.Time).Local().Format(time.RFC3339))
+	return nil
+}
+
+func (c *cli) id(_ context.Context, args []string) error {
+	fs := c.flags("id", "[--data DIR]")
+	data := fs.String("data", lifeline.DefaultDataDir, "data `directory` of the node")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(*data, lifeline.IdentityFile)
+	id, created, err := lifeline.LoadOrCreateIdentity(path)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(c.stderr, "created a new identity in %s\n", path)
+	}
+	fmt.Fprintln(c.stdout, id.Public())
+	return nil
+}
+
+func (c *cli) keygen(_ context.Context, args []string) error {
+	fs := c.flags("keygen", "--out FILE")
+	out := fs.String("out", "", "identity `file` to create (mode 0600; never overwritten)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("missing --out FILE")
+	}
+	id, err := message.NewIdentity(rand.Reader)
+	if err != nil {
+		return err
+	}
+	if err := lifeline.WriteIdentity(*out, id); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, id.Public())
+	return nil
+}
+
+func (c *cli) export(ctx context.Context, args []string) error {
+	fs := c.flags("export", "[--api URL] [--out FILE] ID")
+	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	out := fs.String("out", "", "write the envelope to `file` instead of stdout")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("give exactly one message id")
+	}
+	if _, err := message.ParseID(pos[0]); err != nil {
+		return usagef("%v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	raw, err := c.client(*apiURL).Envelope(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err = c.stdout.Write(raw)
+		return err
+	}
+	return os.WriteFile(*out, raw, 0o644)
+}
+
+func (c *cli) importEnvelope(ctx context.Context, args []string) error {
+	fs := c.flags("import", "[--api URL] [FILE]  (stdin when FILE is - or absent)")
+	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("give at most one file")
+	}
+	in := c.stdin
+	if len(pos) == 1 && pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	// One byte over the limit is enough to tell the node's answer apart
+	// from a silently cut envelope.
+	raw, err := io.ReadAll(io.LimitReader(in, message.MaxEnvelope+1))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	id, isNew, err := c.client(*apiURL).PostEnvelope(ctx, raw)
+	if _, refused := errors.AsType[*api.Error](err); refused {
+		return fmt.Errorf("the node refused the envelope: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	note := "new"
+	if !isNew {
+		note = "already stored"
+	}
+	fmt.Fprintf(c.stdout, "%s %s\n", id, note)
+	return nil
+}

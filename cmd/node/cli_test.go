@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+
+	"lifeline/api"
+)
+
+func TestParseInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		channel string
+		pos     []string
+	}{
+		{[]string{"--channel", "x", "hello", "world"}, "x", []string{"hello", "world"}},
+		{[]string{"hello", "--channel", "x", "world"}, "x", []string{"hello", "world"}},
+		{[]string{"--channel=x", "--", "-dash", "--channel"}, "x", []string{"-dash", "--channel"}},
+		{[]string{"hi"}, "", []string{"hi"}},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		ch := fs.String("channel", "", "")
+		pos, err := parse(fs, tc.args)
+		if err != nil || *ch != tc.channel || !reflect.DeepEqual(pos, tc.pos) {
+			t.Errorf("parse(%q) = %q, %q, %v", tc.args, *ch, pos, err)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{nil, exitUsage, "Usage"},
+		{[]string{"help"}, exitOK, ""},
+		{[]string{"version"}, exitOK, ""},
+		{[]string{"nope"}, exitUsage, `unknown command "nope"`},
+		{[]string{"send", "-h"}, exitOK, "Usage: lifeline send"},
+		{[]string{"send", "--to", "x", "--channel", "y", "hi"}, exitUsage, "not both"},
+		{[]string{"read", "stray"}, exitUsage, `unexpected argument "stray"`},
+		{[]string{"keygen"}, exitUsage, "missing --out"},
+		{[]string{"export", "--api", "127.0.0.1:1", "abc"}, exitUsage, "message id"},
+		{[]string{"status", "--api", "127.0.0.1:1"}, exitError, "cannot reach the node"},
+		{[]string{"run", "--quota", "5", "--data", t.TempDir()}, exitError, "quota"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errb)
+		if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.says) {
+			t.Errorf("lifeline %q: exit %d, output %q%q; want %d saying %q", tc.args, code, out.String(), errb.String(), tc.code, tc.says)
+		}
+	}
+}
+
+func TestFormatMessage(t *testing.T) {
+	for _, tc := range []struct {
+		m    api.Message
+		want []string
+	}{
+		{api.Message{Channel: "general", Author: "0123456789ab", Text: "two\nlines", Priority: "alert"}, []string{"#general", "01234567", "ALERT two\\nlines"}},
+		{api.Message{Kind: "direct", To: "abcdef0123", Author: "99", Own: true, Status: "delivered"}, []string{"@abcdef01", "[sealed", "(delivered)"}},
+		{api.Message{Kind: "receipt", To: "ab", Acks: []string{"x", "y"}}, []string{"[receipt for 2 message(s)]"}},
+	} {
+		got := formatMessage(tc.m)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) || strings.Contains(got, "\n") {
+				t.Errorf("formatMessage(%+v) = %q, want it to contain %q on one line", tc.m, got, w)
+			}
+		}
+	}
+}

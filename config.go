@@ -1,0 +1,169 @@
+package lifeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// ConfigVersion is the version of the configuration format this code
+// reads and writes. A file of another version is refused with a clear
+// error rather than half-understood; when the format changes, a migration
+// from the previous version goes next to LoadConfig.
+const ConfigVersion = 1
+
+// Defaults for the settings people usually leave alone.
+const (
+	DefaultDataDir        = "data"
+	DefaultAPIAddr        = "127.0.0.1:7777"
+	DefaultQuota          = 256 << 20 // bytes of messages kept; a small SD card's share
+	DefaultExpireInterval = time.Minute
+	minQuota              = 64 << 10
+)
+
+// Config is a node's configuration. The JSON form (a config file) carries
+// the persistent settings; the fields tagged `json:"-"` are wiring for
+// programs and tests.
+type Config struct {
+	// Version must be ConfigVersion.
+	Version int `json:"version"`
+	// DataDir holds identity.pem (the node's key, mode 0600) and
+	// lifeline.db (the store). Created with mode 0700 when missing.
+	DataDir string `json:"data_dir"`
+	// APIAddr is where the HTTP API listens, host:port. Port 0 picks a free
+	// port; Node.APIAddr tells which once the node is ready.
+	APIAddr string `json:"api_addr"`
+	// Quota is how many bytes of messages the store keeps before it evicts
+	// the least important.
+	Quota int64 `json:"quota"`
+	// MaxDBSize caps the database file in bytes; 0 means no cap. On 32-bit
+	// ARM keep it under about 1 GB, and keep Quota under half of it (the
+	// file takes roughly twice the bytes of the messages).
+	MaxDBSize int64 `json:"max_db_size"`
+	// ExpireInterval is how often expired messages are removed.
+	ExpireInterval Duration `json:"expire_interval"`
+
+	// Logger receives the node's logs; slog.Default() if nil.
+	Logger *slog.Logger `json:"-"`
+	// Now is the node's clock; time.Now if nil. Tests move it.
+	Now func() time.Time `json:"-"`
+	// NoSync skips fsync in the store: for tests only, a crash loses data.
+	NoSync bool `json:"-"`
+}
+
+// DefaultConfig returns the configuration `make run` uses.
+func DefaultConfig() Config {
+	return Config{
+		Version:        ConfigVersion,
+		DataDir:        DefaultDataDir,
+		APIAddr:        DefaultAPIAddr,
+		Quota:          DefaultQuota,
+		ExpireInterval: Duration(DefaultExpireInterval),
+	}
+}
+
+// Validate reports the first setting that cannot work, in words meant for
+// the person who wrote the config.
+func (c Config) Validate() error {
+	switch {
+	case c.Version == 0:
+		return fmt.Errorf("config: \"version\" is missing: this lifeline reads version %d", ConfigVersion)
+	case c.Version != ConfigVersion:
+		return fmt.Errorf("config: version %d is not supported: this lifeline reads version %d", c.Version, ConfigVersion)
+	case c.DataDir == "":
+		return errors.New("config: data_dir is empty")
+	case c.Quota < minQuota:
+		return fmt.Errorf("config: quota is %d bytes: at least %d are needed", c.Quota, minQuota)
+	case c.MaxDBSize < 0:
+		return fmt.Errorf("config: max_db_size is %d: want 0 (no cap) or a size in bytes", c.MaxDBSize)
+	case c.MaxDBSize > 0 && c.MaxDBSize < 2*c.Quota:
+		return fmt.Errorf("config: max_db_size (%d) must be at least twice the quota (%d): the file takes about twice the bytes of the messages", c.MaxDBSize, c.Quota)
+	case c.ExpireInterval < Duration(time.Second):
+		return fmt.Errorf("config: expire_interval is %s: at least 1s", time.Duration(c.ExpireInterval))
+	}
+	host, port, err := net.SplitHostPort(c.APIAddr)
+	if err != nil {
+		return fmt.Errorf("config: api_addr %q: want host:port, e.g. %s: %w", c.APIAddr, DefaultAPIAddr, err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("config: api_addr %q: port %q is not a number from 0 to 65535", c.APIAddr, port)
+	} else if host == "" && p != 0 {
+		// An empty host listens on every interface. That is what a field
+		// node serving phones over Wi-Fi wants, but it should be a choice
+		// written down, so require "0.0.0.0" or "[::]" explicitly.
+		return fmt.Errorf("config: api_addr %q has no host: write 0.0.0.0:%s to serve every interface, or 127.0.0.1:%s for this machine only", c.APIAddr, port, port)
+	}
+	return nil
+}
+
+// maxConfigFile bounds what LoadConfig reads: a config is a few lines.
+const maxConfigFile = 1 << 20
+
+// LoadConfig reads a JSON config file on top of DefaultConfig. Settings the
+// file leaves out keep their defaults; unknown settings and a missing or
+// unsupported "version" are errors, so a typo is not silently ignored. The
+// other settings are not validated yet: see Config.Validate, which New runs.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(b) > maxConfigFile {
+		return Config{}, fmt.Errorf("config %s: over %d bytes; is it the right file?", path, maxConfigFile)
+	}
+	return ParseConfig(path, b)
+}
+
+// ParseConfig is LoadConfig for bytes already read; name is used in errors.
+func ParseConfig(name string, b []byte) (Config, error) {
+	cfg := DefaultConfig()
+	cfg.Version = 0 // the file must say which version it is
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Config{}, fmt.Errorf("config %s: trailing data after the JSON object", name)
+	}
+	// Only the version is checked here: it decides how the rest is read.
+	// The other settings are validated by New, after command-line flags
+	// have had their say (a flag may fix what the file got wrong).
+	switch {
+	case cfg.Version == 0:
+		return Config{}, fmt.Errorf("config %s: \"version\" is missing: this lifeline reads version %d", name, ConfigVersion)
+	case cfg.Version != ConfigVersion:
+		return Config{}, fmt.Errorf("config %s: version %d is not supported: this lifeline reads version %d", name, cfg.Version, ConfigVersion)
+	}
+	return cfg, nil
+}
+
+// Duration is a time.Duration written as text in JSON: "1m30s".
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }

@@ -1,0 +1,189 @@
+// Package lifeline composes a node: the store, and the links around it (so
+// far the HTTP API), under one Run. See docs/ and DESIGN.md.
+//
+// A Node has no global state: tests start several in one process.
+package lifeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"lifeline/api"
+	"lifeline/message"
+	"lifeline/store"
+)
+
+// Version is the node software's version, reported by the API.
+const Version = "0.1.0-dev"
+
+// StoreFile is the name of the store inside the data directory.
+const StoreFile = "lifeline.db"
+
+// Node is one Lifeline node. Create it with New and start it with Run.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	ran   atomic.Bool
+	ready chan struct{}
+	// Set once before ready is closed, read-only after.
+	apiAddr string
+	id      message.PublicKey
+}
+
+// New checks cfg and returns a node that has not started: nothing is read,
+// created or opened until Run.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Node{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the node has its identity and store and the API
+// accepts connections. It is never closed if Run fails before that.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// APIAddr returns the address the API listens on (with the real port when
+// the config said port 0); "" until Ready is closed.
+func (n *Node) APIAddr() string {
+	select {
+	case <-n.ready:
+		return n.apiAddr
+	default:
+		return ""
+	}
+}
+
+// ID returns the node's public key; the zero key until Ready is closed.
+func (n *Node) ID() message.PublicKey {
+	select {
+	case <-n.ready:
+		return n.id
+	default:
+		return message.PublicKey{}
+	}
+}
+
+// Run starts the node and blocks until ctx ends or a part fails. It loads
+// or creates the identity, opens the store, serves the API, expires old
+// messages periodically, and sends receipts for direct messages addressed to
+// the node. On return everything it started has stopped and the store is
+// closed. It returns nil after a shutdown asked for by ctx. Run may be
+// called once.
+func (n *Node) Run(ctx context.Context) (err error) {
+	if !n.ran.CompareAndSwap(false, true) {
+		return errors.New("lifeline: Node.Run called twice")
+	}
+	cfg := n.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	id, created, err := LoadOrCreateIdentity(filepath.Join(cfg.DataDir, IdentityFile))
+	if err != nil {
+		return err
+	}
+	if created {
+		n.log.Info("created a new node identity", "id", id.Public(), "file", filepath.Join(cfg.DataDir, IdentityFile))
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{
+		Quota:     cfg.Quota,
+		Own:       id.Public(),
+		Now:       cfg.Now,
+		NoSync:    cfg.NoSync,
+		MaxDBSize: cfg.MaxDBSize,
+	})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("data directory %s is in use by another lifeline process: %w", cfg.DataDir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+		}
+	}()
+
+	srv, err := api.New(api.Options{
+		Store:    st,
+		Identity: id,
+		Version:  Version,
+		Now:      cfg.Now,
+		Logger:   n.log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("API address %s: %w", cfg.APIAddr, err)
+	}
+	// Subscribe before anything can arrive, so no direct message misses
+	// its receipt.
+	dms := st.Subscribe(receiptBuffer)
+	rc := &receipts{n: n, st: st, id: id, me: id.Public(), sub: dms, acked: make(map[message.ID]bool)}
+	// Before anything starts: once the node is ready, every direct message
+	// stored here has its receipt.
+	rc.catchUp(ctx)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	// start runs a part of the node; the first part to fail stops the rest.
+	start := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil {
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		})
+	}
+	start("api", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
+	start("receipts", func(ctx context.Context) error { rc.run(ctx); return nil })
+
+	n.apiAddr, n.id = ln.Addr().String(), id.Public()
+	close(n.ready)
+	n.log.Info("lifeline node running", "id", id.Public(), "api", "http://"+n.apiAddr, "data", cfg.DataDir, "version", Version)
+
+	<-ctx.Done()
+	wg.Wait()
+	n.log.Info("lifeline node stopped", "id", id.Public())
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	return nil
+}
+
+// expireLoop removes expired messages now and every ExpireInterval.
+// Failures are logged, not fatal: the next round tries again.
+func (n *Node) expireLoop(ctx context.Context, st *store.Store) {
+	t := time.NewTicker(time.Duration(n.cfg.ExpireInterval))
+	defer t.Stop()
+	for {
+		if k, err := st.Expire(n.cfg.Now()); err != nil {
+			n.log.Warn("expiring messages failed", "err", err)
+		} else if k > 0 {
+			n.log.Info("expired messages", "count", k)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

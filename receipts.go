@@ -1,0 +1,187 @@
+package lifeline
+
+import (
+	"context"
+	"errors"
+
+	"lifeline/message"
+	"lifeline/store"
+)
+
+const (
+	// receiptBuffer is how far the receipt loop may fall behind the store.
+	receiptBuffer = 256
+	// catchUpDMs and catchUpAuthors bound the scan for unacknowledged
+	// direct messages, so it costs a few bounded List calls, not a walk of
+	// the store.
+	catchUpDMs     = store.MaxLimit
+	catchUpAuthors = 64
+	// maxAcked bounds the memory of messages already acknowledged.
+	maxAcked = 4096
+)
+
+// receipts acknowledges every direct message stored here that is addressed
+// to this node. The receipt is a signed message like any other: it travels
+// back through store-and-forward, and the sender's store marks its message
+// delivered when the receipt arrives. So "delivered" means this node really
+// has it.
+//
+// Messages that arrive together are acknowledged together, one receipt per
+// author for up to MaxReceiptIDs messages, to save airtime on slow links.
+//
+// Live messages come from a store subscription. At start (Run calls
+// catchUp before the node is ready) and whenever the subscription lags, a
+// catch-up scan finds recent direct messages with no
+// receipt from this node yet (the node may have stopped between storing one
+// and acknowledging it, or the subscription dropped some).
+type receipts struct {
+	n   *Node
+	st  *store.Store
+	id  *message.Identity
+	me  message.PublicKey
+	sub *store.Subscription
+	// acked remembers what was acknowledged lately, so a message seen by
+	// both the catch-up scan and the subscription gets one receipt.
+	acked map[message.ID]bool
+}
+
+func (r *receipts) run(ctx context.Context) {
+	defer func() { r.sub.Close() }()
+	for {
+		var batch []*store.Record
+		select {
+		case <-ctx.Done():
+			return
+		case rec, ok := <-r.sub.C:
+			if !ok {
+				if err := r.sub.Err(); errors.Is(err, store.ErrLagged) && ctx.Err() == nil {
+					r.n.log.Warn("receipts fell behind the store; catching up", "err", err)
+					r.sub = r.st.Subscribe(receiptBuffer)
+					r.catchUp(ctx)
+					continue
+				}
+				return // the store is closing
+			}
+			batch = append(batch, rec)
+		}
+		// Take what else is already waiting, without blocking.
+	drain:
+		for len(batch) < receiptBuffer {
+			select {
+			case rec, ok := <-r.sub.C:
+				if !ok {
+					break drain // handled on the next round
+				}
+				batch = append(batch, rec)
+			default:
+				break drain
+			}
+		}
+		envs := make([]*message.Envelope, len(batch))
+		for i, rec := range batch {
+			envs[i] = rec.Envelope
+		}
+		r.acknowledge(ctx, envs)
+	}
+}
+
+// acknowledge sends receipts for the direct messages among envs that are
+// addressed to this node and not yet acknowledged.
+func (r *receipts) acknowledge(ctx context.Context, envs []*message.Envelope) {
+	byAuthor := make(map[message.PublicKey][]message.ID)
+	var authors []message.PublicKey // in arrival order, for determinism
+	for _, e := range envs {
+		if e.Kind != message.KindDirect || e.Recipient != r.me || e.Author == r.me || r.acked[e.ID()] {
+			continue
+		}
+		if _, ok := byAuthor[e.Author]; !ok {
+			authors = append(authors, e.Author)
+		}
+		byAuthor[e.Author] = append(byAuthor[e.Author], e.ID())
+	}
+	for _, a := range authors {
+		ids := byAuthor[a]
+		for len(ids) > 0 {
+			k := min(len(ids), message.MaxReceiptIDs)
+			if r.send(ctx, a, ids[:k]) {
+				if len(r.acked)+k > maxAcked {
+					clear(r.acked) // forgetting only risks a duplicate receipt
+				}
+				for _, id := range ids[:k] {
+					r.acked[id] = true
+				}
+			}
+			ids = ids[k:]
+		}
+	}
+}
+
+// catchUp acknowledges the newest direct messages to this node that no
+// receipt of this node's covers yet.
+func (r *receipts) catchUp(ctx context.Context) {
+	me := r.me
+	dms, err := r.st.List(store.Query{Recipient: &me, Limit: catchUpDMs})
+	if err != nil {
+		r.n.log.Warn("receipt catch-up: listing direct messages failed", "err", err)
+		return
+	}
+	var pending []*message.Envelope
+	checked := make(map[message.PublicKey]map[message.ID]bool) // author → what we acknowledged
+	for i := len(dms) - 1; i >= 0; i-- {                       // newest first: they matter most
+		e := dms[i].Envelope
+		if e.Kind != message.KindDirect || e.Author == me || r.acked[e.ID()] {
+			continue
+		}
+		done, ok := checked[e.Author]
+		if !ok {
+			if len(checked) >= catchUpAuthors {
+				continue
+			}
+			done = r.receiptsTo(e.Author)
+			checked[e.Author] = done
+		}
+		if !done[e.ID()] {
+			pending = append(pending, e)
+		}
+	}
+	if len(pending) > 0 {
+		r.n.log.Info("acknowledging direct messages that had no receipt", "count", len(pending))
+		r.acknowledge(ctx, pending)
+	}
+}
+
+// receiptsTo returns the ids this node's stored receipts to author
+// acknowledge, among the newest catchUpDMs messages addressed to author.
+func (r *receipts) receiptsTo(author message.PublicKey) map[message.ID]bool {
+	done := make(map[message.ID]bool)
+	recs, err := r.st.List(store.Query{Recipient: &author, Limit: catchUpDMs})
+	if err != nil {
+		r.n.log.Warn("receipt catch-up: listing receipts failed", "err", err)
+		return done
+	}
+	for _, rec := range recs {
+		if e := rec.Envelope; e.Kind == message.KindReceipt && e.Author == r.me {
+			for _, id := range e.ReceiptIDs() {
+				done[id] = true
+			}
+		}
+	}
+	return done
+}
+
+// send signs and stores one receipt; it reports success.
+func (r *receipts) send(ctx context.Context, author message.PublicKey, ids []message.ID) bool {
+	rc, err := r.id.NewReceipt(author, ids, r.n.cfg.Now())
+	if err != nil {
+		r.n.log.Error("signing a receipt failed", "to", author, "err", err)
+		return false
+	}
+	if _, err := r.st.PutOwn(ctx, rc.Raw()); err != nil {
+		if ctx.Err() == nil {
+			r.n.log.Error("storing a receipt failed", "to", author, "err", err)
+		}
+		return false
+	}
+	r.n.log.Debug("receipt sent", "to", author, "messages", len(ids), "id", rc.ID())
+	return true
+}

@@ -1,0 +1,466 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"lifeline/message"
+)
+
+type opKind uint8
+
+const (
+	opPut opKind = iota
+	opExpire
+)
+
+// op is one request to the committer.
+type op struct {
+	kind     opKind
+	env      *message.Envelope // opPut
+	own      bool              // opPut: PutOwn
+	received int64             // opPut
+	now      int64             // opExpire: unix ms
+	done     chan opResult     // buffered 1: the committer never blocks on it
+}
+
+type opResult struct {
+	res  Result
+	n    int  // opExpire: messages deleted
+	more bool // opExpire: the chunk limit was reached
+	err  error
+}
+
+// expireChunk bounds the deletions of one Expire request so that a mass
+// expiry does not hold one huge transaction (and every writer behind it).
+const expireChunk = 4096
+
+// Result is the outcome of a successful Put.
+type Result struct {
+	ID  message.ID
+	New bool // false: the message was already stored
+}
+
+// Put verifies raw (message.Verify against Options.Now) and stores it. It
+// returns after the transaction holding it is durable on disk. A message
+// already stored gives Result{New: false} and a nil error. An invalid
+// message gives the message package's error (errors.Is works) and nothing
+// is stored. If the message cannot fit in the quota the error wraps
+// ErrQuota. If ctx ends while Put waits, Put returns ctx.Err() and the
+// message may or may not have been stored.
+//
+// Verification runs in the caller's goroutine: concurrent Puts verify on
+// every core while the committer writes.
+func (s *Store) Put(ctx context.Context, raw []byte) (Result, error) {
+	return s.put(ctx, raw, false)
+}
+
+// PutOwn is Put for messages authored through this node: they are flagged
+// Own, and kept in front of eviction until a receipt marks them delivered.
+// A duplicate already stored without the flag gains it.
+func (s *Store) PutOwn(ctx context.Context, raw []byte) (Result, error) {
+	return s.put(ctx, raw, true)
+}
+
+func (s *Store) put(ctx context.Context, raw []byte, own bool) (Result, error) {
+	now := s.now()
+	env, err := message.Verify(raw, now.UnixMilli())
+	if err != nil {
+		return Result{}, fmt.Errorf("store: put: %w", err)
+	}
+	id := env.ID()
+	if !own {
+		// Gossip and reconciliation deliver many duplicates; answering them
+		// from a read transaction keeps them out of the committer's queue.
+		if ok, err := s.Has(id); err == nil && ok {
+			return Result{ID: id}, nil
+		}
+	}
+	o := &op{kind: opPut, env: env, own: own, received: now.UnixMilli(), done: make(chan opResult, 1)}
+	r, err := s.submit(ctx, o)
+	if err != nil {
+		return Result{ID: id}, fmt.Errorf("store: put %s: %w", id, err)
+	}
+	return r.res, nil
+}
+
+// Expire deletes every message whose Expires() <= now, walking the expiry
+// index, and returns how many it deleted. The owner of the store calls it
+// periodically; until then expired messages are still listed.
+func (s *Store) Expire(now time.Time) (int, error) {
+	total := 0
+	for {
+		o := &op{kind: opExpire, now: now.UnixMilli(), done: make(chan opResult, 1)}
+		r, err := s.submit(context.Background(), o)
+		total += r.n
+		if err != nil {
+			return total, fmt.Errorf("store: expire: %w", err)
+		}
+		if !r.more {
+			return total, nil
+		}
+	}
+}
+
+// commitLoop is the only writer. It takes whatever is queued, up to
+// maxBatch, and commits it in one transaction.
+//
+// It does not linger for more requests: while one batch is being written
+// and fsynced, the writers of the next one are verifying on the other
+// cores, so batches form by themselves and verification overlaps the
+// fsync. Lingering until every writer had arrived was measured: batches
+// doubled, throughput fell (verification then no longer overlaps I/O).
+func (s *Store) commitLoop() {
+	defer close(s.stopped)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-s.queue:
+			batch = append(batch[:0], o)
+		case <-s.stop:
+			// Close waited for every admitted request, so the queue is
+			// empty unless a caller stopped waiting; finish those too.
+			for {
+				select {
+				case o := <-s.queue:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+		batch = s.drain(batch)
+		s.commit(batch)
+		clear(batch)
+	}
+}
+
+// drain appends whatever is queued, up to maxBatch.
+func (s *Store) drain(batch []*op) []*op {
+	for len(batch) < maxBatch {
+		select {
+		case o := <-s.queue:
+			batch = append(batch, o)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// buckets holds one write transaction's buckets.
+type buckets struct {
+	meta, msg, time, dest, exp, evict *bolt.Bucket
+}
+
+func openBuckets(tx *bolt.Tx) buckets {
+	b := buckets{
+		meta:  tx.Bucket(bucketMeta),
+		msg:   tx.Bucket(bucketMsg),
+		time:  tx.Bucket(bucketTime),
+		dest:  tx.Bucket(bucketDest),
+		exp:   tx.Bucket(bucketExp),
+		evict: tx.Bucket(bucketEvict),
+	}
+	// Keys in these indexes mostly arrive in increasing order (created
+	// times grow); full pages waste less space and split less.
+	b.time.FillPercent = 0.9
+	b.exp.FillPercent = 0.9
+	return b
+}
+
+// batchState is what one transaction changes, applied to memory only after
+// it commits.
+type batchState struct {
+	count   counters
+	notes   []*Record
+	removed map[message.ID]bool // removed in this batch: not notified even if added in it
+}
+
+func (s *Store) commit(batch []*op) {
+	results := make([]opResult, len(batch))
+	s.statMu.Lock()
+	st := batchState{count: s.count}
+	s.statMu.Unlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := openBuckets(tx)
+		for i, o := range batch {
+			var err error
+			switch o.kind {
+			case opPut:
+				results[i], err = s.applyPut(b, &st, o)
+			case opExpire:
+				results[i], err = s.applyExpire(b, &st, o.now)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return b.meta.Put(metaCounters, st.count.encode())
+	})
+	if err != nil {
+		if bolterrorsIsMaxSize(err) {
+			err = fmt.Errorf("%w: %w", ErrQuota, err)
+		}
+		err = fmt.Errorf("commit of %d requests: %w", len(batch), err)
+		for i := range results {
+			results[i] = opResult{err: err}
+		}
+	} else {
+		s.statMu.Lock()
+		s.count = st.count
+		s.statMu.Unlock()
+	}
+	for i, o := range batch {
+		o.done <- results[i]
+	}
+	if err == nil && len(st.notes) > 0 {
+		s.notify(st.notes, st.removed)
+	}
+}
+
+func bolterrorsIsMaxSize(err error) bool {
+	return errors.Is(err, bolterrors.ErrMaxSizeReached)
+}
+
+// applyPut stores one verified envelope. A quota refusal is the request's
+// result; a returned error aborts the whole transaction.
+func (s *Store) applyPut(b buckets, st *batchState, o *op) (opResult, error) {
+	env := o.env
+	id := env.ID()
+	res := opResult{res: Result{ID: id}}
+	if v := b.msg.Get(id[:]); v != nil {
+		if o.own && len(v) >= hdrLen && v[1]&flagOwn == 0 {
+			return res, s.setFlags(b, id, v, v[1]|flagOwn)
+		}
+		return res, nil
+	}
+	own := o.own || (s.opts.Own != message.PublicKey{} && env.Author == s.opts.Own)
+	var flags byte
+	if own {
+		flags |= flagOwn
+	}
+	size := logicalSize(env)
+	ekey := evictKey(evictClass(env.Priority, own, false), env.Created, id)
+	if q := s.opts.Quota; q > 0 && st.count.Bytes+size > q {
+		ok, err := s.makeRoom(b, st, ekey, st.count.Bytes+size-q)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			res.err = fmt.Errorf("%w: %s needs %d bytes, %d of %d used by messages that are not evictable before it",
+				ErrQuota, id, size, st.count.Bytes, q)
+			return res, nil
+		}
+	}
+	for _, kv := range [][3][]byte{
+		{bucketMsg, id[:], encodeRecord(env, o.received, flags)},
+		{bucketTime, timeKey(env.Created, id), nil},
+		{bucketDest, destKey(env), nil},
+		{bucketExp, expKey(env), nil},
+		{bucketEvict, ekey, sizeValue(size)},
+	} {
+		if err := b.bucket(kv[0]).Put(kv[1], nonNil(kv[2])); err != nil {
+			return res, fmt.Errorf("put %s in %s: %w", id, kv[0], err)
+		}
+	}
+	st.count.Messages++
+	st.count.Bytes += size
+	if env.Kind == message.KindReceipt {
+		if err := s.applyReceipt(b, env); err != nil {
+			return res, err
+		}
+	}
+	res.res.New = true
+	st.notes = append(st.notes, &Record{Envelope: env, Received: o.received, Own: own})
+	return res, nil
+}
+
+var empty = []byte{}
+
+func nonNil(v []byte) []byte {
+	if v == nil {
+		return empty
+	}
+	return v
+}
+
+func (b buckets) bucket(name []byte) *bolt.Bucket {
+	switch string(name) {
+	case string(bucketMsg):
+		return b.msg
+	case string(bucketTime):
+		return b.time
+	case string(bucketDest):
+		return b.dest
+	case string(bucketExp):
+		return b.exp
+	case string(bucketEvict):
+		return b.evict
+	}
+	return b.meta
+}
+
+// makeRoom evicts, in eviction order, messages that sort before ekey until
+// need bytes are free. If that cannot free enough it evicts nothing and
+// reports false: the new message is the least important.
+func (s *Store) makeRoom(b buckets, st *batchState, ekey []byte, need int64) (bool, error) {
+	var victims []message.ID
+	var victimKeys [][]byte
+	var freed int64
+	c := b.evict.Cursor()
+	for k, v := c.First(); k != nil && freed < need && bytes.Compare(k, ekey) < 0; k, v = c.Next() {
+		if len(k) != 41 || len(v) != 4 {
+			return false, errCorrupt("eviction index entry")
+		}
+		var id message.ID
+		copy(id[:], k[9:])
+		victims = append(victims, id)
+		victimKeys = append(victimKeys, bytes.Clone(k))
+		freed += int64(binary.BigEndian.Uint32(v))
+	}
+	if freed < need {
+		return false, nil
+	}
+	for i, id := range victims {
+		found, err := s.remove(b, st, id)
+		if err != nil {
+			return false, err
+		}
+		if !found {
+			// A dangling entry: drop it so it cannot be chosen again.
+			if err := b.evict.Delete(victimKeys[i]); err != nil {
+				return false, err
+			}
+			continue
+		}
+		st.count.Evicted++
+	}
+	return true, nil
+}
+
+// remove deletes a message and all its index entries, and reports whether
+// the message was there.
+func (s *Store) remove(b buckets, st *batchState, id message.ID) (bool, error) {
+	v := b.msg.Get(id[:])
+	if v == nil {
+		return false, nil
+	}
+	rec, flags, err := decodeRecord(v)
+	if err != nil {
+		return false, fmt.Errorf("remove %s: %w", id, err)
+	}
+	env := rec.Envelope
+	ekey := evictKey(evictClass(env.Priority, flags&flagOwn != 0, flags&flagDelivery != 0), env.Created, id)
+	for _, kv := range [][2][]byte{
+		{bucketMsg, id[:]},
+		{bucketTime, timeKey(env.Created, id)},
+		{bucketDest, destKey(env)},
+		{bucketExp, expKey(env)},
+		{bucketEvict, ekey},
+	} {
+		if err := b.bucket(kv[0]).Delete(kv[1]); err != nil {
+			return false, fmt.Errorf("remove %s from %s: %w", id, kv[0], err)
+		}
+	}
+	st.count.Messages--
+	st.count.Bytes -= logicalSize(env)
+	if st.removed == nil {
+		st.removed = make(map[message.ID]bool)
+	}
+	st.removed[id] = true
+	return true, nil
+}
+
+// setFlags rewrites a record's flags and moves it in the eviction order if
+// its class changed. v is the current value.
+func (s *Store) setFlags(b buckets, id message.ID, v []byte, flags byte) error {
+	rec, old, err := decodeRecord(v)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", id, err)
+	}
+	env := rec.Envelope
+	oldKey := evictKey(evictClass(env.Priority, old&flagOwn != 0, old&flagDelivery != 0), env.Created, id)
+	newKey := evictKey(evictClass(env.Priority, flags&flagOwn != 0, flags&flagDelivery != 0), env.Created, id)
+	if err := b.msg.Put(id[:], encodeRecord(env, rec.Received, flags)); err != nil {
+		return fmt.Errorf("update %s: %w", id, err)
+	}
+	if !bytes.Equal(oldKey, newKey) {
+		if err := b.evict.Delete(oldKey); err != nil {
+			return fmt.Errorf("update %s: %w", id, err)
+		}
+		if err := b.evict.Put(newKey, sizeValue(logicalSize(env))); err != nil {
+			return fmt.Errorf("update %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// applyReceipt marks the messages a new receipt acknowledges delivered. A
+// receipt counts for a message only if it is addressed to the message's
+// author, and, for a direct message, signed by its recipient: anyone can
+// sign a receipt, but only the recipient can say a DM arrived. A receipt
+// for a message not stored here is not remembered: own messages are stored
+// here before any receipt for them can exist.
+func (s *Store) applyReceipt(b buckets, r *message.Envelope) error {
+	for _, id := range r.ReceiptIDs() {
+		v := b.msg.Get(id[:])
+		if v == nil || len(v) < hdrLen || v[1]&flagDelivery != 0 {
+			continue
+		}
+		rec, flags, err := decodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("receipt %s: %w", r.ID(), err)
+		}
+		m := rec.Envelope
+		if m.Author != r.Recipient || (m.Kind == message.KindDirect && r.Author != m.Recipient) {
+			continue
+		}
+		if err := s.setFlags(b, id, v, flags|flagDelivery); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) applyExpire(b buckets, st *batchState, now int64) (opResult, error) {
+	var ids []message.ID
+	var keys [][]byte
+	c := b.exp.Cursor()
+	for k, _ := c.First(); k != nil && len(ids) < expireChunk; k, _ = c.Next() {
+		if len(k) != 40 {
+			return opResult{}, errCorrupt("expiry index entry")
+		}
+		if int64(binary.BigEndian.Uint64(k)) > now {
+			break
+		}
+		var id message.ID
+		copy(id[:], k[8:])
+		ids = append(ids, id)
+		keys = append(keys, bytes.Clone(k))
+	}
+	n := 0
+	for i, id := range ids {
+		found, err := s.remove(b, st, id)
+		if err != nil {
+			return opResult{}, err
+		}
+		if !found {
+			// A dangling entry: drop it, or it would be found forever.
+			if err := b.exp.Delete(keys[i]); err != nil {
+				return opResult{}, err
+			}
+			continue
+		}
+		st.count.Expired++
+		n++
+	}
+	return opResult{n: n, more: len(ids) == expireChunk}, nil
+}

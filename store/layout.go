@@ -1,0 +1,149 @@
+package store
+
+import (
+	"encoding/binary"
+
+	"lifeline/message"
+)
+
+// Bucket names. Layout of keys and values is documented in docs/STORE.md;
+// keep both in step.
+var (
+	bucketMeta  = []byte("meta")
+	bucketMsg   = []byte("msg")   // id -> header || envelope
+	bucketTime  = []byte("time")  // created || id -> nil
+	bucketDest  = []byte("dest")  // 'c' channel | 'r' recipient || created || id -> nil
+	bucketExp   = []byte("exp")   // expires || id -> nil
+	bucketEvict = []byte("evict") // class || created || id -> logical size (uint32)
+
+	metaVersion  = []byte("version")
+	metaCounters = []byte("counters")
+)
+
+// schemaVersion is stored under meta/version. A file with another version is
+// refused rather than misread.
+const schemaVersion = 1
+
+// RecordOverhead is what each stored message costs against Options.Quota on
+// top of its envelope bytes. It approximates what the indexes and the
+// record header really take (about 220 bytes of keys per message, see
+// docs/STORE.md), so that the quota tracks the file's growth rather than
+// only the payload.
+const RecordOverhead = 256
+
+// Record header, in front of the envelope in the msg bucket.
+const (
+	hdrVersion   = 1
+	hdrLen       = 10 // version(1) flags(1) received unix ms(8)
+	flagOwn      = 1 << 0
+	flagDelivery = 1 << 1
+)
+
+const (
+	destChannel   = 'c'
+	destRecipient = 'r'
+)
+
+func logicalSize(env *message.Envelope) int64 {
+	return int64(len(env.Raw())) + RecordOverhead
+}
+
+// evictClass orders messages for eviction, lowest first. Ordinary messages
+// use their priority (0..2); alerts and this node's undelivered messages
+// sit in 4..7, above every ordinary message, ordered among themselves by
+// priority again.
+func evictClass(p message.Priority, own, delivered bool) byte {
+	if p == message.PriorityAlert || (own && !delivered) {
+		return 4 + byte(p)
+	}
+	return byte(p)
+}
+
+func be64(b []byte, v int64) []byte {
+	return binary.BigEndian.AppendUint64(b, uint64(v))
+}
+
+// timeKey is created || id. Created is never negative (the envelope
+// carries it as uint48), so big-endian order is numeric order.
+func timeKey(created int64, id message.ID) []byte {
+	k := make([]byte, 0, 8+32)
+	return append(be64(k, created), id[:]...)
+}
+
+func destPrefix(env *message.Envelope) []byte {
+	if env.Kind.ToChannel() {
+		return append([]byte{destChannel}, env.Channel[:]...)
+	}
+	return append([]byte{destRecipient}, env.Recipient[:]...)
+}
+
+func destKey(env *message.Envelope) []byte {
+	id := env.ID()
+	k := destPrefix(env)
+	k = be64(k, env.Created)
+	return append(k, id[:]...)
+}
+
+func expKey(env *message.Envelope) []byte {
+	id := env.ID()
+	k := make([]byte, 0, 8+32)
+	return append(be64(k, env.Expires()), id[:]...)
+}
+
+func evictKey(class byte, created int64, id message.ID) []byte {
+	k := make([]byte, 0, 1+8+32)
+	k = append(k, class)
+	return append(be64(k, created), id[:]...)
+}
+
+func sizeValue(n int64) []byte {
+	return binary.BigEndian.AppendUint32(nil, uint32(n))
+}
+
+// counters is the meta/counters value: four uint64s.
+type counters struct {
+	Messages, Bytes, Evicted, Expired int64
+}
+
+func (c counters) encode() []byte {
+	b := make([]byte, 0, 32)
+	for _, v := range []int64{c.Messages, c.Bytes, c.Evicted, c.Expired} {
+		b = be64(b, v)
+	}
+	return b
+}
+
+func decodeCounters(b []byte) (counters, bool) {
+	if len(b) != 32 {
+		return counters{}, false
+	}
+	u := func(i int) int64 { return int64(binary.BigEndian.Uint64(b[8*i:])) }
+	return counters{u(0), u(1), u(2), u(3)}, true
+}
+
+func encodeRecord(env *message.Envelope, received int64, flags byte) []byte {
+	raw := env.Raw()
+	v := make([]byte, 0, hdrLen+len(raw))
+	v = append(v, hdrVersion, flags)
+	v = be64(v, received)
+	return append(v, raw...)
+}
+
+// decodeRecord copies what it needs out of v, which may live in the memory
+// map and so only for the transaction.
+func decodeRecord(v []byte) (*Record, byte, error) {
+	if len(v) < hdrLen || v[0] != hdrVersion {
+		return nil, 0, errCorrupt("record header")
+	}
+	env, err := message.Decode(v[hdrLen:])
+	if err != nil {
+		return nil, 0, errCorrupt("stored envelope: " + err.Error())
+	}
+	flags := v[1]
+	return &Record{
+		Envelope:  env,
+		Received:  int64(binary.BigEndian.Uint64(v[2:10])),
+		Own:       flags&flagOwn != 0,
+		Delivered: flags&flagDelivery != 0,
+	}, flags, nil
+}

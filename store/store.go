@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"lifeline/message"
+)
+
+// Errors. Each is returned wrapped with detail; test with errors.Is.
+var (
+	// ErrNotFound: no message with that ID is stored.
+	ErrNotFound = errors.New("message not found")
+	// ErrLocked: another process has the database file open.
+	ErrLocked = errors.New("database is locked by another process")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store closed")
+	// ErrQuota: the message does not fit in the quota without evicting
+	// something more important than itself, or the file reached MaxDBSize.
+	ErrQuota = errors.New("storage quota exceeded")
+	// ErrCorrupt: the file holds something this code did not write.
+	ErrCorrupt = errors.New("store corrupt")
+)
+
+func errCorrupt(what string) error { return fmt.Errorf("%w: %s", ErrCorrupt, what) }
+
+// Options configure Open.
+type Options struct {
+	// Quota is the most logical bytes the stored messages may take: the sum
+	// over messages of len(envelope) + RecordOverhead. Zero means no limit.
+	Quota int64
+	// Own is this node's identity. Messages it signed count as own (as if
+	// stored with PutOwn): until a receipt marks them delivered they are
+	// evicted last. The zero key means none.
+	Own message.PublicKey
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// NoSync turns fsync off. Tests and benchmarks only: a Put that
+	// returned may then be lost on power failure.
+	NoSync bool
+	// MaxDBSize caps the database file in bytes (32-bit ARM cannot map much
+	// more than 1 GB). Zero means no cap. Keep Quota well below it: the file
+	// takes roughly twice the logical bytes (see docs/STORE.md).
+	MaxDBSize int64
+}
+
+const (
+	// queueLen bounds the requests waiting for the committer. A Put that
+	// finds it full waits, and gives up when its context ends.
+	queueLen = 1024
+	// maxBatch bounds one transaction, so one slow batch does not hold
+	// every writer for long.
+	maxBatch = 2048
+	// lockTimeout is how long Open waits for another process's lock.
+	lockTimeout = time.Second
+)
+
+// Store is a message store. Its methods are safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+	opts Options
+	now  func() time.Time
+
+	queue chan *op
+
+	// closeMu orders Close against requests entering the queue: Close
+	// waits for every request that got in to finish.
+	closeMu  sync.RWMutex
+	closed   bool
+	closing  chan struct{}
+	inflight sync.WaitGroup
+	stop     chan struct{}
+	stopped  chan struct{}
+
+	statMu sync.Mutex
+	count  counters // as of the last commit; written by the committer only
+
+	subMu sync.Mutex
+	subs  map[*Subscription]struct{}
+}
+
+// Open opens or creates the store at path (mode 0600). If another process
+// holds the file, it returns an error wrapping ErrLocked after about a
+// second. Open reads only the meta bucket, never every message, so it is
+// fast and small on any size of store.
+func Open(path string, opts Options) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      lockTimeout,
+		NoSync:       opts.NoSync,
+		MaxSize:      int(opts.MaxDBSize),
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("store: open %s: %w (waited %s)", path, ErrLocked, lockTimeout)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:      db,
+		path:    path,
+		opts:    opts,
+		now:     opts.Now,
+		queue:   make(chan *op, queueLen),
+		closing: make(chan struct{}),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+		subs:    make(map[*Subscription]struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := db.Update(s.initSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+func (s *Store) initSchema(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		for _, name := range [][]byte{bucketMeta, bucketMsg, bucketTime, bucketDest, bucketExp, bucketEvict} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta = tx.Bucket(bucketMeta)
+		if err := meta.Put(metaVersion, []byte{schemaVersion}); err != nil {
+			return err
+		}
+		return meta.Put(metaCounters, counters{}.encode())
+	}
+	if v := meta.Get(metaVersion); len(v) != 1 || v[0] != schemaVersion {
+		return fmt.Errorf("%w: schema version %x, this code reads %d", ErrCorrupt, v, schemaVersion)
+	}
+	for _, name := range [][]byte{bucketMsg, bucketTime, bucketDest, bucketExp, bucketEvict} {
+		if tx.Bucket(name) == nil {
+			return errCorrupt("missing bucket " + string(name))
+		}
+	}
+	c, ok := decodeCounters(meta.Get(metaCounters))
+	if !ok {
+		return errCorrupt("meta counters")
+	}
+	s.count = c
+	return nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close stops accepting writes, waits for the writes already accepted to
+// commit, closes every subscription (Err() == ErrClosed) and closes the
+// file. Calls after the first return nil.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.closeMu.Unlock()
+
+	s.inflight.Wait()
+	close(s.stop)
+	<-s.stopped
+
+	s.subMu.Lock()
+	for sub := range s.subs {
+		sub.end(ErrClosed)
+		delete(s.subs, sub)
+	}
+	s.subMu.Unlock()
+
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Stats are the store's counters, as of the last commit.
+type Stats struct {
+	Messages int64 // stored now
+	Bytes    int64 // logical bytes stored now (see Options.Quota)
+	Quota    int64 // Options.Quota
+	Evicted  int64 // removed to respect the quota, since the file was created
+	Expired  int64 // removed by Expire, since the file was created
+}
+
+// Stats returns the counters. It reads memory only.
+func (s *Store) Stats() Stats {
+	s.statMu.Lock()
+	c := s.count
+	s.statMu.Unlock()
+	return Stats{Messages: c.Messages, Bytes: c.Bytes, Quota: s.opts.Quota, Evicted: c.Evicted, Expired: c.Expired}
+}
+
+// enter admits a request to the queue unless the store is closing. The
+// caller must call s.inflight.Done when its request is finished.
+func (s *Store) enter() error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.inflight.Add(1)
+	return nil
+}
+
+// submit queues o and waits for its result. If ctx ends first, the request
+// may still be committed later: the caller only stops waiting.
+func (s *Store) submit(ctx context.Context, o *op) (opResult, error) {
+	if err := s.enter(); err != nil {
+		return opResult{}, err
+	}
+	defer s.inflight.Done()
+	select {
+	case s.queue <- o:
+	case <-s.closing:
+		return opResult{}, ErrClosed
+	case <-ctx.Done():
+		return opResult{}, ctx.Err()
+	}
+	select {
+	case r := <-o.done:
+		return r, r.err
+	case <-ctx.Done():
+		return opResult{}, ctx.Err()
+	}
+}
+
+// viewErr maps bbolt's closed-database error to ErrClosed.
+func viewErr(err error) error {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}
