@@ -1,0 +1,101 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"lifeline/message"
+	"lifeline/store"
+)
+
+// errMisbehaved marks envelopes no honest peer sends: bad signatures,
+// malformed or oversize bytes. Clock disagreements (future, expired) and a
+// full store are not the peer's fault.
+var errMisbehaved = errors.New("peer sent an invalid envelope")
+
+// accept verifies and stores an envelope from peer p, within p's push rate.
+// It reports whether the envelope was new here.
+func (m *Mesh) accept(ctx context.Context, p peer.ID, raw []byte, wait bool) (bool, error) {
+	lim := m.peerState(p).limiter
+	if wait {
+		if err := lim.Wait(ctx); err != nil {
+			return false, err
+		}
+	} else if !lim.Allow() {
+		return false, nil // gossip over the rate is dropped; reconciliation repairs
+	}
+	res, err := m.st.Put(ctx, raw)
+	switch {
+	case err == nil:
+		return res.New, nil
+	case errors.Is(err, message.ErrFuture), errors.Is(err, message.ErrExpired), errors.Is(err, store.ErrQuota):
+		m.log.Debug("envelope from peer not stored", "peer", p, "err", err)
+		return false, nil
+	case errors.Is(err, message.ErrSignature), errors.Is(err, message.ErrMalformed),
+		errors.Is(err, message.ErrTooLarge), errors.Is(err, message.ErrTruncated), errors.Is(err, message.ErrVersion):
+		return false, fmt.Errorf("%w: %v", errMisbehaved, err)
+	default:
+		return false, err
+	}
+}
+
+// validate is the GossipSub validator: only envelopes that verify and are
+// new here are accepted, and so forwarded. Storing happens here, before the
+// message is forwarded: nothing leaves this node that it has not stored.
+func (m *Mesh) validate(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if from == m.host.ID() {
+		return pubsub.ValidationAccept // our own publish: stored before it was sent
+	}
+	isNew, err := m.accept(ctx, from, msg.Data, false)
+	switch {
+	case errors.Is(err, errMisbehaved):
+		m.misbehaved(from, err)
+		return pubsub.ValidationReject
+	case err != nil || !isNew:
+		return pubsub.ValidationIgnore // duplicates are normal: no penalty
+	}
+	return pubsub.ValidationAccept
+}
+
+// publishLoop gossips every envelope newly stored here, whatever link
+// brought it. Envelopes that came by gossip are already known to the
+// topic's seen-cache (message id = envelope hash) and go no further.
+func (m *Mesh) publishLoop(ctx context.Context, topic *pubsub.Topic) {
+	for ctx.Err() == nil {
+		sub := m.st.Subscribe(1024)
+		m.drain(ctx, topic, sub)
+		sub.Close()
+	}
+}
+
+func (m *Mesh) drain(ctx context.Context, topic *pubsub.Topic, sub *store.Subscription) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case rec, ok := <-sub.C:
+			if !ok {
+				// Lagged: whatever was missed goes by reconciliation.
+				m.log.Debug("gossip publisher lagged behind the store", "err", sub.Err())
+				return
+			}
+			if len(topic.ListPeers()) == 0 {
+				if len(m.host.Network().Peers()) > 0 {
+					m.unsent.Store(true)
+				}
+				continue // no gossip mesh: reconciliation carries it
+			}
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := topic.Publish(pctx, rec.Envelope.Raw(), pubsub.WithReadiness(pubsub.MinTopicSize(1)))
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				m.log.Debug("gossip publish failed", "id", rec.Envelope.ID(), "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,338 @@
+package mesh
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/time/rate"
+
+	"lifeline/message"
+)
+
+const (
+	// ReconcileProtocol is the libp2p protocol id of the reconcile stream.
+	ReconcileProtocol = protocol.ID("/lifeline/reconcile/1.0.0")
+	// Topic is the GossipSub topic that carries new envelopes.
+	Topic = "lifeline/envelopes/1"
+	// gossipQueue sizes GossipSub's per-peer and validation queues.
+	gossipQueue = 256
+	// mdnsService is the DNS-SD service name nodes advertise on the LAN.
+	mdnsService = "lifeline"
+)
+
+// Config configures a Mesh. Zero values take the defaults noted.
+type Config struct {
+	Identity *message.Identity // required: the node's key is its peer id
+	// Listen multiaddrs; default TCP and QUIC on every interface, random ports.
+	Listen []string
+	// Peers are static peers (multiaddrs ending in /p2p/ID), kept connected
+	// with exponential backoff.
+	Peers []string
+	// MDNS turns on discovery on the local network.
+	MDNS bool
+	// MeshKey, when set, makes a private mesh: only nodes with the same
+	// 32-byte key can connect (libp2p pnet). It forces TCP: pnet cannot
+	// protect QUIC.
+	MeshKey []byte
+	// ReconcileInterval is how often each connected peer is reconciled
+	// with, besides on every new connection; default 60 s.
+	ReconcileInterval time.Duration
+	// PushRate and PushBurst bound the envelopes per second one peer can
+	// make this node verify and store; defaults 500/s and 5,000.
+	PushRate  float64
+	PushBurst int
+	// BlockFor is how long a misbehaving peer stays disconnected; default 10 min.
+	BlockFor time.Duration
+	Logger   *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.Identity == nil {
+		return errors.New("mesh: no identity")
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+	}
+	if c.MeshKey != nil && len(c.MeshKey) != 32 {
+		return fmt.Errorf("mesh: mesh key is %d bytes, want 32", len(c.MeshKey))
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = time.Minute
+	}
+	if c.PushRate <= 0 {
+		c.PushRate = 500
+	}
+	if c.PushBurst <= 0 {
+		c.PushBurst = 5000
+	}
+	if c.BlockFor <= 0 {
+		c.BlockFor = 10 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Mesh is the IP link: a libp2p host that pushes new envelopes by gossip and
+// repairs whatever gossip missed by reconciliation.
+type Mesh struct {
+	cfg   Config
+	st    Store
+	host  host.Host
+	gater *gater
+	log   *slog.Logger
+	peers []peer.AddrInfo // static
+
+	kick chan peer.ID // peers to reconcile with now
+	// unsent is set when live push may have missed someone: a new envelope
+	// found connected peers but no gossip mesh (it forms a heartbeat after
+	// connecting), or GossipSub dropped a message or RPC on a full queue.
+	// The reconcile loop then syncs every peer within a second.
+	unsent atomic.Bool
+	tracer *gossipTracer
+
+	mu     sync.Mutex
+	state  map[peer.ID]*peerState
+	misbeh int64
+	topic  *pubsub.Topic // set once Run has joined
+}
+
+type peerState struct {
+	limiter       *rate.Limiter
+	lastReconcile time.Time
+	lastStats     SessionStats
+	lastErr       string
+	received      int // totals over all reconciliation sessions
+	sent          int
+	misbehaved    int
+	syncing       bool
+}
+
+// New creates the libp2p host and starts listening. Run does the rest.
+func New(cfg Config, st Store) (*Mesh, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan peer.ID, 64), state: map[peer.ID]*peerState{}}
+	m.tracer = newGossipTracer(func() { m.unsent.Store(true) })
+	for _, s := range cfg.Peers {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("mesh: static peer %q: %w (want a multiaddr ending in /p2p/<peer id>)", s, err)
+		}
+		m.peers = append(m.peers, *ai)
+	}
+	key, err := crypto.UnmarshalEd25519PrivateKey(cfg.Identity.PrivateKey())
+	if err != nil {
+		return nil, fmt.Errorf("mesh: identity: %w", err)
+	}
+	m.gater = newGater()
+	listen := cfg.Listen
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionGater(m.gater),
+		libp2p.Transport(tcp.NewTCPTransport),
+	}
+	if cfg.MeshKey != nil {
+		opts = append(opts, libp2p.PrivateNetwork(cfg.MeshKey))
+		listen = tcpOnly(listen)
+		if len(listen) == 0 {
+			return nil, errors.New("mesh: a mesh key needs at least one TCP listen address (private meshes cannot use QUIC)")
+		}
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	opts = append(opts, libp2p.ListenAddrStrings(listen...))
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: start libp2p host: %w", err)
+	}
+	m.host = h
+	h.SetStreamHandler(ReconcileProtocol, m.handleReconcile)
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: m.connected})
+	return m, nil
+}
+
+func tcpOnly(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			out = append(out, a) // let libp2p report it
+			continue
+		}
+		if _, err := m.ValueForProtocol(ma.P_TCP); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Host returns the libp2p host.
+func (m *Mesh) Host() host.Host { return m.host }
+
+// Addrs returns the node's full multiaddrs, /p2p/ included.
+func (m *Mesh) Addrs() []string {
+	addrs, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: m.host.ID(), Addrs: m.host.Addrs()})
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// Run runs gossip, discovery, dialling and reconciliation until ctx ends,
+// then closes the host.
+func (m *Mesh) Run(ctx context.Context) error {
+	defer m.host.Close()
+	ps, err := pubsub.NewGossipSub(ctx, m.host,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(func(msg *pb.Message) string {
+			h := sha256.Sum256(msg.Data) // the envelope id: duplicates collapse
+			return string(h[:])
+		}),
+		pubsub.WithMaxMessageSize(message.MaxEnvelope+1024),
+		// Bursts (a phone coming back online, a reconciliation) overflow
+		// the default queues of 32 and are dropped silently; 256 envelopes
+		// is about 1 MiB per peer at most.
+		pubsub.WithPeerOutboundQueueSize(gossipQueue),
+		pubsub.WithValidateQueueSize(gossipQueue),
+		pubsub.WithRawTracer(m.tracer),
+	)
+	if err != nil {
+		return fmt.Errorf("mesh: gossipsub: %w", err)
+	}
+	if err := ps.RegisterTopicValidator(Topic, m.validate); err != nil {
+		return fmt.Errorf("mesh: gossip validator: %w", err)
+	}
+	topic, err := ps.Join(Topic)
+	if err != nil {
+		return fmt.Errorf("mesh: join topic: %w", err)
+	}
+	m.mu.Lock()
+	m.topic = topic
+	m.mu.Unlock()
+	sub, err := topic.Subscribe()
+	if err != nil {
+		return fmt.Errorf("mesh: subscribe: %w", err)
+	}
+	defer sub.Cancel()
+
+	var wg sync.WaitGroup
+	run := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	run(func(ctx context.Context) {
+		// Messages arrive through the validator, which stores them; the
+		// subscription only has to be drained.
+		for {
+			if _, err := sub.Next(ctx); err != nil {
+				return
+			}
+		}
+	})
+	run(func(ctx context.Context) { m.publishLoop(ctx, topic) })
+	run(m.reconcileLoop)
+	for _, p := range m.peers {
+		run(func(ctx context.Context) { m.keepConnected(ctx, p) })
+	}
+	if m.cfg.MDNS {
+		if err := m.startMDNS(ctx, run); err != nil {
+			m.log.Warn("mdns discovery unavailable", "err", err)
+		}
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+func (m *Mesh) peerState(p peer.ID) *peerState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ps := m.state[p]
+	if ps == nil {
+		ps = &peerState{limiter: rate.NewLimiter(rate.Limit(m.cfg.PushRate), m.cfg.PushBurst)}
+		m.state[p] = ps
+	}
+	return ps
+}
+
+// topicPeers returns how many peers share the gossip topic.
+func (m *Mesh) topicPeers() int {
+	m.mu.Lock()
+	t := m.topic
+	m.mu.Unlock()
+	if t == nil {
+		return 0
+	}
+	return len(t.ListPeers())
+}
+
+// PeerStatus describes one connected peer.
+type PeerStatus struct {
+	ID            string       `json:"id"`
+	Addrs         []string     `json:"addrs"`
+	LastReconcile time.Time    `json:"last_reconcile,omitzero"`
+	LastSession   SessionStats `json:"last_session"`
+	LastError     string       `json:"last_error,omitempty"`
+	Received      int          `json:"received"` // by reconciliation, all sessions
+	Sent          int          `json:"sent"`
+	Misbehaved    int          `json:"misbehaved,omitempty"`
+}
+
+// Status is the mesh part of the node status.
+type Status struct {
+	PeerID      string       `json:"peer_id"`
+	Addrs       []string     `json:"addrs"`
+	Peers       int          `json:"peers"`
+	GossipPeers int          `json:"gossip_peers"`
+	PeerList    []PeerStatus `json:"peer_list"`
+	Misbehaving int64        `json:"misbehaving"`
+	Blocked     int          `json:"blocked"`
+	Private     bool         `json:"private"`
+}
+
+// Status reports connected peers and their last reconciliation.
+func (m *Mesh) Status() Status {
+	conns := m.host.Network().Peers()
+	s := Status{PeerID: m.host.ID().String(), Addrs: m.Addrs(), Peers: len(conns), GossipPeers: m.tracer.meshPeers(),
+		PeerList: []PeerStatus{}, Private: m.cfg.MeshKey != nil, Blocked: m.gater.count()}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s.Misbehaving = m.misbeh
+	for _, p := range conns {
+		ps := PeerStatus{ID: p.String(), Addrs: []string{}}
+		for _, c := range m.host.Network().ConnsToPeer(p) {
+			ps.Addrs = append(ps.Addrs, c.RemoteMultiaddr().String())
+		}
+		if st := m.state[p]; st != nil {
+			ps.LastReconcile, ps.LastSession, ps.LastError, ps.Misbehaved = st.lastReconcile, st.lastStats, st.lastErr, st.misbehaved
+			ps.Received, ps.Sent = st.received, st.sent
+		}
+		s.PeerList = append(s.PeerList, ps)
+	}
+	return s
+}

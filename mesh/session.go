@@ -1,0 +1,279 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"lifeline/message"
+	"lifeline/reconcile"
+	"lifeline/store"
+)
+
+// Store is what the mesh needs from the message store.
+type Store interface {
+	Put(ctx context.Context, raw []byte) (store.Result, error)
+	Get(id message.ID) (*store.Record, error)
+	Subscribe(buf int) *store.Subscription
+	Items(fromCreated int64, fromID message.ID, fn func(created int64, id message.ID) bool) error
+}
+
+// itemView presents the store's (created, id) index to the reconciliation
+// engine. Every Iterate call reads its own consistent snapshot.
+type itemView struct{ st Store }
+
+func (v itemView) Iterate(from, to reconcile.Item, fn func(reconcile.Item) bool) error {
+	if from.Timestamp > math.MaxInt64 {
+		return nil // nothing is stored at infinity
+	}
+	return v.st.Items(int64(from.Timestamp), message.ID(from.ID), func(created int64, id message.ID) bool {
+		it := reconcile.Item{Timestamp: uint64(created), ID: id}
+		return it.Compare(to) < 0 && fn(it)
+	})
+}
+
+// SessionStats describes one reconciliation.
+type SessionStats struct {
+	Rounds   int   // Negentropy round trips
+	BytesOut int64 // everything written on the stream
+	BytesIn  int64 // everything read from it
+	Sent     int   // envelopes sent to the peer
+	Received int   // envelopes from the peer that were new here
+}
+
+// deliverFunc verifies and stores an envelope the peer sent, reporting
+// whether it was new. An error wrapping errMisbehaved ends the session.
+type deliverFunc func(ctx context.Context, raw []byte) (bool, error)
+
+type session struct {
+	st      Store
+	deliver deliverFunc
+	r       *bufio.Reader
+	w       io.Writer
+	stats   SessionStats
+}
+
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+func newSession(rw io.ReadWriter, st Store, deliver deliverFunc) *session {
+	s := &session{st: st, deliver: deliver}
+	s.r = bufio.NewReader(countingReader{rw, &s.stats.BytesIn})
+	s.w = countingWriter{rw, &s.stats.BytesOut}
+	return s
+}
+
+// hello exchanges version bytes: the initiator writes first, the responder
+// answers after reading, so even an unbuffered pipe never has both sides
+// writing at once.
+func (s *session) hello(initiator bool) error {
+	if initiator {
+		if _, err := s.w.Write([]byte{streamVersion}); err != nil {
+			return err
+		}
+	}
+	v, err := s.r.ReadByte()
+	if err != nil {
+		return err
+	}
+	if v != streamVersion {
+		return fmt.Errorf("%w: peer speaks stream version %d, we speak %d", ErrProtocol, v, streamVersion)
+	}
+	if !initiator {
+		_, err = s.w.Write([]byte{streamVersion})
+	}
+	return err
+}
+
+func (s *session) expect(typ byte) ([]byte, error) {
+	f, err := readFrame(s.r)
+	if err != nil {
+		return nil, err
+	}
+	if f.typ != typ {
+		return nil, fmt.Errorf("%w: frame type %d where %d was due", ErrProtocol, f.typ, typ)
+	}
+	return f.payload, nil
+}
+
+// Initiate runs the initiator side on rw: reconcile the sets, then push what
+// the peer lacks and fetch what we lack, in lockstep batches.
+func Initiate(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
+	s := newSession(rw, st, deliver)
+	err := s.initiate(ctx)
+	return s.stats, err
+}
+
+func (s *session) initiate(ctx context.Context) error {
+	if err := s.hello(true); err != nil {
+		return err
+	}
+	eng, err := reconcile.New(itemView{s.st}, negFrameLimit)
+	if err != nil {
+		return err
+	}
+	msg, err := eng.Initiate()
+	if err != nil {
+		return err
+	}
+	var have, need [][reconcile.IDSize]byte
+	for msg != nil {
+		s.stats.Rounds++
+		if err := writeFrame(s.w, frameNeg, msg); err != nil {
+			return err
+		}
+		reply, err := s.expect(frameNeg)
+		if err != nil {
+			return err
+		}
+		if msg, have, need, err = eng.Reconcile(reply, have, need); err != nil {
+			return fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+	}
+	for len(have) > 0 || len(need) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		push := have[:min(batch, len(have))]
+		want := need[:min(batch, len(need))]
+		have, need = have[len(push):], need[len(want):]
+		envs := make([][]byte, 0, len(push))
+		for _, id := range push {
+			rec, err := s.st.Get(message.ID(id))
+			if errors.Is(err, store.ErrNotFound) {
+				continue // expired or evicted since the reconciliation
+			}
+			if err != nil {
+				return err
+			}
+			envs = append(envs, rec.Envelope.Raw())
+		}
+		s.stats.Sent += len(envs)
+		if err := writeFrame(s.w, frameEnvelopes, encodeEnvelopes(envs)); err != nil {
+			return err
+		}
+		ids := make([]message.ID, len(want))
+		for i, id := range want {
+			ids[i] = message.ID(id)
+		}
+		if err := writeFrame(s.w, frameWant, encodeIDs(ids)); err != nil {
+			return err
+		}
+		p, err := s.expect(frameEnvelopes)
+		if err != nil {
+			return err
+		}
+		if err := s.receive(ctx, p); err != nil {
+			return err
+		}
+	}
+	if err := writeFrame(s.w, frameDone, nil); err != nil {
+		return err
+	}
+	_, err = s.expect(frameDone)
+	return err
+}
+
+// Respond runs the responder side on rw until the initiator is done.
+func Respond(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
+	s := newSession(rw, st, deliver)
+	err := s.respond(ctx)
+	return s.stats, err
+}
+
+func (s *session) respond(ctx context.Context) error {
+	if err := s.hello(false); err != nil {
+		return err
+	}
+	eng, err := reconcile.New(itemView{s.st}, negFrameLimit)
+	if err != nil {
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := readFrame(s.r)
+		if err != nil {
+			return err
+		}
+		switch f.typ {
+		case frameNeg:
+			s.stats.Rounds++
+			reply, err := eng.Respond(f.payload)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrProtocol, err)
+			}
+			if err := writeFrame(s.w, frameNeg, reply); err != nil {
+				return err
+			}
+		case frameEnvelopes:
+			if err := s.receive(ctx, f.payload); err != nil {
+				return err
+			}
+		case frameWant:
+			ids, err := decodeIDs(f.payload)
+			if err != nil {
+				return err
+			}
+			envs := make([][]byte, 0, len(ids))
+			for _, id := range ids {
+				rec, err := s.st.Get(id)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				envs = append(envs, rec.Envelope.Raw())
+			}
+			s.stats.Sent += len(envs)
+			if err := writeFrame(s.w, frameEnvelopes, encodeEnvelopes(envs)); err != nil {
+				return err
+			}
+		case frameDone:
+			return writeFrame(s.w, frameDone, nil)
+		default:
+			return fmt.Errorf("%w: unknown frame type %d", ErrProtocol, f.typ)
+		}
+	}
+}
+
+func (s *session) receive(ctx context.Context, payload []byte) error {
+	envs, err := decodeEnvelopes(payload)
+	if err != nil {
+		return err
+	}
+	for _, raw := range envs {
+		isNew, err := s.deliver(ctx, raw)
+		if err != nil {
+			return err
+		}
+		if isNew {
+			s.stats.Received++
+		}
+	}
+	return nil
+}

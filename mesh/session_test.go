@@ -1,0 +1,125 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+
+	"lifeline/message"
+)
+
+func storeDeliver(st Store) deliverFunc {
+	return func(ctx context.Context, raw []byte) (bool, error) {
+		r, err := st.Put(ctx, raw)
+		if errors.Is(err, message.ErrSignature) {
+			return false, errMisbehaved
+		}
+		return r.New, err
+	}
+}
+
+func runPair(t *testing.T, a, b Store) (SessionStats, SessionStats) {
+	t.Helper()
+	ca, cb := net.Pipe()
+	defer ca.Close()
+	defer cb.Close()
+	ctx := context.Background()
+	done := make(chan error, 1)
+	var rs SessionStats
+	go func() {
+		var err error
+		rs, err = Respond(ctx, cb, b, storeDeliver(b))
+		done <- err
+	}()
+	is, err := Initiate(ctx, ca, a, storeDeliver(a))
+	if err != nil {
+		t.Fatalf("initiator: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("responder: %v", err)
+	}
+	return is, rs
+}
+
+func TestSessionExchangesDifference(t *testing.T) {
+	a, b := openStore(t, t.TempDir()), openStore(t, t.TempDir())
+	alice, bob := newIdentity(t), newIdentity(t)
+	common := fill(t, a, alice, 50, "common")
+	for _, id := range common {
+		rec, _ := a.Get(id)
+		b.Put(context.Background(), rec.Envelope.Raw())
+	}
+	onlyA := fill(t, a, alice, 300, "a") // more than one batch
+	onlyB := fill(t, b, bob, 7, "b")
+	is, rs := runPair(t, a, b)
+	if !hasAll(a, onlyB) || !hasAll(b, onlyA) {
+		t.Fatal("stores did not converge")
+	}
+	if count(a) != 357 || count(b) != 357 {
+		t.Fatalf("counts %d %d, want 357", count(a), count(b))
+	}
+	if is.Sent != 300 || is.Received != 7 || rs.Sent != 7 || rs.Received != 300 {
+		t.Fatalf("initiator %+v responder %+v", is, rs)
+	}
+	// A second session finds nothing to do, in one round.
+	is, _ = runPair(t, a, b)
+	if is.Sent != 0 || is.Received != 0 || is.Rounds != 1 {
+		t.Fatalf("second session %+v", is)
+	}
+}
+
+func TestSessionRejectsForgedEnvelope(t *testing.T) {
+	a, b := openStore(t, t.TempDir()), openStore(t, t.TempDir())
+	alice := newIdentity(t)
+	ids := fill(t, a, alice, 1, "x")
+	rec, _ := a.Get(ids[0])
+	forged := append([]byte(nil), rec.Envelope.Raw()...)
+	forged[len(forged)-1] ^= 1
+	ca, cb := net.Pipe()
+	defer ca.Close()
+	go func() {
+		s := newSession(ca, a, nil)
+		s.w.Write([]byte{streamVersion})
+		s.r.ReadByte()
+		writeFrame(s.w, frameEnvelopes, encodeEnvelopes([][]byte{forged}))
+	}()
+	_, err := Respond(context.Background(), cb, b, storeDeliver(b))
+	if !errors.Is(err, errMisbehaved) {
+		t.Fatalf("responder accepted a forged envelope: %v", err)
+	}
+	if count(b) != 0 {
+		t.Fatal("forged envelope stored")
+	}
+}
+
+func TestSessionProtocolErrors(t *testing.T) {
+	b := openStore(t, t.TempDir())
+	cases := map[string][]byte{
+		"bad version":    {0x09},
+		"oversize frame": {streamVersion, frameNeg, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"unknown frame":  {streamVersion, 0x7f, 0x00},
+		"bad negentropy": {streamVersion, frameNeg, 0x01, 0x10},
+		"ragged want":    {streamVersion, frameWant, 0x03, 1, 2, 3},
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			ca, cb := net.Pipe()
+			defer ca.Close()
+			go func() {
+				ca.Write(in)
+				buf := make([]byte, 1024)
+				for {
+					if _, err := ca.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+			_, err := Respond(context.Background(), cb, b, storeDeliver(b))
+			cb.Close()
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("got %v, want a protocol error", err)
+			}
+		})
+	}
+}
