@@ -11,6 +11,9 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // ConfigVersion is the version of the configuration format this code
@@ -25,7 +28,11 @@ const (
 	DefaultAPIAddr        = "127.0.0.1:7777"
 	DefaultQuota          = 256 << 20 // bytes of messages kept; a small SD card's share
 	DefaultExpireInterval = time.Minute
-	minQuota              = 64 << 10
+	// DefaultMeshPort is where the mesh listens (TCP and QUIC) unless told
+	// otherwise, so peers can be written down as static addresses.
+	DefaultMeshPort          = 7778
+	DefaultReconcileInterval = time.Minute
+	minQuota                 = 64 << 10
 )
 
 // Config is a node's configuration. The JSON form (a config file) carries
@@ -50,6 +57,22 @@ type Config struct {
 	// ExpireInterval is how often expired messages are removed.
 	ExpireInterval Duration `json:"expire_interval"`
 
+	// Listen are the mesh's multiaddrs (libp2p), e.g.
+	// /ip4/0.0.0.0/tcp/7778. A field node meshes over every interface.
+	Listen []string `json:"listen"`
+	// Peers are static peers, multiaddrs ending in /p2p/<peer id>, kept
+	// connected and redialled with backoff.
+	Peers []string `json:"peers"`
+	// MDNS finds peers on the local network.
+	MDNS bool `json:"mdns"`
+	// MeshKeyFile, when set, makes the mesh private: only nodes with the
+	// same key (a libp2p swarm.key file, see `lifeline meshkey`) connect.
+	// Private meshes run over TCP only.
+	MeshKeyFile string `json:"mesh_key_file"`
+	// ReconcileInterval is how often the node reconciles with each peer,
+	// besides whenever it connects.
+	ReconcileInterval Duration `json:"reconcile_interval"`
+
 	// Logger receives the node's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
 	// Now is the node's clock; time.Now if nil. Tests move it.
@@ -66,6 +89,12 @@ func DefaultConfig() Config {
 		APIAddr:        DefaultAPIAddr,
 		Quota:          DefaultQuota,
 		ExpireInterval: Duration(DefaultExpireInterval),
+		Listen: []string{
+			fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", DefaultMeshPort),
+			fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", DefaultMeshPort),
+		},
+		MDNS:              true,
+		ReconcileInterval: Duration(DefaultReconcileInterval),
 	}
 }
 
@@ -87,6 +116,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: max_db_size (%d) must be at least twice the quota (%d): the file takes about twice the bytes of the messages", c.MaxDBSize, c.Quota)
 	case c.ExpireInterval < Duration(time.Second):
 		return fmt.Errorf("config: expire_interval is %s: at least 1s", time.Duration(c.ExpireInterval))
+	case c.ReconcileInterval < Duration(time.Second):
+		return fmt.Errorf("config: reconcile_interval is %s: at least 1s", time.Duration(c.ReconcileInterval))
+	case len(c.Listen) == 0:
+		return fmt.Errorf("config: listen is empty: the mesh needs an address, e.g. /ip4/0.0.0.0/tcp/%d", DefaultMeshPort)
+	}
+	for _, a := range c.Listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return fmt.Errorf("config: listen address %q is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/%d): %w", a, DefaultMeshPort, err)
+		}
+	}
+	for _, p := range c.Peers {
+		if _, err := peer.AddrInfoFromString(p); err != nil {
+			return fmt.Errorf("config: peer %q: want a multiaddr ending in /p2p/<peer id>, as `lifeline status` shows under addrs: %w", p, err)
+		}
 	}
 	host, port, err := net.SplitHostPort(c.APIAddr)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"lifeline/api"
+	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/store"
 )
@@ -119,12 +120,31 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		}
 	}()
 
+	var meshKey []byte
+	if cfg.MeshKeyFile != "" {
+		if meshKey, err = LoadMeshKey(cfg.MeshKeyFile); err != nil {
+			return err
+		}
+	}
+	m, err := mesh.New(mesh.Config{
+		Identity:          id,
+		Listen:            cfg.Listen,
+		Peers:             cfg.Peers,
+		MDNS:              cfg.MDNS,
+		MeshKey:           meshKey,
+		ReconcileInterval: time.Duration(cfg.ReconcileInterval),
+		Logger:            n.log.With("part", "mesh"),
+	}, st)
+	if err != nil {
+		return err
+	}
 	srv, err := api.New(api.Options{
 		Store:    st,
 		Identity: id,
 		Version:  Version,
 		Now:      cfg.Now,
 		Logger:   n.log,
+		Mesh:     m.Status,
 	})
 	if err != nil {
 		return err
@@ -153,12 +173,13 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		})
 	}
 	start("api", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	start("mesh", m.Run)
 	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
 	start("receipts", func(ctx context.Context) error { rc.run(ctx); return nil })
 
 	n.apiAddr, n.id = ln.Addr().String(), id.Public()
 	close(n.ready)
-	n.log.Info("lifeline node running", "id", id.Public(), "api", "http://"+n.apiAddr, "data", cfg.DataDir, "version", Version)
+	n.log.Info("lifeline node running", "id", id.Public(), "api", "http://"+n.apiAddr, "mesh", m.Addrs(), "data", cfg.DataDir, "version", Version)
 
 	<-ctx.Done()
 	wg.Wait()

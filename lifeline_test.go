@@ -34,6 +34,7 @@ func startNode(t *testing.T, dir string) *started {
 	cfg := lifeline.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.APIAddr = "127.0.0.1:0"
+	cfg.Listen, cfg.MDNS = []string{"/ip4/127.0.0.1/tcp/0"}, false // loopback only
 	cfg.NoSync = true
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	n, err := lifeline.New(cfg)
@@ -217,6 +218,7 @@ func TestDataDirInUse(t *testing.T) {
 	a := startNode(t, dir)
 	cfg := lifeline.DefaultConfig()
 	cfg.DataDir, cfg.APIAddr = dir, "127.0.0.1:0"
+	cfg.Listen, cfg.MDNS = []string{"/ip4/127.0.0.1/tcp/0"}, false
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	n, err := lifeline.New(cfg)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/store"
 )
@@ -59,6 +60,9 @@ type Options struct {
 	// EventBuffer is how many messages an event stream may fall behind
 	// before it is told it lagged; 256 if zero.
 	EventBuffer int
+	// Mesh reports the IP mesh for GET /api/v1/status; nil if the node
+	// has none.
+	Mesh func() mesh.Status
 }
 
 // Request body limits. A JSON send request carries at most MaxBody bytes of

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/store"
 )
@@ -18,7 +19,13 @@ import (
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	st := s.opts.Store.Stats()
 	now := s.now()
+	var ms *mesh.Status
+	if s.opts.Mesh != nil {
+		m := s.opts.Mesh()
+		ms = &m
+	}
 	writeJSON(w, http.StatusOK, Status{
+		Status:   ms,
 		ID:       s.opts.Identity.Public().String(),
 		Version:  s.opts.Version,
 		Messages: st.Messages,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/store"
 )
@@ -21,6 +22,9 @@ type Status struct {
 	// Time is the node's clock, unix milliseconds. Field nodes often boot
 	// without a real-time clock; showing it lets people notice.
 	Time int64 `json:"time"`
+	// The mesh's fields (peer_id, addrs, peers, peer_list, ...) sit at the
+	// top level; absent when the node runs no mesh.
+	*mesh.Status
 }
 
 // SendRequest is the body of POST /api/v1/messages: exactly one of Channel

@@ -84,11 +84,15 @@ func (m *Mesh) drain(ctx context.Context, topic *pubsub.Topic, sub *store.Subscr
 				m.log.Debug("gossip publisher lagged behind the store", "err", sub.Err())
 				return
 			}
-			if len(topic.ListPeers()) == 0 {
-				if len(m.host.Network().Peers()) > 0 {
-					m.unsent.Store(true)
-				}
-				continue // no gossip mesh: reconciliation carries it
+			// A connected peer whose subscription we have not seen yet (it
+			// just connected) will not get this by gossip: reconciliation
+			// carries it there.
+			subscribed := len(topic.ListPeers())
+			if subscribed < len(m.host.Network().Peers()) {
+				m.unsent.Store(true)
+			}
+			if subscribed == 0 {
+				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := topic.Publish(pctx, rec.Envelope.Raw(), pubsub.WithReadiness(pubsub.MinTopicSize(1)))

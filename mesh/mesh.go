@@ -103,18 +103,20 @@ type Mesh struct {
 	log   *slog.Logger
 	peers []peer.AddrInfo // static
 
-	kick chan peer.ID // peers to reconcile with now
+	kick chan struct{} // wakes the reconcile loop for pending peers
 	// unsent is set when live push may have missed someone: a new envelope
-	// found connected peers but no gossip mesh (it forms a heartbeat after
-	// connecting), or GossipSub dropped a message or RPC on a full queue.
+	// found a connected peer not yet subscribed to the topic (that takes a
+	// moment after connecting), or GossipSub dropped a message or RPC on a
+	// full queue.
 	// The reconcile loop then syncs every peer within a second.
 	unsent atomic.Bool
 	tracer *gossipTracer
 
-	mu     sync.Mutex
-	state  map[peer.ID]*peerState
-	misbeh int64
-	topic  *pubsub.Topic // set once Run has joined
+	mu      sync.Mutex
+	state   map[peer.ID]*peerState
+	pending map[peer.ID]bool // peers to reconcile with soon
+	misbeh  int64
+	topic   *pubsub.Topic // set once Run has joined
 }
 
 type peerState struct {
@@ -125,6 +127,7 @@ type peerState struct {
 	received      int // totals over all reconciliation sessions
 	sent          int
 	misbehaved    int
+	failures      int // initiator sessions failed in a row
 	syncing       bool
 }
 
@@ -133,8 +136,9 @@ func New(cfg Config, st Store) (*Mesh, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan peer.ID, 64), state: map[peer.ID]*peerState{}}
-	m.tracer = newGossipTracer(func() { m.unsent.Store(true) })
+	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1),
+		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}}
+	m.tracer = newGossipTracer(func() { m.unsent.Store(true) }, m.kickPeer)
 	for _, s := range cfg.Peers {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {

@@ -69,12 +69,20 @@ func (m *Mesh) misbehaved(p peer.ID, why error) {
 // connected starts a reconciliation on every new outbound connection; the
 // dialling side initiates so that a pair does not run two sessions at once.
 func (m *Mesh) connected(_ network.Network, c network.Conn) {
-	if c.Stat().Direction != network.DirOutbound {
-		return
+	if c.Stat().Direction == network.DirOutbound {
+		m.kickPeer(c.RemotePeer())
 	}
+}
+
+// kickPeer asks the reconcile loop to sync with p soon. It never blocks,
+// and asking twice before the loop gets to it costs one session.
+func (m *Mesh) kickPeer(p peer.ID) {
+	m.mu.Lock()
+	m.pending[p] = true
+	m.mu.Unlock()
 	select {
-	case m.kick <- c.RemotePeer():
-	default: // the periodic round will get to it
+	case m.kick <- struct{}{}:
+	default: // already signalled
 	}
 }
 

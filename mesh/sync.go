@@ -17,23 +17,23 @@ const (
 	maxResponders = 4
 )
 
-// reconcileLoop runs one initiator session at a time: with peers kicked by
-// new connections, and with every peer not reconciled for an interval.
+// reconcileLoop runs one initiator session at a time: with peers that asked
+// for one (kickPeer), with every peer when live push may have missed
+// something, and with every peer not reconciled for an interval.
 func (m *Mesh) reconcileLoop(ctx context.Context) {
 	tick := time.NewTicker(m.cfg.ReconcileInterval / 4)
 	defer tick.Stop()
-	catchUp := time.NewTicker(time.Second)
-	defer catchUp.Stop()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case p := <-m.kick:
-			m.syncPeer(ctx, p)
-		case <-catchUp.C:
+		case <-m.kick:
+		case <-retry.C:
 			if m.unsent.Swap(false) {
 				for _, p := range m.host.Network().Peers() {
-					m.syncPeer(ctx, p)
+					m.kickPeer(p)
 				}
 			}
 		case <-tick.C:
@@ -42,23 +42,61 @@ func (m *Mesh) reconcileLoop(ctx context.Context) {
 				m.mu.Lock()
 				due := time.Since(st.lastReconcile) >= m.cfg.ReconcileInterval
 				m.mu.Unlock()
-				if due && ctx.Err() == nil {
-					m.syncPeer(ctx, p)
+				if due {
+					m.kickPeer(p)
 				}
 			}
 		}
+		m.syncPending(ctx)
 	}
 }
 
-func (m *Mesh) syncPeer(ctx context.Context, p peer.ID) {
+// maxRetries is how many failed sessions in a row a kicked peer gets retried
+// (each on the next second's tick) before it waits for the periodic round.
+// Failures are mostly two sides starting a session at the same moment.
+const maxRetries = 3
+
+// syncPending reconciles with every pending peer. A failed session leaves
+// its peer pending, to be retried on the next tick.
+func (m *Mesh) syncPending(ctx context.Context) {
+	m.mu.Lock()
+	peers := make([]peer.ID, 0, len(m.pending))
+	for p := range m.pending {
+		peers = append(peers, p)
+	}
+	clear(m.pending)
+	m.mu.Unlock()
+	for _, p := range peers {
+		if ctx.Err() != nil {
+			return
+		}
+		if m.host.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		err := m.syncPeer(ctx, p)
+		st := m.peerState(p)
+		m.mu.Lock()
+		if err == nil {
+			st.failures = 0
+		} else if st.failures++; st.failures <= maxRetries {
+			m.pending[p] = true
+		}
+		m.mu.Unlock()
+	}
+}
+
+func (m *Mesh) syncPeer(ctx context.Context, p peer.ID) error {
 	stats, err := m.ReconcileWith(ctx, p)
-	if err != nil && ctx.Err() == nil {
-		m.log.Debug("reconciliation failed", "peer", p, "err", err)
-		return
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Debug("reconciliation failed", "peer", p, "err", err)
+		}
+		return err
 	}
 	if stats.Received > 0 || stats.Sent > 0 {
 		m.log.Info("reconciled", "peer", p, "received", stats.Received, "sent", stats.Sent, "rounds", stats.Rounds, "bytes_in", stats.BytesIn, "bytes_out", stats.BytesOut)
 	}
+	return nil
 }
 
 // ReconcileWith runs one session with p as the initiator.

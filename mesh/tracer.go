@@ -13,14 +13,16 @@ import (
 // peers are in our gossip mesh (live push reaches only those), and any
 // envelope the push path dropped, which a prompt reconciliation repairs.
 type gossipTracer struct {
-	lost func() // called when live push dropped something
+	lost    func()        // called when live push dropped something
+	grafted func(peer.ID) // called when a peer joins our gossip mesh
 
 	mu   sync.Mutex
 	mesh map[peer.ID]bool
 }
 
-func newGossipTracer(lost func()) *gossipTracer {
-	return &gossipTracer{lost: lost, mesh: map[peer.ID]bool{}}
+// Tracer callbacks run inside GossipSub's event loop: they must not block.
+func newGossipTracer(lost func(), grafted func(peer.ID)) *gossipTracer {
+	return &gossipTracer{lost: lost, grafted: grafted, mesh: map[peer.ID]bool{}}
 }
 
 func (g *gossipTracer) meshPeers() int {
@@ -29,11 +31,15 @@ func (g *gossipTracer) meshPeers() int {
 	return len(g.mesh)
 }
 
+// Graft: from now on p gets what we forward. Whatever was stored between
+// the connection and this moment reached p only if it was lucky, so the
+// mesh reconciles with p once more.
 func (g *gossipTracer) Graft(p peer.ID, topic string) {
 	if topic == Topic {
 		g.mu.Lock()
 		g.mesh[p] = true
 		g.mu.Unlock()
+		g.grafted(p)
 	}
 }
 

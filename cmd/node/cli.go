@@ -37,6 +37,7 @@ const usage = `lifeline: an offline-first mesh messaging node
 
 Usage:
   lifeline run     [--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]
+                   [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS] [--limit N]
   lifeline status  [--api URL] [--json]
@@ -44,13 +45,15 @@ Usage:
   lifeline import  [--api URL] [FILE]
   lifeline id      [--data DIR]
   lifeline keygen  --out FILE
+  lifeline meshkey --out FILE
   lifeline version
 
 run starts a node (Ctrl-C stops it). send, read and status talk to a running
 node (default ` + defaultAPI + `, or $LIFELINE_API). export writes a message's
 signed envelope, import gives one to a node: a way to carry messages between
 nodes by hand (a USB stick) while they have no link. id prints the node's
-public key; keygen writes a new identity file. "lifeline CMD -h" shows a
+public key; keygen writes a new identity file; meshkey writes a key for a
+private mesh (give the same file to every node). "lifeline CMD -h" shows a
 command's flags. Docs: README.md, docs/API.md.
 `
 
@@ -93,6 +96,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.id
 	case "keygen":
 		f = c.keygen
+	case "meshkey":
+		f = c.meshkey
 	case "version", "--version":
 		fmt.Fprintln(stdout, "lifeline", lifeline.Version)
 		return exitOK
@@ -161,12 +166,23 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
 	cfgFile := fs.String("config", "", "JSON config `file` (with \"version\": 1); flags given explicitly override it")
 	quota := fs.Int64("quota", def.Quota, "`bytes` of messages to keep")
+	var listen, peers []string
+	fs.Func("listen", "mesh `multiaddr` to listen on, repeatable (default TCP and QUIC on port 7778, every interface)", func(v string) error {
+		listen = append(listen, v)
+		return nil
+	})
+	fs.Func("peer", "static peer `multiaddr` ending in /p2p/<peer id>, repeatable; kept connected", func(v string) error {
+		peers = append(peers, v)
+		return nil
+	})
+	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the local network")
+	meshKey := fs.String("mesh-key", "", "private mesh: only nodes holding this key `file` connect (TCP only; make one with lifeline meshkey)")
 	verbose := fs.Bool("v", false, "log debug detail")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -191,6 +207,14 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.APIAddr = *addr
 		case "quota":
 			cfg.Quota = *quota
+		case "listen":
+			cfg.Listen = listen
+		case "peer":
+			cfg.Peers = peers
+		case "no-mdns":
+			cfg.MDNS = !*noMDNS
+		case "mesh-key":
+			cfg.MeshKeyFile = *meshKey
 		}
 	})
 	level := slog.LevelInfo
@@ -386,6 +410,23 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.stdout, "node      %s\nversion   %s\nuptime    %s\nmessages  %d (%d bytes)\nquota     %s\nremoved   %d expired, %d evicted\nclock     %s\n",
 		st.ID, st.Version, time.Duration(st.UptimeS)*time.Second, st.Messages, st.Bytes, quota, st.Expired, st.Evicted,
 		time.UnixMilli(st.Time).Local().Format(time.RFC3339))
+	if m := st.Status; m != nil {
+		private := ""
+		if m.Private {
+			private = " (private mesh)"
+		}
+		fmt.Fprintf(c.stdout, "mesh      %d peers, %d in gossip%s; %d misbehaved, %d blocked\n", m.Peers, m.GossipPeers, private, m.Misbehaving, m.Blocked)
+		for _, a := range m.Addrs {
+			fmt.Fprintf(c.stdout, "  listen  %s\n", a)
+		}
+		for _, p := range m.PeerList {
+			last := "never reconciled"
+			if !p.LastReconcile.IsZero() {
+				last = fmt.Sprintf("reconciled %s ago (%d received, %d sent in all)", time.Since(p.LastReconcile).Round(time.Second), p.Received, p.Sent)
+			}
+			fmt.Fprintf(c.stdout, "  peer    %s %s\n", p.ID, last)
+		}
+	}
 	return nil
 }
 
@@ -411,6 +452,26 @@ func (c *cli) id(_ context.Context, args []string) error {
 		fmt.Fprintf(c.stderr, "created a new identity in %s\n", path)
 	}
 	fmt.Fprintln(c.stdout, id.Public())
+	return nil
+}
+
+func (c *cli) meshkey(_ context.Context, args []string) error {
+	fs := c.flags("meshkey", "--out FILE")
+	out := fs.String("out", "", "mesh key `file` to create (mode 0600; never overwritten); give the same file to every node of the mesh")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("missing --out FILE")
+	}
+	if err := lifeline.WriteMeshKey(*out, rand.Reader); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "wrote a new mesh key to %s: copy it to every node of the mesh and run them with --mesh-key %s\n", *out, *out)
 	return nil
 }
 

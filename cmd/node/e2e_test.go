@@ -62,11 +62,15 @@ type daemon struct {
 	exited chan struct{} // closed when the process has exited and been waited for
 }
 
-// startDaemon runs `lifeline run` on a free loopback port and waits until its
-// API answers.
-func startDaemon(t *testing.T, bin, dataDir string) *daemon {
+// loopbackMesh keeps a test node's mesh on loopback, off the LAN.
+var loopbackMesh = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"}
+
+// startDaemon runs `lifeline run` on free loopback ports and waits until its
+// API answers. extra are more flags for run (e.g. --peer).
+func startDaemon(t *testing.T, bin, dataDir string, extra ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "--data", dataDir, "--api", "127.0.0.1:0")
+	args := append([]string{"run", "--data", dataDir, "--api", "127.0.0.1:0"}, loopbackMesh...)
+	cmd := exec.Command(bin, append(args, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +305,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("data directory in use", func(t *testing.T) {
-		fails(t, bin, nil, "data directory "+dirA+" is in use by another lifeline process", "run", "--data", dirA, "--api", "127.0.0.1:0")
+		fails(t, bin, nil, "data directory "+dirA+" is in use by another lifeline process", "run", "--data", dirA, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns")
 	})
 
 	t.Run("config file", func(t *testing.T) {
@@ -312,7 +316,7 @@ func TestEndToEnd(t *testing.T) {
 		fails(t, bin, nil, "quota", "run", "--config", cfg)
 		// An explicit flag overrides the file (and then the directory is
 		// the one in use).
-		fails(t, bin, nil, "in use", "run", "--config", cfg, "--quota", "1000000", "--api", "127.0.0.1:0")
+		fails(t, bin, nil, "in use", "run", "--config", cfg, "--quota", "1000000", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns")
 		if err := os.WriteFile(cfg, []byte(`{"data_dir": "x"}`), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -369,4 +373,90 @@ func httpPost(t *testing.T, url, ct string, body []byte) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// TestThreeProcessesConverge starts three `lifeline run` processes in a line
+// on loopback (C knows B, B knows A) and checks, through the CLI alone, that
+// messages sent at either end reach every node, and that status shows the
+// mesh.
+func TestThreeProcessesConverge(t *testing.T) {
+	bin := buildBinary(t)
+	meshAddr := func(d *daemon) string {
+		var st api.Status
+		if err := json.Unmarshal([]byte(ok(t, bin, "status", "--api", d.url, "--json")), &st); err != nil || st.Status == nil || len(st.Addrs) == 0 {
+			t.Fatalf("status --json has no mesh addrs: %v", err)
+		}
+		return st.Addrs[0]
+	}
+	// Debug logs, printed if the test fails: convergence bugs are timing.
+	a := startDaemon(t, bin, t.TempDir(), "-v")
+	b := startDaemon(t, bin, t.TempDir(), "-v", "--peer", meshAddr(a))
+	c := startDaemon(t, bin, t.TempDir(), "-v", "--peer", meshAddr(b))
+	defer func() {
+		if t.Failed() {
+			for i, d := range []*daemon{a, b, c} {
+				t.Logf("=== node %c\n%s", 'A'+i, d.stderr.String())
+			}
+		}
+	}()
+
+	// One message before the line is known to be up (reconciliation carries
+	// it), one from each end later (gossip or reconciliation).
+	early := strings.TrimSpace(ok(t, bin, "send", "--api", a.url, "--channel", "general", "early", "news"))
+	statusOf := func(d *daemon) api.Status {
+		var st api.Status
+		if err := json.Unmarshal([]byte(ok(t, bin, "status", "--api", d.url, "--json")), &st); err != nil || st.Status == nil {
+			t.Fatalf("status --json: %v", err)
+		}
+		return st
+	}
+	waitFor(t, 30*time.Second, "B connected to A and C", func() bool { return statusOf(b).Peers == 2 })
+	fromA := strings.TrimSpace(ok(t, bin, "send", "--api", a.url, "--channel", "general", "from", "A"))
+	fromC := strings.TrimSpace(ok(t, bin, "send", "--api", c.url, "--channel", "general", "--alert", "from", "C"))
+	want := []string{early, fromA, fromC}
+	for _, d := range []*daemon{a, b, c} {
+		waitFor(t, 30*time.Second, "every node reads all three messages", func() bool {
+			var msgs []api.Message
+			if err := json.Unmarshal([]byte(ok(t, bin, "read", "--api", d.url, "--channel", "general", "--json")), &msgs); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, m := range msgs {
+				got[m.ID] = true
+			}
+			for _, id := range want {
+				if !got[id] {
+					return false
+				}
+			}
+			return len(msgs) == len(want)
+		})
+	}
+	st := statusOf(b)
+	if st.PeerID == "" || st.Peers != 2 || len(st.PeerList) != 2 {
+		t.Fatalf("B's status: %+v", st.Status)
+	}
+	waitFor(t, 30*time.Second, "B has reconciled with both peers", func() bool {
+		for _, p := range statusOf(b).PeerList {
+			if p.LastReconcile.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	if out := ok(t, bin, "status", "--api", b.url); !strings.Contains(out, "mesh      2 peers") {
+		t.Fatalf("human status lacks the mesh line:\n%s", out)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -6,6 +6,7 @@
 //	lifeline status  [--api URL] [--json]
 //	lifeline id      [--data DIR]
 //	lifeline keygen  --out FILE
+//	lifeline meshkey --out FILE
 //
 // run starts a node; send, read and status are clients of a running node's
 // HTTP API; id and keygen work offline. The command is thin: the node is
