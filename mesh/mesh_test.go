@@ -18,7 +18,7 @@ import (
 )
 
 type testNode struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	id     *message.Identity
 	st     *store.Store
@@ -36,7 +36,7 @@ func testLogger() *slog.Logger {
 }
 
 // startNode runs a mesh node on 127.0.0.1 with a store in dir.
-func startNode(t *testing.T, dir string, id *message.Identity, cfg Config) *testNode {
+func startNode(t testing.TB, dir string, id *message.Identity, cfg Config) *testNode {
 	t.Helper()
 	n := &testNode{t: t, dir: dir, id: id, cfg: cfg}
 	n.cfg.Identity = id
