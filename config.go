@@ -56,6 +56,10 @@ type Config struct {
 	MaxDBSize int64 `json:"max_db_size"`
 	// ExpireInterval is how often expired messages are removed.
 	ExpireInterval Duration `json:"expire_interval"`
+	// APIHosts are host names the API answers to besides IP addresses and
+	// localhost (e.g. "lifeline.local" on a kit with local DNS). Any other
+	// Host is refused, which stops DNS-rebinding pages from using the API.
+	APIHosts []string `json:"api_hosts"`
 
 	// Listen are the mesh's multiaddrs (libp2p), e.g.
 	// /ip4/0.0.0.0/tcp/7778. A field node meshes over every interface.

@@ -138,13 +138,28 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// mesh.New is already listening. Mesh.Run closes the host when it
+	// ends; until Run has been handed the mesh, every way out of here must
+	// close it, or a failed start (the API port taken) keeps the mesh port
+	// and its sockets until the process exits. Registered after the
+	// store's deferred Close, so it runs before it: the host uses the store.
+	meshRunning := false
+	defer func() {
+		if meshRunning {
+			return
+		}
+		if cerr := m.Host().Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close mesh host: %w", cerr))
+		}
+	}()
 	srv, err := api.New(api.Options{
-		Store:    st,
-		Identity: id,
-		Version:  Version,
-		Now:      cfg.Now,
-		Logger:   n.log,
-		Mesh:     m.Status,
+		Store:        st,
+		Identity:     id,
+		Version:      Version,
+		Now:          cfg.Now,
+		Logger:       n.log,
+		Mesh:         m.Status,
+		AllowedHosts: cfg.APIHosts,
 	})
 	if err != nil {
 		return err
@@ -173,6 +188,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		})
 	}
 	start("api", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	meshRunning = true // from here on m.Run owns and closes the host
 	start("mesh", m.Run)
 	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
 	start("receipts", func(ctx context.Context) error { rc.run(ctx); return nil })

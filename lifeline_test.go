@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -240,6 +241,54 @@ func TestDataDirInUse(t *testing.T) {
 	if b.node.ID() != a.node.ID() {
 		t.Fatal("identity changed across restarts")
 	}
+}
+
+// A node whose API address is taken fails to start with an error naming the
+// address, and releases what it had already opened: the mesh, which
+// listens as soon as it is created, must not keep its port.
+func TestAPIAddrInUseReleasesMesh(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	// A fixed mesh port, so the test can tell whether it is free again: pick
+	// a free one and let it go. (Another process could take it in between;
+	// on a test machine that is rare enough.)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meshAddr := free.Addr().String()
+	if err := free.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, meshPort, _ := net.SplitHostPort(meshAddr)
+
+	cfg := lifeline.DefaultConfig()
+	cfg.DataDir, cfg.APIAddr, cfg.NoSync = t.TempDir(), taken.Addr().String(), true
+	cfg.Listen, cfg.MDNS = []string{"/ip4/127.0.0.1/tcp/" + meshPort}, false // loopback only
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	n, err := lifeline.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Run(ctxT(t))
+	if err == nil || !strings.Contains(err.Error(), "API address "+cfg.APIAddr) {
+		t.Fatalf("Run on a taken API address: %v", err)
+	}
+	select {
+	case <-n.Ready():
+		t.Fatal("Ready closed although Run failed")
+	default:
+	}
+	// Run has returned, so the mesh host must be closed already: its port
+	// binds at once, no waiting.
+	ln, err := net.Listen("tcp", meshAddr)
+	if err != nil {
+		t.Fatalf("mesh port still held after Run failed: %v", err)
+	}
+	ln.Close()
 }
 
 func TestShutdownEndsStreams(t *testing.T) {

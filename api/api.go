@@ -8,6 +8,7 @@
 package api
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -17,6 +18,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +66,16 @@ type Options struct {
 	// Mesh reports the IP mesh for GET /api/v1/status; nil if the node
 	// has none.
 	Mesh func() mesh.Status
+	// AllowedHosts are the host names, besides IP literals and localhost,
+	// that requests may carry in their Host header: the names the node is
+	// reached by, e.g. "lifeline.local". Without a port; matched without
+	// regard to case. Requests for any other name are refused (421), which
+	// is what defeats DNS rebinding (see hostGuard).
+	AllowedHosts []string
+	// MaxEventStreams bounds the event streams open at once; each holds a
+	// goroutine and a store subscription. Further streams are refused with
+	// 503 and Retry-After until one ends. 64 if zero or less.
+	MaxEventStreams int
 }
 
 // Request body limits. A JSON send request carries at most MaxBody bytes of
@@ -74,17 +87,28 @@ const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
 	// maxChannelNames bounds the names the server remembers, so requests
-	// cannot grow its memory without limit.
+	// cannot grow its memory without limit; the least recently used name
+	// is forgotten first.
 	maxChannelNames = 4096
+	// DefaultMaxEventStreams is Options.MaxEventStreams when unset.
+	DefaultMaxEventStreams = 64
+	// eventsRetryAfter is the Retry-After, in seconds, of a refused stream.
+	eventsRetryAfter = "10"
 )
 
 // Server is the HTTP API of one node. It is an http.Handler; Serve runs it
 // on a listener until a context ends.
 type Server struct {
-	opts  Options
-	start time.Time
-	mux   *http.ServeMux
-	names channelNames
+	opts    Options
+	start   time.Time
+	mux     *http.ServeMux
+	handler http.Handler // mux behind hostGuard
+	names   *channelNames
+	// allowed holds Options.AllowedHosts, normalised by canonicalHost.
+	allowed map[string]bool
+	// streams holds one token per open event stream; its capacity is
+	// MaxEventStreams.
+	streams chan struct{}
 
 	// closing is closed by Close to end event streams, which otherwise
 	// never finish on their own and would hold up a graceful shutdown.
@@ -115,14 +139,28 @@ func New(opts Options) (*Server, error) {
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = 256
 	}
+	if opts.MaxEventStreams <= 0 {
+		opts.MaxEventStreams = DefaultMaxEventStreams
+	}
+	allowed := make(map[string]bool, len(opts.AllowedHosts))
+	for _, h := range opts.AllowedHosts {
+		c := canonicalHost(h)
+		if c == "" || strings.ContainsAny(c, ":/[]@ \t") && !isIP(c) {
+			return nil, fmt.Errorf("api: AllowedHosts entry %q: want a host name without scheme or port, e.g. \"lifeline.local\"", h)
+		}
+		allowed[c] = true
+	}
 	s := &Server{
 		opts:    opts,
 		start:   opts.Now(),
 		mux:     http.NewServeMux(),
-		names:   channelNames{m: make(map[message.ChannelID]string)},
+		names:   newChannelNames(maxChannelNames),
+		allowed: allowed,
+		streams: make(chan struct{}, opts.MaxEventStreams),
 		closing: make(chan struct{}),
 	}
 	s.routes()
+	s.handler = s.hostGuard(s.mux)
 	return s, nil
 }
 
@@ -162,7 +200,103 @@ func (s *Server) routes() {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// hostGuard serves a request only if it is addressed to this node by a
+// name a browser cannot be tricked into using for it.
+//
+// The API has no login and field nodes listen on every interface. In a DNS
+// rebinding attack a web page the phone visits (http://evil.example) makes
+// its own name resolve to the node's address; the browser then treats the
+// node as same-origin with the page, which can read decrypted direct
+// messages and post as the node. But the browser still sends
+// "Host: evil.example". So the Host header must be an IP literal, localhost
+// (which browsers resolve themselves, never through DNS), or a name listed
+// in Options.AllowedHosts; otherwise 421 Misdirected Request.
+//
+// State-changing requests (every method but GET, HEAD and OPTIONS) must in
+// addition not come from another origin: an Origin header, when present,
+// must name the host the request was sent to, and Sec-Fetch-Site must not
+// be "cross-site"; otherwise 403. Tools such as curl send neither header.
+// This is a second line behind the Content-Type check (see contentType),
+// which stays.
+func (s *Server) hostGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := canonicalHost(hostOnly(r.Host))
+		if !isIP(host) && host != "localhost" && !s.allowed[host] {
+			writeError(w, http.StatusMisdirectedRequest,
+				"this node does not answer to the host name %q: use its IP address or localhost, "+
+					"or add the name to the node's allowed hosts (api.Options.AllowedHosts)", r.Host)
+			return
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
+				writeError(w, http.StatusForbidden, "cross-origin request refused: Origin %q is not this node (%s)", o, r.Host)
+				return
+			}
+			if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+				writeError(w, http.StatusForbidden, "cross-site request refused")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hostOnly strips the port, if any, from a Host header, and the brackets
+// from an IPv6 literal.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+}
+
+// canonicalHost lower-cases a host name and drops a trailing dot, so
+// "LifeLine.Local." and "lifeline.local" match.
+func canonicalHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+}
+
+// isIP reports whether h is an IPv4 or IPv6 literal, with or without an
+// IPv6 zone.
+func isIP(h string) bool {
+	_, err := netip.ParseAddr(h)
+	return err == nil
+}
+
+// sameOrigin reports whether an Origin header names the host and port the
+// request was sent to. Default ports are made explicit on both sides, so
+// "http://lifeline.local" matches "Host: lifeline.local:80". An opaque
+// origin ("null", from sandboxed frames and some redirects) never matches.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	reqScheme := "http"
+	if r.TLS != nil {
+		reqScheme = "https"
+	}
+	return hostPort(u.Host, u.Scheme) == hostPort(r.Host, reqScheme)
+}
+
+// hostPort normalises host[:port] to lower-case host and explicit port.
+func hostPort(hp, scheme string) string {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		h, p = hostOnly(hp), ""
+	}
+	if p == "" {
+		p = "80"
+		if scheme == "https" {
+			p = "443"
+		}
+	}
+	return net.JoinHostPort(canonicalHost(h), p)
+}
 
 // Close ends every open event stream. Requests of other kinds are not
 // affected. It is safe to call more than once.
@@ -247,26 +381,53 @@ func messageError(err error) bool {
 	return false
 }
 
-// channelNames remembers the names behind channel ids the node has been
-// asked about, so listings can show "general" rather than 8 hex bytes. The
-// id is a hash: a name cannot be recovered from it any other way.
+// channelNames remembers the names behind channel ids the node has sent
+// to, so listings can show "general" rather than 8 hex bytes. The id is a
+// hash: a name cannot be recovered from it any other way.
+//
+// Only the node's own successful sends add names (see postMessage): a name
+// merely asked about in a query is not remembered, or any client on the
+// Wi-Fi could fill the table with junk. When the table is full the least
+// recently used name (added or looked up) is forgotten, so a name in use
+// is never crowded out for good.
 type channelNames struct {
-	mu sync.Mutex
-	m  map[message.ChannelID]string
+	mu  sync.Mutex
+	max int
+	m   map[message.ChannelID]*list.Element // of channelName
+	lru list.List                           // front: most recently used
+}
+
+type channelName struct {
+	id   message.ChannelID
+	name string
+}
+
+func newChannelNames(max int) *channelNames {
+	return &channelNames{max: max, m: make(map[message.ChannelID]*list.Element)}
 }
 
 func (c *channelNames) add(id message.ChannelID, name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[id]; ok || len(c.m) >= maxChannelNames {
+	if e, ok := c.m[id]; ok {
+		c.lru.MoveToFront(e)
 		return
 	}
-	c.m[id] = name
+	for len(c.m) >= c.max && c.lru.Len() > 0 {
+		old := c.lru.Back()
+		c.lru.Remove(old)
+		delete(c.m, old.Value.(channelName).id)
+	}
+	c.m[id] = c.lru.PushFront(channelName{id, name})
 }
 
 func (c *channelNames) name(id message.ChannelID) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, ok := c.m[id]
-	return n, ok
+	e, ok := c.m[id]
+	if !ok {
+		return "", false
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(channelName).name, true
 }

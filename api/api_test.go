@@ -38,6 +38,13 @@ func newNode(t *testing.T, tweak ...func(*api.Options)) *node {
 
 func newNodeTB(t testing.TB, tweak ...func(*api.Options)) *node {
 	t.Helper()
+	return newNodeServer(t, nil, tweak...)
+}
+
+// newNodeServer is newNode with a hook that sees the Server before it
+// serves anything.
+func newNodeServer(t testing.TB, before func(*api.Server), tweak ...func(*api.Options)) *node {
+	t.Helper()
 	id, err := message.NewIdentity(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +60,9 @@ func newNodeTB(t testing.TB, tweak ...func(*api.Options)) *node {
 	srv, err := api.New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(srv)
 	}
 	hs := httptest.NewServer(srv)
 	// Cleanups run last-in first-out: end streams, stop HTTP, close store.

@@ -26,10 +26,23 @@ const eventWriteTimeout = 30 * time.Second
 // the store than EventBuffer messages it sends "event: lagged" and ends: the
 // client reconnects and fills the gap from GET /api/v1/messages. It ends
 // quietly when the client leaves or the server shuts down.
+//
+// At most MaxEventStreams streams are open at once: each holds a goroutine
+// and a store subscription, and any client on the node's Wi-Fi may ask.
+// Beyond that the answer is 503 with Retry-After.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	q, err := s.parseQuery(r.URL.Query(), false)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		w.Header().Set("Retry-After", eventsRetryAfter)
+		writeError(w, http.StatusServiceUnavailable,
+			"this node already serves %d event streams, its limit; close one or try again later", cap(s.streams))
 		return
 	}
 	// Subscribe before answering, so a client that has seen the 200 has
@@ -78,10 +91,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			if !matches(q, rec.Envelope) {
+			if !matches(q.Query, rec.Envelope) {
 				continue
 			}
-			b, err := json.Marshal(s.message(rec))
+			b, err := json.Marshal(s.message(rec, q.named))
 			if err != nil {
 				s.opts.Logger.Error("api: encode event", "err", err)
 				return

@@ -44,7 +44,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	env, status, err := s.sign(req)
+	env, name, status, err := s.sign(req)
 	if err != nil {
 		writeError(w, status, "%v", err)
 		return
@@ -54,50 +54,58 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		s.putError(w, r, err)
 		return
 	}
+	// Only now, and only here, is a name remembered: the node signed and
+	// stored a message on the channel. See channelNames.
+	if name != "" {
+		s.names.add(env.Channel, name)
+	}
 	w.Header().Set("Location", "/api/v1/messages/"+res.ID.String())
 	writeJSON(w, http.StatusCreated, SendResponse{ID: res.ID.String()})
 }
 
-// sign turns a send request into a signed envelope, or says why it cannot,
-// with the status to answer. Nothing is stored here.
-func (s *Server) sign(req SendRequest) (*message.Envelope, int, error) {
+// sign turns a send request into a signed envelope, with the normalised
+// channel name for channel messages, or says why it cannot, with the status
+// to answer. Nothing is stored or remembered here.
+func (s *Server) sign(req SendRequest) (_ *message.Envelope, channel string, status int, _ error) {
 	bad := http.StatusBadRequest
 	switch {
 	case req.Channel != "" && req.To != "":
-		return nil, bad, errors.New("give either channel or to, not both")
+		return nil, "", bad, errors.New("give either channel or to, not both")
 	case req.Channel == "" && req.To == "":
-		return nil, bad, errors.New("give a channel (\"channel\") or a recipient key (\"to\")")
+		return nil, "", bad, errors.New("give a channel (\"channel\") or a recipient key (\"to\")")
 	case req.Text == "":
-		return nil, bad, errors.New("text is empty")
+		return nil, "", bad, errors.New("text is empty")
 	}
 	prio := message.PriorityNormal
 	if req.Priority != "" {
 		p, err := message.ParsePriority(req.Priority)
 		if err != nil {
-			return nil, bad, fmt.Errorf("priority: %w", err)
+			return nil, "", bad, fmt.Errorf("priority: %w", err)
 		}
 		prio = p
 	}
 	var ttl time.Duration
 	if req.TTLSeconds != 0 {
 		if req.TTLSeconds < 60 || req.TTLSeconds > int64(message.MaxTTL/time.Second) {
-			return nil, bad, fmt.Errorf("ttl_s is %d: it must be 0 (the default, %s) or from 60 to %d seconds",
+			return nil, "", bad, fmt.Errorf("ttl_s is %d: it must be 0 (the default, %s) or from 60 to %d seconds",
 				req.TTLSeconds, message.DefaultTTL, int64(message.MaxTTL/time.Second))
 		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
 	now := s.now()
 	var (
-		env *message.Envelope
-		err error
+		env  *message.Envelope
+		name string
+		err  error
 	)
 	if req.Channel != "" {
-		name, nerr := message.NormaliseChannelName(req.Channel)
+		var nerr error
+		name, nerr = message.NormaliseChannelName(req.Channel)
 		if nerr != nil {
-			return nil, bad, fmt.Errorf("channel: %w", nerr)
+			return nil, "", bad, fmt.Errorf("channel: %w", nerr)
 		}
 		if len(req.Text) > message.MaxBody {
-			return nil, bad, fmt.Errorf("text is %d bytes, the limit is %d", len(req.Text), message.MaxBody)
+			return nil, "", bad, fmt.Errorf("text is %d bytes, the limit is %d", len(req.Text), message.MaxBody)
 		}
 		switch prio {
 		case message.PriorityNormal:
@@ -105,25 +113,22 @@ func (s *Server) sign(req SendRequest) (*message.Envelope, int, error) {
 		case message.PriorityAlert:
 			env, err = s.opts.Identity.NewAlert(name, req.Text, now, ttl)
 		default:
-			return nil, bad, fmt.Errorf("priority %q: channel messages are \"normal\" or \"alert\"", req.Priority)
-		}
-		if err == nil {
-			s.names.add(env.Channel, name)
+			return nil, "", bad, fmt.Errorf("priority %q: channel messages are \"normal\" or \"alert\"", req.Priority)
 		}
 	} else {
 		to, kerr := message.ParsePublicKey(req.To)
 		if kerr != nil {
-			return nil, bad, fmt.Errorf("to: %w", kerr)
+			return nil, "", bad, fmt.Errorf("to: %w", kerr)
 		}
 		env, err = s.opts.Identity.NewDirect(s.opts.Rand, to, req.Text, prio, now, ttl)
 	}
 	if err != nil {
 		if messageError(err) {
-			return nil, bad, err
+			return nil, "", bad, err
 		}
-		return nil, http.StatusInternalServerError, fmt.Errorf("signing failed: %w", err)
+		return nil, "", http.StatusInternalServerError, fmt.Errorf("signing failed: %w", err)
 	}
-	return env, 0, nil
+	return env, name, 0, nil
 }
 
 // postEnvelope stores a pre-signed envelope, from a browser that signs for
@@ -180,7 +185,7 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.message(rec))
+	writeJSON(w, http.StatusOK, s.message(rec, nil))
 }
 
 // getEnvelope returns the exact signed bytes of a message, so they can be
@@ -221,24 +226,34 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	recs, err := s.opts.Store.List(q)
+	recs, err := s.opts.Store.List(q.Query)
 	if err != nil {
 		s.internalError(w, r, "listing messages", err)
 		return
 	}
 	out := make([]Message, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, s.message(rec))
+		out = append(out, s.message(rec, q.named))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// query is a parsed filter: the store's query, and the channel name the
+// caller gave, if it filtered by name.
+type query struct {
+	store.Query
+	// named is the caller's channel name for q.Channel, or nil. It names
+	// that channel in this request's answer only: it is not remembered,
+	// since anyone may ask about any name (see channelNames).
+	named *channelName
 }
 
 // parseQuery reads the filter of GET /api/v1/messages and /api/v1/events:
 // at most one of channel, channel_id and to, and for listings since and
 // limit. Unknown parameters are refused, so a typo is not silently
 // ignored.
-func (s *Server) parseQuery(v url.Values, listing bool) (store.Query, error) {
-	var q store.Query
+func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
+	var q query
 	known := map[string]bool{"channel": true, "channel_id": true, "to": true}
 	if listing {
 		known["since"], known["limit"] = true, true
@@ -261,7 +276,7 @@ func (s *Server) parseQuery(v url.Values, listing bool) (store.Query, error) {
 		if err != nil {
 			return q, fmt.Errorf("channel: %w", err)
 		}
-		s.names.add(c, norm)
+		q.named = &channelName{id: c, name: norm}
 		q.Channel = &c
 		n++
 	}

@@ -94,7 +94,9 @@ type Message struct {
 }
 
 // message converts a store record for the API. The record is not retained.
-func (s *Server) message(r *store.Record) Message {
+// named, if not nil, is a channel name the request itself gave; it is used
+// for that channel ahead of the names the node remembers.
+func (s *Server) message(r *store.Record, named *channelName) Message {
 	e := r.Envelope
 	m := Message{
 		ID:       e.ID().String(),
@@ -117,7 +119,9 @@ func (s *Server) message(r *store.Record) Message {
 	case e.Kind.ToChannel():
 		m.ChannelID = e.Channel.String()
 		m.Channel = m.ChannelID
-		if n, ok := s.names.name(e.Channel); ok {
+		if named != nil && named.id == e.Channel {
+			m.Channel = named.name
+		} else if n, ok := s.names.name(e.Channel); ok {
 			m.Channel = n
 		}
 		m.Text = e.Text()
@@ -132,7 +136,9 @@ func (s *Server) message(r *store.Record) Message {
 				// A forged or damaged body: the signature is the
 				// author's, but only the recipient can tell that the
 				// ciphertext is garbage. Show the message without text.
-				s.opts.Logger.Warn("api: cannot open direct message", "id", m.ID, "err", err)
+				// Debug, not Warn: this runs on every listing of the
+				// message, and any sender could flood the log with it.
+				s.opts.Logger.Debug("api: cannot open direct message", "id", m.ID, "err", err)
 				break
 			}
 			m.Text = string(pt)

@@ -37,7 +37,8 @@ const usage = `lifeline: an offline-first mesh messaging node
 
 Usage:
   lifeline run     [--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]
-                   [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE]
+                   [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]...
+                   [--no-mdns] [--mesh-key FILE]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS] [--limit N]
   lifeline status  [--api URL] [--json]
@@ -166,7 +167,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -179,6 +180,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	})
 	fs.Func("peer", "static peer `multiaddr` ending in /p2p/<peer id>, repeatable; kept connected", func(v string) error {
 		peers = append(peers, v)
+		return nil
+	})
+	var apiHosts []string
+	fs.Func("api-host", "host `name` the API answers to besides IP addresses and localhost (e.g. lifeline.local), repeatable", func(v string) error {
+		apiHosts = append(apiHosts, v)
 		return nil
 	})
 	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the local network")
@@ -207,6 +213,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.APIAddr = *addr
 		case "quota":
 			cfg.Quota = *quota
+		case "api-host":
+			cfg.APIHosts = apiHosts
 		case "listen":
 			cfg.Listen = listen
 		case "peer":
