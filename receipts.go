@@ -176,7 +176,11 @@ func (r *receipts) send(ctx context.Context, author message.PublicKey, ids []mes
 		r.n.log.Error("signing a receipt failed", "to", author, "err", err)
 		return false
 	}
-	if _, err := r.st.PutOwn(ctx, rc.Raw()); err != nil {
+	// Put, not PutOwn: a receipt is not a message a person wrote, and must
+	// stay evictable (the store keeps receipts in the lowest eviction class
+	// anyway); otherwise strangers' direct messages could make this node
+	// fill its quota with receipts nothing can evict.
+	if _, err := r.st.Put(ctx, rc.Raw()); err != nil {
 		if ctx.Err() == nil {
 			r.n.log.Error("storing a receipt failed", "to", author, "err", err)
 		}

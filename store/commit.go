@@ -63,8 +63,11 @@ func (s *Store) Put(ctx context.Context, raw []byte) (Result, error) {
 }
 
 // PutOwn is Put for messages authored through this node: they are flagged
-// Own, and kept in front of eviction until a receipt marks them delivered.
-// A duplicate already stored without the flag gains it.
+// Own, and evicted last: a direct message until its recipient's receipt
+// marks it delivered, a channel message until it expires. A receipt gains
+// the flag but no protection (receipts are always evicted first), so the
+// node stores its own receipts with Put. A duplicate already stored without
+// the flag gains it.
 func (s *Store) PutOwn(ctx context.Context, raw []byte) (Result, error) {
 	return s.put(ctx, raw, true)
 }
@@ -126,14 +129,15 @@ func (s *Store) commitLoop() {
 			batch = append(batch[:0], o)
 		case <-s.stop:
 			// Close waited for every admitted request, so the queue is
-			// empty unless a caller stopped waiting; finish those too.
+			// empty unless a caller stopped waiting; finish those too, in
+			// batches like any others.
 			for {
-				select {
-				case o := <-s.queue:
-					s.commit([]*op{o})
-				default:
+				batch = s.drain(batch[:0])
+				if len(batch) == 0 {
 					return
 				}
+				s.commit(batch)
+				clear(batch)
 			}
 		}
 		batch = s.drain(batch)
@@ -184,7 +188,46 @@ type batchState struct {
 	removed map[message.ID]bool // removed in this batch: not notified even if added in it
 }
 
+// commit applies batch in one transaction, then answers every request in
+// it and notifies subscribers.
+//
+// If that transaction fails and holds more than one request, each request
+// is retried in a transaction of its own, so that one request cannot fail
+// the others: typically the file reaching MaxDBSize, where a batch as a
+// whole does not fit but most of its messages do. This costs one fsync per
+// request, on the failure path only; the happy path stays one transaction.
 func (s *Store) commit(batch []*op) {
+	results, st, err := s.apply(batch)
+	if err != nil && len(batch) > 1 {
+		for i := range batch {
+			s.commit(batch[i : i+1])
+		}
+		return
+	}
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrMaxSizeReached) {
+			err = fmt.Errorf("%w: %w", ErrQuota, err)
+		}
+		err = fmt.Errorf("commit: %w", err)
+		for i := range results {
+			results[i] = opResult{err: err}
+		}
+	} else {
+		s.statMu.Lock()
+		s.count = st.count
+		s.statMu.Unlock()
+	}
+	for i, o := range batch {
+		o.done <- results[i]
+	}
+	if err == nil && len(st.notes) > 0 {
+		s.notify(st.notes, st.removed)
+	}
+}
+
+// apply runs batch in one write transaction. On error nothing was written,
+// and results and st are to be discarded.
+func (s *Store) apply(batch []*op) ([]opResult, batchState, error) {
 	results := make([]opResult, len(batch))
 	s.statMu.Lock()
 	st := batchState{count: s.count}
@@ -205,29 +248,7 @@ func (s *Store) commit(batch []*op) {
 		}
 		return b.meta.Put(metaCounters, st.count.encode())
 	})
-	if err != nil {
-		if bolterrorsIsMaxSize(err) {
-			err = fmt.Errorf("%w: %w", ErrQuota, err)
-		}
-		err = fmt.Errorf("commit of %d requests: %w", len(batch), err)
-		for i := range results {
-			results[i] = opResult{err: err}
-		}
-	} else {
-		s.statMu.Lock()
-		s.count = st.count
-		s.statMu.Unlock()
-	}
-	for i, o := range batch {
-		o.done <- results[i]
-	}
-	if err == nil && len(st.notes) > 0 {
-		s.notify(st.notes, st.removed)
-	}
-}
-
-func bolterrorsIsMaxSize(err error) bool {
-	return errors.Is(err, bolterrors.ErrMaxSizeReached)
+	return results, st, err
 }
 
 // applyPut stores one verified envelope. A quota refusal is the request's
@@ -248,7 +269,7 @@ func (s *Store) applyPut(b buckets, st *batchState, o *op) (opResult, error) {
 		flags |= flagOwn
 	}
 	size := logicalSize(env)
-	ekey := evictKey(evictClass(env.Priority, own, false), env.Created, id)
+	ekey := recordEvictKey(env, flags)
 	if q := s.opts.Quota; q > 0 && st.count.Bytes+size > q {
 		ok, err := s.makeRoom(b, st, ekey, st.count.Bytes+size-q)
 		if err != nil {
@@ -358,13 +379,12 @@ func (s *Store) remove(b buckets, st *batchState, id message.ID) (bool, error) {
 		return false, fmt.Errorf("remove %s: %w", id, err)
 	}
 	env := rec.Envelope
-	ekey := evictKey(evictClass(env.Priority, flags&flagOwn != 0, flags&flagDelivery != 0), env.Created, id)
 	for _, kv := range [][2][]byte{
 		{bucketMsg, id[:]},
 		{bucketTime, timeKey(env.Created, id)},
 		{bucketDest, destKey(env)},
 		{bucketExp, expKey(env)},
-		{bucketEvict, ekey},
+		{bucketEvict, recordEvictKey(env, flags)},
 	} {
 		if err := b.bucket(kv[0]).Delete(kv[1]); err != nil {
 			return false, fmt.Errorf("remove %s from %s: %w", id, kv[0], err)
@@ -387,8 +407,7 @@ func (s *Store) setFlags(b buckets, id message.ID, v []byte, flags byte) error {
 		return fmt.Errorf("update %s: %w", id, err)
 	}
 	env := rec.Envelope
-	oldKey := evictKey(evictClass(env.Priority, old&flagOwn != 0, old&flagDelivery != 0), env.Created, id)
-	newKey := evictKey(evictClass(env.Priority, flags&flagOwn != 0, flags&flagDelivery != 0), env.Created, id)
+	oldKey, newKey := recordEvictKey(env, old), recordEvictKey(env, flags)
 	if err := b.msg.Put(id[:], encodeRecord(env, rec.Received, flags)); err != nil {
 		return fmt.Errorf("update %s: %w", id, err)
 	}
@@ -404,11 +423,15 @@ func (s *Store) setFlags(b buckets, id message.ID, v []byte, flags byte) error {
 }
 
 // applyReceipt marks the messages a new receipt acknowledges delivered. A
-// receipt counts for a message only if it is addressed to the message's
-// author, and, for a direct message, signed by its recipient: anyone can
-// sign a receipt, but only the recipient can say a DM arrived. A receipt
-// for a message not stored here is not remembered: own messages are stored
-// here before any receipt for them can exist.
+// receipt counts for a stored message only if that message is a direct
+// message, the receipt is signed by its recipient and addressed to its
+// author: anyone can sign a receipt, but only the recipient can say a DM
+// arrived. Channel messages (text, alerts) are never marked delivered: a
+// channel has no single recipient whose receipt could mean "delivered", and
+// counting anyone's would let a stranger move this node's posts out of the
+// protected eviction class. A receipt for a message not stored here is not
+// remembered: own messages are stored here before any receipt for them can
+// exist.
 func (s *Store) applyReceipt(b buckets, r *message.Envelope) error {
 	for _, id := range r.ReceiptIDs() {
 		v := b.msg.Get(id[:])
@@ -420,7 +443,7 @@ func (s *Store) applyReceipt(b buckets, r *message.Envelope) error {
 			return fmt.Errorf("receipt %s: %w", r.ID(), err)
 		}
 		m := rec.Envelope
-		if m.Author != r.Recipient || (m.Kind == message.KindDirect && r.Author != m.Recipient) {
+		if m.Kind != message.KindDirect || r.Author != m.Recipient || r.Recipient != m.Author {
 			continue
 		}
 		if err := s.setFlags(b, id, v, flags|flagDelivery); err != nil {

@@ -97,7 +97,7 @@ func checkConsistent(t testing.TB, s *Store) {
 		}
 		var n, bytes int64
 		err := tx.Bucket(bucketMsg).ForEach(func(k, v []byte) error {
-			rec, _, err := decodeRecord(v)
+			rec, flags, err := decodeRecord(v)
 			if err != nil {
 				return err
 			}
@@ -106,7 +106,7 @@ func checkConsistent(t testing.TB, s *Store) {
 				return fmt.Errorf("msg key %x holds %s", k, id)
 			}
 			env := rec.Envelope
-			ekey := evictKey(evictClass(env.Priority, rec.Own, rec.Delivered), env.Created, id)
+			ekey := recordEvictKey(env, flags)
 			for _, kv := range [][2][]byte{
 				{bucketTime, timeKey(env.Created, id)},
 				{bucketDest, destKey(env)},

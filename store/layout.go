@@ -52,11 +52,28 @@ func logicalSize(env *message.Envelope) int64 {
 // use their priority (0..2); alerts and this node's undelivered messages
 // sit in 4..7, above every ordinary message, ordered among themselves by
 // priority again.
-func evictClass(p message.Priority, own, delivered bool) byte {
+//
+// A receipt is always class 0, like an ordinary low-priority message,
+// whoever signed it and whatever priority it claims. It is never "own
+// undelivered": nothing ever marks a receipt delivered, so an own receipt
+// would be protected until it expired, and anyone who sends this node
+// direct messages from throwaway keys makes it sign receipts. Those
+// protected receipts could fill the quota until every ordinary Put failed.
+// Nor does a receipt claiming PriorityAlert get the alert class: anyone can
+// sign one.
+func evictClass(k message.Kind, p message.Priority, own, delivered bool) byte {
+	if k == message.KindReceipt {
+		return byte(message.PriorityLow)
+	}
 	if p == message.PriorityAlert || (own && !delivered) {
 		return 4 + byte(p)
 	}
 	return byte(p)
+}
+
+// recordEvictKey is the evict key of a stored message with these flags.
+func recordEvictKey(env *message.Envelope, flags byte) []byte {
+	return evictKey(evictClass(env.Kind, env.Priority, flags&flagOwn != 0, flags&flagDelivery != 0), env.Created, env.ID())
 }
 
 func be64(b []byte, v int64) []byte {

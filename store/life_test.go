@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -403,6 +404,79 @@ func TestMaxDBSize(t *testing.T) {
 	}
 	if st := s.Stats(); st.Messages != int64(len(stored)) {
 		t.Fatalf("stats %+v after %d stored", st, len(stored))
+	}
+	checkConsistent(t, s)
+}
+
+// TestMaxDBSizeBatch: when concurrent Puts land in one batch that as a whole
+// would grow the file past MaxDBSize, the messages that fit are still
+// stored; only those that do not get ErrQuota.
+func TestMaxDBSizeBatch(t *testing.T) {
+	clk := newClock()
+	s := openTemp(t, Options{Now: clk.Now, NoSync: true, MaxDBSize: 1 << 20})
+	alice := identity(1)
+	// 400 messages of 4 KiB do not fit in a 1 MiB file; any one does.
+	const n = 400
+	envs := make([]*message.Envelope, n)
+	body := make([]byte, message.MaxBody)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	for i := range envs {
+		copy(body, fmt.Sprintf("%06d", i))
+		envs[i] = sign(t, alice, message.Draft{Kind: message.KindText, Priority: message.PriorityNormal,
+			Created: clk.Now().UnixMilli(), Channel: message.ChannelID{1}, Body: body})
+	}
+
+	// Pause the committer between two batches: after it commits m0 it
+	// notifies subscribers, which waits for subMu, held here. So when Put
+	// m0 has returned, the committer has finished its batch and has not
+	// yet started the next one.
+	s.subMu.Lock()
+	paused := true
+	defer func() {
+		if paused {
+			s.subMu.Unlock()
+		}
+	}()
+	mustPut(t, s, text(t, alice, "general", "m0", clk.Now()))
+
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, e := range envs {
+		wg.Go(func() { _, errs[i] = s.Put(context.Background(), e.Raw()) })
+	}
+	// Wait until every Put is queued, then let the committer go: it takes
+	// all n in one batch.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.queue) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d puts queued after 10s", len(s.queue), n)
+		}
+		runtime.Gosched()
+	}
+	paused = false
+	s.subMu.Unlock()
+	wg.Wait()
+
+	var stored int64
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			stored++
+			if ok, err := s.Has(envs[i].ID()); err != nil || !ok {
+				t.Fatalf("put %d succeeded but the message is not stored (%v)", i, err)
+			}
+		case errors.Is(err, ErrQuota):
+		default:
+			t.Fatalf("put %d: %v, want nil or ErrQuota", i, err)
+		}
+	}
+	if stored == 0 || stored == n {
+		t.Fatalf("stored %d of %d messages of 4 KiB in a 1 MiB file", stored, n)
+	}
+	if st := s.Stats(); st.Messages != stored+1 {
+		t.Fatalf("stats %+v after m0 and %d stored", st, stored)
 	}
 	checkConsistent(t, s)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -36,8 +37,10 @@ type Options struct {
 	// over messages of len(envelope) + RecordOverhead. Zero means no limit.
 	Quota int64
 	// Own is this node's identity. Messages it signed count as own (as if
-	// stored with PutOwn): until a receipt marks them delivered they are
-	// evicted last. The zero key means none.
+	// stored with PutOwn) and are evicted last: a direct message until its
+	// recipient's receipt marks it delivered, a channel message until it
+	// expires. Receipts are never protected, own or not. The zero key means
+	// none.
 	Own message.PublicKey
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -94,7 +97,7 @@ func Open(path string, opts Options) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      lockTimeout,
 		NoSync:       opts.NoSync,
-		MaxSize:      int(opts.MaxDBSize),
+		MaxSize:      maxSize(opts.MaxDBSize),
 		FreelistType: bolt.FreelistMapType,
 	})
 	if err != nil {
@@ -123,6 +126,18 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	go s.commitLoop()
 	return s, nil
+}
+
+// maxSize converts Options.MaxDBSize to bbolt's int. On 32-bit platforms a
+// cap above math.MaxInt (2 GiB) would overflow int, possibly to a negative
+// number, which bbolt reads as "no limit", or to a small one; it is clamped
+// instead. That changes nothing in effect: such a file could not be mapped
+// there anyway.
+func maxSize(n int64) int {
+	if n > math.MaxInt {
+		return math.MaxInt
+	}
+	return int(n)
 }
 
 func (s *Store) initSchema(tx *bolt.Tx) error {

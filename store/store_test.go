@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"lifeline/message"
 )
 
@@ -425,7 +427,7 @@ func TestQuotaEviction(t *testing.T) {
 
 func TestReceiptsMarkDelivered(t *testing.T) {
 	clk := newClock()
-	self, bob, carol := identity(9), identity(2), identity(3)
+	self, alice, bob, carol := identity(9), identity(1), identity(2), identity(3)
 	s := openTemp(t, Options{Now: clk.Now, Own: self.Public()})
 
 	post := text(t, self, "general", "post", clk.Now())
@@ -435,27 +437,188 @@ func TestReceiptsMarkDelivered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	relayed := direct(t, alice, bob.Public(), "alice to bob, relayed here", clk.Now())
+	mustPut(t, s, relayed)
 	clk.Advance(time.Second)
-	// Carol's receipt for Bob's direct message does not count; hers for a
-	// channel post does.
+
+	undelivered := func(what string, es ...*message.Envelope) {
+		t.Helper()
+		for _, e := range es {
+			if rec, err := s.Get(e.ID()); err != nil || rec.Delivered {
+				t.Fatalf("%s: %s %s delivered (%v)", what, e.Kind, e.ID(), err)
+			}
+		}
+	}
+	// A channel post is never delivered, not even by a receipt from someone
+	// a channel reaches; a direct message not by a third party's receipt.
 	r1, _ := carol.NewReceipt(self.Public(), []message.ID{secret.ID(), post.ID(), {7}}, clk.Now())
 	mustPut(t, s, r1)
-	if rec, _ := s.Get(secret.ID()); rec.Delivered {
-		t.Fatal("a receipt from a third party marked a direct message delivered")
-	}
-	if rec, _ := s.Get(post.ID()); !rec.Delivered || !rec.Own {
-		t.Fatalf("channel post after receipt: %+v", rec)
-	}
-	// A receipt addressed to someone else than the author does not count.
-	r2, _ := bob.NewReceipt(carol.Public(), []message.ID{secret.ID()}, clk.Now())
+	r2, _ := bob.NewReceipt(self.Public(), []message.ID{post.ID()}, clk.Now())
 	mustPut(t, s, r2)
-	if rec, _ := s.Get(secret.ID()); rec.Delivered {
-		t.Fatal("a receipt addressed to another key marked a message delivered")
+	undelivered("third party's receipt, receipt for a channel post", secret, post, relayed)
+	if rec, _ := s.Get(post.ID()); !rec.Own {
+		t.Fatal("own channel post lost its own flag")
 	}
-	r3, _ := bob.NewReceipt(self.Public(), []message.ID{secret.ID()}, clk.Now())
+	// The recipient's receipt addressed to someone else than the author does
+	// not count either.
+	r3, _ := bob.NewReceipt(carol.Public(), []message.ID{secret.ID(), relayed.ID()}, clk.Now())
 	mustPut(t, s, r3)
-	if rec, _ := s.Get(secret.ID()); !rec.Delivered {
-		t.Fatal("the recipient's receipt did not mark the direct message delivered")
+	undelivered("receipt addressed to another key", secret, relayed)
+
+	// The recipient's receipt to the author marks the direct message
+	// delivered, also one merely relayed through this node.
+	r4, _ := bob.NewReceipt(self.Public(), []message.ID{secret.ID(), post.ID()}, clk.Now())
+	mustPut(t, s, r4)
+	if rec, _ := s.Get(secret.ID()); !rec.Delivered || !rec.Own {
+		t.Fatalf("direct message after its recipient's receipt: %+v", rec)
+	}
+	r5, _ := bob.NewReceipt(alice.Public(), []message.ID{relayed.ID()}, clk.Now())
+	mustPut(t, s, r5)
+	if rec, _ := s.Get(relayed.ID()); !rec.Delivered || rec.Own {
+		t.Fatalf("relayed direct message after its recipient's receipt: %+v", rec)
+	}
+	undelivered("recipient's receipt for a channel post", post)
+	checkConsistent(t, s)
+}
+
+// storedClass returns the eviction class of a stored message, read from the
+// evict index (not computed), and fails if it has no single entry.
+func storedClass(t *testing.T, s *Store, id message.ID) byte {
+	t.Helper()
+	var classes []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEvict).ForEach(func(k, _ []byte) error {
+			if len(k) == 41 && string(k[9:]) == string(id[:]) {
+				classes = append(classes, k[0])
+			}
+			return nil
+		})
+	})
+	if err != nil || len(classes) != 1 {
+		t.Fatalf("evict entries for %s: %v, %v", id, classes, err)
+	}
+	return classes[0]
+}
+
+// TestForgedReceiptChangesNothing: receipts signed by a third party mark
+// nothing delivered and move nothing in the eviction order, whatever they
+// acknowledge and whoever they are addressed to.
+func TestForgedReceiptChangesNothing(t *testing.T) {
+	clk := newClock()
+	self, alice, bob, mallory := identity(9), identity(1), identity(2), identity(4)
+	s := openTemp(t, Options{Now: clk.Now, Own: self.Public()})
+
+	post := text(t, self, "general", "own post", clk.Now())
+	alert, err := self.NewAlert("general", "own alert", clk.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm := direct(t, self, bob.Public(), "for bob", clk.Now())
+	for _, e := range []*message.Envelope{post, alert, dm} {
+		if _, err := s.PutOwn(t.Context(), e.Raw()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	theirs := text(t, alice, "general", "alice's post", clk.Now())
+	relayed := direct(t, alice, bob.Public(), "alice to bob", clk.Now())
+	mustPut(t, s, theirs)
+	mustPut(t, s, relayed)
+	all := []*message.Envelope{post, alert, dm, theirs, relayed}
+	before := make(map[message.ID]byte)
+	for _, e := range all {
+		before[e.ID()] = storedClass(t, s, e.ID())
+	}
+	if before[post.ID()] < 4 || before[dm.ID()] < 4 {
+		t.Fatalf("own undelivered messages not protected: %v", before)
+	}
+
+	clk.Advance(time.Second)
+	ids := []message.ID{post.ID(), alert.ID(), dm.ID(), theirs.ID(), relayed.ID()}
+	for _, to := range []message.PublicKey{self.Public(), alice.Public(), bob.Public(), mallory.Public()} {
+		r, err := mallory.NewReceipt(to, ids, clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, s, r)
+	}
+	for _, e := range all {
+		rec, err := s.Get(e.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Delivered {
+			t.Errorf("forged receipt marked %s %s delivered", e.Kind, e.ID())
+		}
+		if got := storedClass(t, s, e.ID()); got != before[e.ID()] {
+			t.Errorf("forged receipt moved %s %s from eviction class %d to %d", e.Kind, e.ID(), before[e.ID()], got)
+		}
+	}
+	checkConsistent(t, s)
+}
+
+// TestOwnReceiptsEvictable: the node's own receipts are ordinary
+// low-priority messages for eviction, so a quota full of them (an attacker
+// sending direct messages from throwaway keys makes the node sign them)
+// still takes new messages. A stranger's receipt claiming alert priority is
+// not protected either.
+func TestOwnReceiptsEvictable(t *testing.T) {
+	clk := newClock()
+	self, alice, mallory := identity(9), identity(1), identity(4)
+	receipt := func(by *message.Identity, p message.Priority) *message.Envelope {
+		clk.Advance(time.Second)
+		throwaway := identity(byte(100 + clk.Now().Unix()%100))
+		id := message.ID{byte(clk.Now().Unix())}
+		return sign(t, by, message.Draft{Kind: message.KindReceipt, Priority: p, Created: clk.Now().UnixMilli(),
+			Recipient: throwaway.Public(), Body: id[:]})
+	}
+	fill := []*message.Envelope{
+		receipt(self, message.PriorityLow),
+		receipt(self, message.PriorityLow),
+		receipt(mallory, message.PriorityAlert),
+		receipt(self, message.PriorityLow),
+	}
+	one := logicalSize(fill[0])
+	s := openTemp(t, Options{Now: clk.Now, Own: self.Public(), Quota: 4 * one})
+	// Both ways the node's receipts can be own: PutOwn, and signed by
+	// Options.Own.
+	if _, err := s.PutOwn(t.Context(), fill[0].Raw()); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range fill[1:] {
+		mustPut(t, s, e)
+	}
+	for _, e := range fill {
+		if rec, _ := s.Get(e.ID()); rec.Own != (e.Author == self.Public()) {
+			t.Fatalf("receipt by %s: own = %v", e.Author, rec.Own)
+		}
+		if c := storedClass(t, s, e.ID()); c != 0 {
+			t.Fatalf("receipt by %s (priority %s) in eviction class %d, want 0", e.Author, e.Priority, c)
+		}
+	}
+	if st := s.Stats(); st.Bytes != st.Quota {
+		t.Fatalf("stats = %+v, want a full quota", st)
+	}
+
+	// A normal message as large as the whole quota evicts every receipt.
+	clk.Advance(time.Second)
+	probe := sign(t, alice, message.Draft{Kind: message.KindText, Priority: message.PriorityNormal,
+		Created: clk.Now().UnixMilli(), Channel: message.ChannelID{1}, Body: []byte("x")})
+	big := sign(t, alice, message.Draft{Kind: message.KindText, Priority: message.PriorityNormal,
+		Created: clk.Now().UnixMilli(), Channel: message.ChannelID{1},
+		Body: []byte(strings.Repeat("x", int(4*one-logicalSize(probe))+1))})
+	if logicalSize(big) != 4*one {
+		t.Fatalf("big is %d bytes, want %d", logicalSize(big), 4*one)
+	}
+	if _, err := s.Put(t.Context(), big.Raw()); err != nil {
+		t.Fatalf("normal message into a quota full of receipts: %v", err)
+	}
+	for _, e := range fill {
+		if ok, _ := s.Has(e.ID()); ok {
+			t.Fatalf("receipt by %s not evicted", e.Author)
+		}
+	}
+	if st := s.Stats(); st.Evicted != 4 || st.Messages != 1 {
+		t.Fatalf("stats = %+v", st)
 	}
 	checkConsistent(t, s)
 }
@@ -468,15 +631,15 @@ func TestDeliveredOwnBecomesEvictable(t *testing.T) {
 		return sign(t, by, message.Draft{Kind: message.KindText, Priority: p, Created: clk.Now().UnixMilli(),
 			Channel: message.ChannelID{1}, Body: []byte("12345678")})
 	}
-	mine := mk(self, message.PriorityNormal)
-	one := logicalSize(mine)
+	clk.Advance(time.Second)
+	mine := direct(t, self, bob.Public(), "12345678", clk.Now())
 	receipt, _ := bob.NewReceipt(self.Public(), []message.ID{mine.ID()}, clk.Now().Add(time.Hour))
-	s := openTemp(t, Options{Now: clk.Now, Quota: 3*one + logicalSize(receipt)})
+	normal, high := mk(alice, message.PriorityNormal), mk(alice, message.PriorityHigh)
+	s := openTemp(t, Options{Now: clk.Now, Quota: logicalSize(mine) + logicalSize(normal) + logicalSize(high) + logicalSize(receipt)})
 
 	if _, err := s.PutOwn(t.Context(), mine.Raw()); err != nil {
 		t.Fatal(err)
 	}
-	normal, high := mk(alice, message.PriorityNormal), mk(alice, message.PriorityHigh)
 	mustPut(t, s, normal)
 	mustPut(t, s, high)
 	clk.Advance(time.Hour)
@@ -490,8 +653,8 @@ func TestDeliveredOwnBecomesEvictable(t *testing.T) {
 	clk.Advance(time.Second)
 	newer := sign(t, alice, message.Draft{Kind: message.KindText, Priority: message.PriorityNormal, Created: clk.Now().UnixMilli(),
 		Channel: message.ChannelID{1}, Body: []byte(strings.Repeat("n", 8+60))})
-	if logicalSize(newer)-one <= logicalSize(receipt)-one {
-		t.Fatal("test needs a message larger than the receipt")
+	if n := logicalSize(newer); n <= logicalSize(receipt) || n > logicalSize(receipt)+logicalSize(mine) {
+		t.Fatal("test needs a message larger than the receipt, not larger than the receipt and mine")
 	}
 	mustPut(t, s, newer)
 	for _, e := range []*message.Envelope{mine, receipt} {
