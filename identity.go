@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"lifeline/message"
 )
@@ -44,22 +42,15 @@ func LoadOrCreateIdentity(path string) (id *message.Identity, created bool, err 
 	return id, true, nil
 }
 
+// maxIdentityFile bounds what LoadIdentity reads: a PEM key is ~120 bytes.
+const maxIdentityFile = 4096
+
 // LoadIdentity reads an identity file written by WriteIdentity. A missing
 // file gives an error matching fs.ErrNotExist.
 func LoadIdentity(path string) (*message.Identity, error) {
-	fi, err := os.Stat(path)
+	b, err := readSecretFile("identity", path, maxIdentityFile)
 	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("identity %s: not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("identity %s is readable by other users (mode %04o): the node's private key must be private; run `chmod 600 %s` (and consider the key exposed if others could log in)", path, perm, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
+		return nil, err
 	}
 	id, err := message.ParsePEM(b)
 	if err != nil {
@@ -76,39 +67,5 @@ func WriteIdentity(path string, id *message.Identity) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".identity-*.tmp")
-	if err != nil {
-		return fmt.Errorf("cannot create identity %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	// CreateTemp makes the file 0600 already; Chmod states the contract
-	// and guards against a future change of that default.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("identity: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("identity: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("identity: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("identity: %w", err)
-	}
-	// Link, unlike Rename, fails when path exists.
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("identity %s already exists; not replacing a key: %w", path, fs.ErrExist)
-		}
-		return fmt.Errorf("identity: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the new name durable; best effort
-		d.Close()
-	}
-	return nil
+	return writeSecretFile("identity", path, b)
 }

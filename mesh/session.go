@@ -159,26 +159,10 @@ func (s *session) initiate(ctx context.Context) error {
 		push := have[:min(batch, len(have))]
 		want := need[:min(batch, len(need))]
 		have, need = have[len(push):], need[len(want):]
-		envs := make([][]byte, 0, len(push))
-		for _, id := range push {
-			rec, err := s.st.Get(message.ID(id))
-			if errors.Is(err, store.ErrNotFound) {
-				continue // expired or evicted since the reconciliation
-			}
-			if err != nil {
-				return err
-			}
-			envs = append(envs, rec.Envelope.Raw())
-		}
-		s.stats.Sent += len(envs)
-		if err := writeFrame(s.w, frameEnvelopes, encodeEnvelopes(envs)); err != nil {
+		if err := s.sendEnvelopes(toIDs(push)); err != nil {
 			return err
 		}
-		ids := make([]message.ID, len(want))
-		for i, id := range want {
-			ids[i] = message.ID(id)
-		}
-		if err := writeFrame(s.w, frameWant, encodeIDs(ids)); err != nil {
+		if err := writeFrame(s.w, frameWant, encodeIDs(toIDs(want))); err != nil {
 			return err
 		}
 		p, err := s.expect(frameEnvelopes)
@@ -238,19 +222,7 @@ func (s *session) respond(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			envs := make([][]byte, 0, len(ids))
-			for _, id := range ids {
-				rec, err := s.st.Get(id)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				envs = append(envs, rec.Envelope.Raw())
-			}
-			s.stats.Sent += len(envs)
-			if err := writeFrame(s.w, frameEnvelopes, encodeEnvelopes(envs)); err != nil {
+			if err := s.sendEnvelopes(ids); err != nil {
 				return err
 			}
 		case frameDone:
@@ -259,6 +231,32 @@ func (s *session) respond(ctx context.Context) error {
 			return fmt.Errorf("%w: unknown frame type %d", ErrProtocol, f.typ)
 		}
 	}
+}
+
+// sendEnvelopes writes one envelopes frame with those of ids still stored
+// here; an envelope expired or evicted since the reconciliation is skipped.
+func (s *session) sendEnvelopes(ids []message.ID) error {
+	envs := make([][]byte, 0, len(ids))
+	for _, id := range ids {
+		rec, err := s.st.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		envs = append(envs, rec.Envelope.Raw())
+	}
+	s.stats.Sent += len(envs)
+	return writeFrame(s.w, frameEnvelopes, encodeEnvelopes(envs))
+}
+
+func toIDs(ids [][reconcile.IDSize]byte) []message.ID {
+	out := make([]message.ID, len(ids))
+	for i, id := range ids {
+		out[i] = message.ID(id)
+	}
+	return out
 }
 
 func (s *session) receive(ctx context.Context, payload []byte) error {
