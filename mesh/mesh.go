@@ -273,10 +273,22 @@ func (m *Mesh) Run(ctx context.Context) error {
 	return nil
 }
 
+// maxPeerStates bounds the per-peer records. Records of disconnected peers
+// are kept (a peer must not get a fresh push allowance by reconnecting)
+// until there are this many, then dropped.
+const maxPeerStates = 1024
+
 func (m *Mesh) peerState(p peer.ID) *peerState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ps := m.state[p]
+	if ps == nil && len(m.state) >= maxPeerStates {
+		for q, st := range m.state {
+			if !st.syncing && m.host.Network().Connectedness(q) != network.Connected {
+				delete(m.state, q)
+			}
+		}
+	}
 	if ps == nil {
 		ps = &peerState{limiter: rate.NewLimiter(rate.Limit(m.cfg.PushRate), m.cfg.PushBurst)}
 		m.state[p] = ps

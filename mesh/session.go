@@ -99,7 +99,7 @@ func (s *session) hello(initiator bool) error {
 		return err
 	}
 	if v != streamVersion {
-		return fmt.Errorf("%w: peer speaks stream version %d, we speak %d", ErrProtocol, v, streamVersion)
+		return fmt.Errorf("%w: peer speaks stream version %d, we speak %d", ErrVersion, v, streamVersion)
 	}
 	if !initiator {
 		_, err = s.w.Write([]byte{streamVersion})

@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"testing"
 
@@ -96,11 +97,11 @@ func TestSessionRejectsForgedEnvelope(t *testing.T) {
 func TestSessionProtocolErrors(t *testing.T) {
 	b := openStore(t, t.TempDir())
 	cases := map[string][]byte{
-		"bad version":    {0x09},
-		"oversize frame": {streamVersion, frameNeg, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"unknown frame":  {streamVersion, 0x7f, 0x00},
-		"bad negentropy": {streamVersion, frameNeg, 0x01, 0x10},
-		"ragged want":    {streamVersion, frameWant, 0x03, 1, 2, 3},
+		"oversize frame":  {streamVersion, frameNeg, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"length overflow": {streamVersion, frameNeg, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+		"unknown frame":   {streamVersion, 0x7f, 0x00},
+		"bad negentropy":  {streamVersion, frameNeg, 0x01, 0x10},
+		"ragged want":     {streamVersion, frameWant, 0x03, 1, 2, 3},
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -119,6 +120,37 @@ func TestSessionProtocolErrors(t *testing.T) {
 			cb.Close()
 			if !errors.Is(err, ErrProtocol) {
 				t.Fatalf("got %v, want a protocol error", err)
+			}
+		})
+	}
+}
+
+// TestSessionLinkFailureIsNotMisbehaviour: a peer whose link drops in the
+// middle of a frame, or who speaks another stream version, is not treated
+// as misbehaving (which would block it for minutes).
+func TestSessionLinkFailureIsNotMisbehaviour(t *testing.T) {
+	b := openStore(t, t.TempDir())
+	cases := map[string][]byte{
+		"cut in the length":  {streamVersion, frameNeg, 0x80},
+		"cut in the payload": {streamVersion, frameNeg, 0x10, 0x61, 0x00},
+		"other version":      {0x02},
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			ca, cb := net.Pipe()
+			go func() {
+				ca.Write(in)
+				if in[0] == streamVersion {
+					ca.Close() // the link drops
+					return
+				}
+				io.Copy(io.Discard, ca)
+			}()
+			_, err := Respond(context.Background(), cb, b, storeDeliver(b))
+			cb.Close()
+			ca.Close()
+			if err == nil || errors.Is(err, ErrProtocol) {
+				t.Fatalf("got %v, want an error that is not a protocol violation", err)
 			}
 		})
 	}

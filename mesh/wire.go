@@ -36,8 +36,12 @@ const (
 )
 
 // ErrProtocol is wrapped by every error caused by a peer breaking the
-// stream protocol.
+// stream protocol: such a peer is disconnected and blocked.
 var ErrProtocol = errors.New("reconcile stream protocol violation")
+
+// ErrVersion: the peer speaks another version of the stream protocol. It is
+// incompatible, not misbehaving, so it is not blocked.
+var ErrVersion = errors.New("reconcile stream version not supported")
 
 type frame struct {
 	typ     byte
@@ -53,21 +57,34 @@ func writeFrame(w io.Writer, typ byte, payload []byte) error {
 	return err
 }
 
+// readFrame reads one frame. Only what a peer did wrong wraps ErrProtocol
+// (and so gets it disconnected and blocked); a link that drops mid-frame is
+// an I/O error like any other, returned as it is: Wi-Fi fails all the time.
 func readFrame(r *bufio.Reader) (frame, error) {
 	typ, err := r.ReadByte()
 	if err != nil {
 		return frame{}, err
 	}
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return frame{}, fmt.Errorf("%w: frame length: %v", ErrProtocol, err)
+	var n uint64
+	for i := 0; ; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			return frame{}, fmt.Errorf("frame length: %w", err)
+		}
+		if i == binary.MaxVarintLen64-1 && c > 1 {
+			return frame{}, fmt.Errorf("%w: frame length overflows 64 bits", ErrProtocol)
+		}
+		n |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			break
+		}
 	}
 	if n > MaxFrame {
 		return frame{}, fmt.Errorf("%w: frame of %d bytes, the limit is %d", ErrProtocol, n, MaxFrame)
 	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(r, p); err != nil {
-		return frame{}, fmt.Errorf("%w: frame payload: %v", ErrProtocol, err)
+		return frame{}, fmt.Errorf("frame payload: %w", err)
 	}
 	return frame{typ: typ, payload: p}, nil
 }
