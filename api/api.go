@@ -31,7 +31,7 @@ import (
 
 // Store is what the API needs from the message store; *store.Store
 // implements it. The API owns this interface (the consumer defines it) so
-// it names only the six methods it calls.
+// it names only the seven methods it calls.
 type Store interface {
 	// Put verifies and stores an envelope that arrived from elsewhere.
 	Put(ctx context.Context, raw []byte) (store.Result, error)
@@ -39,6 +39,8 @@ type Store interface {
 	PutOwn(ctx context.Context, raw []byte) (store.Result, error)
 	Get(id message.ID) (*store.Record, error)
 	List(q store.Query) ([]*store.Record, error)
+	// ListAfter pages in arrival order (Record.Seq); see store.ListAfter.
+	ListAfter(q store.Query) (store.Page, error)
 	Stats() store.Stats
 	Subscribe(buf int) *store.Subscription
 }

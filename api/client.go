@@ -108,6 +108,37 @@ func (c *Client) List(ctx context.Context, q ListQuery) ([]Message, error) {
 	return ms, nil
 }
 
+// Page is one answer of Client.ListAfter.
+type Page struct {
+	Messages []Message
+	// Next is the after to pass next time (the Lifeline-Next-After header).
+	Next uint64
+	// More: more messages may be waiting now; ask again at once.
+	More bool
+}
+
+// ListAfter returns messages in arrival order: those with a seq above
+// after (0: from the first), oldest arrival first. q.Since must be 0. A
+// client that polls for new messages calls it with the Next of its last
+// Page: unlike Since, this misses nothing that arrives late.
+func (c *Client) ListAfter(ctx context.Context, q ListQuery, after uint64) (Page, error) {
+	v := q.values()
+	v.Set("after", strconv.FormatUint(after, 10))
+	b, h, _, err := c.doHeader(ctx, http.MethodGet, "/api/v1/messages?"+v.Encode(), "", nil)
+	if err != nil {
+		return Page{}, err
+	}
+	var p Page
+	if err := json.Unmarshal(b, &p.Messages); err != nil {
+		return Page{}, fmt.Errorf("node answered with invalid JSON: %w", err)
+	}
+	if p.Next, err = strconv.ParseUint(h.Get(HeaderNextAfter), 10, 64); err != nil {
+		return Page{}, fmt.Errorf("node answered without a valid %s header: %w", HeaderNextAfter, err)
+	}
+	p.More = h.Get(HeaderMore) == "true"
+	return p, nil
+}
+
 // ListJSON returns the node's JSON answer to a listing, unchanged.
 func (c *Client) ListJSON(ctx context.Context, q ListQuery) ([]byte, error) {
 	b, _, err := c.do(ctx, http.MethodGet, "/api/v1/messages?"+q.values().Encode(), "", nil)
@@ -152,9 +183,15 @@ func (c *Client) doJSON(ctx context.Context, method, path string, body []byte, v
 // do sends one request and returns the body of a 2xx answer. Other answers
 // become *Error, transport failures *UnreachableError.
 func (c *Client) do(ctx context.Context, method, path, contentType string, body []byte) ([]byte, int, error) {
+	b, _, code, err := c.doHeader(ctx, method, path, contentType, body)
+	return b, code, err
+}
+
+// doHeader is do that also returns the answer's header.
+func (c *Client) doHeader(ctx context.Context, method, path, contentType string, body []byte) ([]byte, http.Header, int, error) {
 	base := strings.TrimRight(c.BaseURL, "/")
 	if _, err := url.Parse(base); err != nil || base == "" {
-		return nil, 0, fmt.Errorf("node URL %q: want something like http://127.0.0.1:7777", c.BaseURL)
+		return nil, nil, 0, fmt.Errorf("node URL %q: want something like http://127.0.0.1:7777", c.BaseURL)
 	}
 	var rd io.Reader
 	if body != nil {
@@ -162,7 +199,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return nil, 0, fmt.Errorf("node URL %q: %w", c.BaseURL, err)
+		return nil, nil, 0, fmt.Errorf("node URL %q: %w", c.BaseURL, err)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -174,14 +211,14 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, 0, ctx.Err()
+			return nil, nil, 0, ctx.Err()
 		}
-		return nil, 0, &UnreachableError{URL: base, Err: err}
+		return nil, nil, 0, &UnreachableError{URL: base, Err: err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return nil, resp.StatusCode, &UnreachableError{URL: base, Err: err}
+		return nil, resp.Header, resp.StatusCode, &UnreachableError{URL: base, Err: err}
 	}
 	if resp.StatusCode/100 != 2 {
 		var eb ErrorBody
@@ -189,9 +226,9 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 			// Not a Lifeline node, or a proxy in between.
 			eb.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
 		}
-		return nil, resp.StatusCode, &Error{StatusCode: resp.StatusCode, Message: eb.Error}
+		return nil, resp.Header, resp.StatusCode, &Error{StatusCode: resp.StatusCode, Message: eb.Error}
 	}
-	return b, resp.StatusCode, nil
+	return b, resp.Header, resp.StatusCode, nil
 }
 
 // IsNotFound reports whether err is the node answering 404.

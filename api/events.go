@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"lifeline/message"
@@ -16,16 +18,28 @@ import (
 // subscription forever.
 const eventWriteTimeout = 30 * time.Second
 
-// events streams new messages as server-sent events:
+// events streams messages as server-sent events:
 //
 //	event: message
-//	id: <message id>
+//	id: <the message's seq>
 //	data: <the Message JSON>
 //
-// with a comment line every Heartbeat. When the stream falls further behind
-// the store than EventBuffer messages it sends "event: lagged" and ends: the
-// client reconnects and fills the gap from GET /api/v1/messages. It ends
-// quietly when the client leaves or the server shuts down.
+// with a comment line every Heartbeat.
+//
+// A client that gives a position, the Last-Event-ID header (which
+// EventSource sends by itself when it reconnects) or else ?after=SEQ,
+// first gets every stored matching message with a greater seq, then live
+// ones. Without a position the stream starts at the store's newest seq,
+// which it sends as a bare "id: SEQ" line, so that even a client that has
+// seen no message yet resumes from there. Either way there is no gap and
+// no duplicate: the stream subscribes first, then reads the backlog from
+// the store page by page, then passes on only live records with a seq
+// above the position the backlog reached (see resume).
+//
+// When the stream falls further behind the store than EventBuffer messages
+// it sends "event: lagged" and ends: the client reconnects with its last
+// event id and misses nothing. It ends quietly when the client leaves or
+// the server shuts down.
 //
 // At most MaxEventStreams streams are open at once: each holds a goroutine
 // and a store subscription, and any client on the node's Wi-Fi may ask.
@@ -36,6 +50,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	// Last-Event-ID wins over ?after=: EventSource keeps the URL it was
+	// opened with and adds the header on every reconnection. A header
+	// that is not a seq (an id from before seqs existed, when ids were
+	// message ids) is ignored rather than refused: the browser, not the
+	// page, sends it, and would retry in vain.
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		if seq, err := parseSeq(strings.TrimSpace(id)); err == nil {
+			q.After, q.arrival = seq, true
+		}
+	}
 	select {
 	case s.streams <- struct{}{}:
 		defer func() { <-s.streams }()
@@ -45,10 +69,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			"this node already serves %d event streams, its limit; close one or try again later", cap(s.streams))
 		return
 	}
-	// Subscribe before answering, so a client that has seen the 200 has
-	// not missed anything stored after it.
+	// Subscribe before reading the backlog and before answering, so that
+	// everything stored after the backlog's read reaches the stream.
 	sub := s.opts.Store.Subscribe(s.opts.EventBuffer)
 	defer sub.Close()
+	if !q.arrival {
+		// From now. LastSeq may trail a commit that just happened, never
+		// lead one: at worst the backlog holds a message or two stored a
+		// moment before the stream opened.
+		q.After = s.opts.Store.Stats().LastSeq
+	}
 
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -71,6 +101,30 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if !send("retry: 2000\n: lifeline events\n\n") {
 		return
 	}
+	// sent is the client's last event id, if it has one (sentAny).
+	sent, sentAny := q.After, q.arrival
+	// event sends one message with its seq as the event id.
+	event := func(rec *store.Record) bool {
+		sent, sentAny = rec.Seq, true
+		b, err := json.Marshal(s.message(rec, q.named))
+		if err != nil {
+			s.opts.Logger.Error("api: encode event", "err", err)
+			return false
+		}
+		return send("event: message\nid: " + strconv.FormatUint(rec.Seq, 10) + "\ndata: " + string(b) + "\n\n")
+	}
+	pos, ok := s.resume(r, q, event)
+	if !ok {
+		return
+	}
+	if !sentAny || pos != sent {
+		// A bare id moves the client's last event id to where the stream
+		// is, past messages of other destinations: a reconnection then
+		// starts there. It dispatches no event.
+		if !send("id: " + strconv.FormatUint(pos, 10) + "\n\n") {
+			return
+		}
+	}
 	heartbeat := time.NewTicker(s.opts.Heartbeat)
 	defer heartbeat.Stop()
 	for {
@@ -86,22 +140,63 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case rec, ok := <-sub.C:
 			if !ok {
 				if err := sub.Err(); errors.Is(err, store.ErrLagged) {
-					b, _ := json.Marshal(ErrorBody{Error: "this stream fell behind; reconnect and read what was missed from /api/v1/messages"})
+					b, _ := json.Marshal(ErrorBody{Error: "this stream fell behind; reconnect with the last event id (Last-Event-ID) to get what was missed"})
 					send("event: lagged\ndata: " + string(b) + "\n\n")
 				}
 				return
 			}
+			if rec.Seq <= pos {
+				continue // in the backlog already
+			}
+			pos = rec.Seq
 			if !matches(q.Query, rec.Envelope) {
 				continue
 			}
-			b, err := json.Marshal(s.message(rec, q.named))
-			if err != nil {
-				s.opts.Logger.Error("api: encode event", "err", err)
+			if !event(rec) {
 				return
 			}
-			if !send("event: message\nid: " + rec.Envelope.ID().String() + "\ndata: " + string(b) + "\n\n") {
-				return
+		}
+	}
+}
+
+// resume sends the backlog of an event stream: every stored message that
+// matches q with a seq above q.After, in arrival order, a page at a time.
+// It returns the position reached: every message with a seq up to it has
+// been sent or did not match, and the live records the stream passes on
+// are those above it. ok is false if the stream must end.
+//
+// A position above the store's newest seq came from another store file
+// (the node's store was replaced): the stream then starts at the newest
+// seq, and its bare id line tells the client so.
+func (s *Server) resume(r *http.Request, q query, event func(*store.Record) bool) (pos uint64, ok bool) {
+	pos = q.After
+	sq := q.Query
+	sq.Limit = store.MaxLimit
+	for {
+		sq.After = pos
+		p, err := s.opts.Store.ListAfter(sq)
+		if err != nil {
+			s.opts.Logger.Error("api: event stream backlog", "err", err)
+			return pos, false
+		}
+		if pos > p.Last {
+			return p.Last, true
+		}
+		for _, rec := range p.Records {
+			if !event(rec) {
+				return pos, false
 			}
+		}
+		pos = p.Next
+		if !p.More {
+			return pos, true
+		}
+		select {
+		case <-r.Context().Done():
+			return pos, false
+		case <-s.closing:
+			return pos, false
+		default:
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"lifeline/mesh"
@@ -226,10 +227,30 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	recs, err := s.opts.Store.List(q.Query)
-	if err != nil {
-		s.internalError(w, r, "listing messages", err)
-		return
+	var recs []*store.Record
+	if q.arrival {
+		p, err := s.opts.Store.ListAfter(q.Query)
+		if err != nil {
+			s.internalError(w, r, "listing messages", err)
+			return
+		}
+		if q.After > p.Last {
+			// Seqs are per store file: this position came from another
+			// one (the node's store was replaced). Saying so beats an
+			// empty answer until the new file catches up.
+			writeError(w, http.StatusConflict,
+				"after is %d, but this node's newest message is %d: its store was replaced since; start again with after=0", q.After, p.Last)
+			return
+		}
+		w.Header().Set(HeaderNextAfter, strconv.FormatUint(p.Next, 10))
+		w.Header().Set(HeaderMore, strconv.FormatBool(p.More))
+		recs = p.Records
+	} else {
+		recs, err = s.opts.Store.List(q.Query)
+		if err != nil {
+			s.internalError(w, r, "listing messages", err)
+			return
+		}
 	}
 	out := make([]Message, 0, len(recs))
 	for _, rec := range recs {
@@ -238,10 +259,25 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// Headers of a listing in arrival order (GET /api/v1/messages?after=).
+const (
+	// HeaderNextAfter is the after to ask for next: store.Page.Next. It can
+	// be past the last message of the answer, when the node skipped
+	// messages of other destinations.
+	HeaderNextAfter = "Lifeline-Next-After"
+	// HeaderMore is "true" when more messages may be waiting right now
+	// (the answer stopped at limit or at the node's scan bound), else
+	// "false": ask again later, with HeaderNextAfter.
+	HeaderMore = "Lifeline-More"
+)
+
 // query is a parsed filter: the store's query, and the channel name the
 // caller gave, if it filtered by name.
 type query struct {
 	store.Query
+	// arrival: the request gave after, so it pages in arrival order,
+	// from Query.After (which may be 0: from the first message).
+	arrival bool
 	// named is the caller's channel name for q.Channel, or nil. It names
 	// that channel in this request's answer only: it is not remembered,
 	// since anyone may ask about any name (see channelNames).
@@ -249,12 +285,12 @@ type query struct {
 }
 
 // parseQuery reads the filter of GET /api/v1/messages and /api/v1/events:
-// at most one of channel, channel_id and to, and for listings since and
-// limit. Unknown parameters are refused, so a typo is not silently
+// at most one of channel, channel_id and to; after; and for listings since
+// and limit. Unknown parameters are refused, so a typo is not silently
 // ignored.
 func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
 	var q query
-	known := map[string]bool{"channel": true, "channel_id": true, "to": true}
+	known := map[string]bool{"channel": true, "channel_id": true, "to": true, "after": true}
 	if listing {
 		known["since"], known["limit"] = true, true
 	}
@@ -299,8 +335,18 @@ func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
 	if n > 1 {
 		return q, errors.New("give at most one of channel, channel_id and to")
 	}
+	if v.Has("after") {
+		after, err := parseSeq(v.Get("after"))
+		if err != nil {
+			return q, fmt.Errorf("after is %q: want a message's seq, 0 or more", v.Get("after"))
+		}
+		q.After, q.arrival = after, true
+	}
 	if !listing {
 		return q, nil
+	}
+	if v.Has("since") && q.arrival {
+		return q, errors.New("give since (created order) or after (arrival order), not both")
 	}
 	if v.Has("since") {
 		since, err := strconv.ParseInt(v.Get("since"), 10, 64)
@@ -318,6 +364,14 @@ func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
 		q.Limit = l
 	}
 	return q, nil
+}
+
+// parseSeq reads a decimal seq: digits only (no sign, no spaces).
+func parseSeq(s string) (uint64, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, errors.New("not a decimal number")
+	}
+	return strconv.ParseUint(s, 10, 64)
 }
 
 // decodeJSON reads one JSON object of at most maxJSONBody bytes into v,

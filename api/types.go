@@ -67,7 +67,13 @@ const (
 // Message is one message as GET /api/v1/messages and the event stream
 // show it.
 type Message struct {
-	ID   string `json:"id"`
+	ID string `json:"id"`
+	// Seq is the node's arrival sequence number: one more for each
+	// message the node stores, in the order it stored them, whatever
+	// their created times, never reused. Page by it (GET /api/v1/messages?after=SEQ) to
+	// miss nothing. It is the node's own numbering, not the message's:
+	// another node numbers the same message differently.
+	Seq  uint64 `json:"seq"`
 	Kind string `json:"kind"`
 	// Channel is the channel's name when the node knows it (it remembers
 	// the names it was asked about), else the channel id. Channel kinds only.
@@ -100,6 +106,7 @@ func (s *Server) message(r *store.Record, named *channelName) Message {
 	e := r.Envelope
 	m := Message{
 		ID:       e.ID().String(),
+		Seq:      r.Seq,
 		Kind:     e.Kind.String(),
 		Author:   e.Author.String(),
 		Created:  e.Created,

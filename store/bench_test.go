@@ -90,7 +90,8 @@ func benchN(tb testing.TB) int {
 // once and caching it under os.TempDir(): signing a million messages takes
 // a while.
 func benchStore(tb testing.TB, n int) string {
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("lifeline-bench-store-%d.db", n))
+	// The schema version is in the name: a file of another version is refused.
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("lifeline-bench-store-v%d-%d.db", schemaVersion, n))
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}

@@ -161,7 +161,7 @@ func (s *Store) drain(batch []*op) []*op {
 
 // buckets holds one write transaction's buckets.
 type buckets struct {
-	meta, msg, time, dest, exp, evict *bolt.Bucket
+	meta, msg, time, dest, exp, evict, seq *bolt.Bucket
 }
 
 func openBuckets(tx *bolt.Tx) buckets {
@@ -172,11 +172,14 @@ func openBuckets(tx *bolt.Tx) buckets {
 		dest:  tx.Bucket(bucketDest),
 		exp:   tx.Bucket(bucketExp),
 		evict: tx.Bucket(bucketEvict),
+		seq:   tx.Bucket(bucketSeq),
 	}
 	// Keys in these indexes mostly arrive in increasing order (created
 	// times grow); full pages waste less space and split less.
 	b.time.FillPercent = 0.9
 	b.exp.FillPercent = 0.9
+	// Seqs only ever grow: every insert appends.
+	b.seq.FillPercent = 1
 	return b
 }
 
@@ -184,6 +187,7 @@ func openBuckets(tx *bolt.Tx) buckets {
 // it commits.
 type batchState struct {
 	count   counters
+	seq     uint64 // the last seq assigned
 	notes   []*Record
 	removed map[message.ID]bool // removed in this batch: not notified even if added in it
 }
@@ -214,7 +218,7 @@ func (s *Store) commit(batch []*op) {
 		}
 	} else {
 		s.statMu.Lock()
-		s.count = st.count
+		s.count, s.seq = st.count, st.seq
 		s.statMu.Unlock()
 	}
 	for i, o := range batch {
@@ -230,8 +234,9 @@ func (s *Store) commit(batch []*op) {
 func (s *Store) apply(batch []*op) ([]opResult, batchState, error) {
 	results := make([]opResult, len(batch))
 	s.statMu.Lock()
-	st := batchState{count: s.count}
+	st := batchState{count: s.count, seq: s.seq}
 	s.statMu.Unlock()
+	first := st.seq
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := openBuckets(tx)
 		for i, o := range batch {
@@ -243,6 +248,11 @@ func (s *Store) apply(batch []*op) ([]opResult, batchState, error) {
 				results[i], err = s.applyExpire(b, &st, o.now)
 			}
 			if err != nil {
+				return err
+			}
+		}
+		if st.seq != first {
+			if err := b.meta.Put(metaSeq, seqKey(st.seq)); err != nil {
 				return err
 			}
 		}
@@ -281,12 +291,18 @@ func (s *Store) applyPut(b buckets, st *batchState, o *op) (opResult, error) {
 			return res, nil
 		}
 	}
+	// The seq is taken only once the message is sure to be stored; meta/seq
+	// is written with the batch (apply), so a failed transaction reuses
+	// nothing and a committed one never gives a seq twice.
+	st.seq++
+	seq := st.seq
 	for _, kv := range [][3][]byte{
-		{bucketMsg, id[:], encodeRecord(env, o.received, flags)},
+		{bucketMsg, id[:], encodeRecord(env, o.received, flags, seq)},
 		{bucketTime, timeKey(env.Created, id), nil},
 		{bucketDest, destKey(env), nil},
 		{bucketExp, expKey(env), nil},
 		{bucketEvict, ekey, sizeValue(size)},
+		{bucketSeq, seqKey(seq), seqValue(env)},
 	} {
 		if err := b.bucket(kv[0]).Put(kv[1], nonNil(kv[2])); err != nil {
 			return res, fmt.Errorf("put %s in %s: %w", id, kv[0], err)
@@ -300,7 +316,7 @@ func (s *Store) applyPut(b buckets, st *batchState, o *op) (opResult, error) {
 		}
 	}
 	res.res.New = true
-	st.notes = append(st.notes, &Record{Envelope: env, Received: o.received, Own: own})
+	st.notes = append(st.notes, &Record{Envelope: env, Received: o.received, Own: own, Seq: seq})
 	return res, nil
 }
 
@@ -325,6 +341,8 @@ func (b buckets) bucket(name []byte) *bolt.Bucket {
 		return b.exp
 	case string(bucketEvict):
 		return b.evict
+	case string(bucketSeq):
+		return b.seq
 	}
 	return b.meta
 }
@@ -385,6 +403,7 @@ func (s *Store) remove(b buckets, st *batchState, id message.ID) (bool, error) {
 		{bucketDest, destKey(env)},
 		{bucketExp, expKey(env)},
 		{bucketEvict, recordEvictKey(env, flags)},
+		{bucketSeq, seqKey(rec.Seq)},
 	} {
 		if err := b.bucket(kv[0]).Delete(kv[1]); err != nil {
 			return false, fmt.Errorf("remove %s from %s: %w", id, kv[0], err)
@@ -408,7 +427,7 @@ func (s *Store) setFlags(b buckets, id message.ID, v []byte, flags byte) error {
 	}
 	env := rec.Envelope
 	oldKey, newKey := recordEvictKey(env, old), recordEvictKey(env, flags)
-	if err := b.msg.Put(id[:], encodeRecord(env, rec.Received, flags)); err != nil {
+	if err := b.msg.Put(id[:], encodeRecord(env, rec.Received, flags, rec.Seq)); err != nil {
 		return fmt.Errorf("update %s: %w", id, err)
 	}
 	if !bytes.Equal(oldKey, newKey) {

@@ -96,6 +96,8 @@ func checkConsistent(t testing.TB, s *Store) {
 			return fmt.Errorf("bbolt check: %w", err)
 		}
 		var n, bytes int64
+		lastSeq := binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaSeq))
+		seen := make(map[uint64]bool)
 		err := tx.Bucket(bucketMsg).ForEach(func(k, v []byte) error {
 			rec, flags, err := decodeRecord(v)
 			if err != nil {
@@ -117,6 +119,13 @@ func checkConsistent(t testing.TB, s *Store) {
 					return fmt.Errorf("%s has no entry for %s", kv[0], id)
 				}
 			}
+			if rec.Seq == 0 || rec.Seq > lastSeq || seen[rec.Seq] {
+				return fmt.Errorf("%s has seq %d (last assigned %d, duplicate %v)", id, rec.Seq, lastSeq, seen[rec.Seq])
+			}
+			seen[rec.Seq] = true
+			if sv := tx.Bucket(bucketSeq).Get(seqKey(rec.Seq)); string(sv) != string(seqValue(env)) {
+				return fmt.Errorf("seq entry %d is %x, want %x", rec.Seq, sv, seqValue(env))
+			}
 			if sz := tx.Bucket(bucketEvict).Get(ekey); int64(binary.BigEndian.Uint32(sz)) != logicalSize(env) {
 				return fmt.Errorf("evict size for %s", id)
 			}
@@ -127,7 +136,7 @@ func checkConsistent(t testing.TB, s *Store) {
 		if err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketTime, bucketDest, bucketExp, bucketEvict} {
+		for _, name := range [][]byte{bucketTime, bucketDest, bucketExp, bucketEvict, bucketSeq} {
 			if got := int64(tx.Bucket(name).Stats().KeyN); got != n {
 				return fmt.Errorf("%s has %d entries, msg has %d", name, got, n)
 			}

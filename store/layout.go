@@ -15,14 +15,20 @@ var (
 	bucketDest  = []byte("dest")  // 'c' channel | 'r' recipient || created || id -> nil
 	bucketExp   = []byte("exp")   // expires || id -> nil
 	bucketEvict = []byte("evict") // class || created || id -> logical size (uint32)
+	bucketSeq   = []byte("seq")   // seq -> id || dest prefix
 
 	metaVersion  = []byte("version")
 	metaCounters = []byte("counters")
+	metaSeq      = []byte("seq") // the last seq assigned, uint64
 )
 
 // schemaVersion is stored under meta/version. A file with another version is
 // refused rather than misread.
-const schemaVersion = 1
+//
+// Version 2 added the arrival sequence (the seq bucket, meta/seq and the
+// seq field of the record header). Version 1 files are refused, not
+// migrated: none was ever deployed.
+const schemaVersion = 2
 
 // RecordOverhead is what each stored message costs against Options.Quota on
 // top of its envelope bytes. It approximates what the indexes and the
@@ -33,8 +39,8 @@ const RecordOverhead = 256
 
 // Record header, in front of the envelope in the msg bucket.
 const (
-	hdrVersion   = 1
-	hdrLen       = 10 // version(1) flags(1) received unix ms(8)
+	hdrVersion   = 2
+	hdrLen       = 18 // version(1) flags(1) received unix ms(8) seq(8)
 	flagOwn      = 1 << 0
 	flagDelivery = 1 << 1
 )
@@ -113,6 +119,21 @@ func evictKey(class byte, created int64, id message.ID) []byte {
 	return append(be64(k, created), id[:]...)
 }
 
+// seqKey is the seq bucket's key: the arrival sequence number, big-endian.
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+// seqValue is the seq bucket's value: id || dest prefix. The destination
+// is there so that an arrival-order query filtered by channel or recipient
+// skips other messages without reading their records (see ListAfter).
+func seqValue(env *message.Envelope) []byte {
+	id := env.ID()
+	v := make([]byte, 0, 32+1+32)
+	v = append(v, id[:]...)
+	return append(v, destPrefix(env)...)
+}
+
 func sizeValue(n int64) []byte {
 	return binary.BigEndian.AppendUint32(nil, uint32(n))
 }
@@ -138,11 +159,12 @@ func decodeCounters(b []byte) (counters, bool) {
 	return counters{u(0), u(1), u(2), u(3)}, true
 }
 
-func encodeRecord(env *message.Envelope, received int64, flags byte) []byte {
+func encodeRecord(env *message.Envelope, received int64, flags byte, seq uint64) []byte {
 	raw := env.Raw()
 	v := make([]byte, 0, hdrLen+len(raw))
 	v = append(v, hdrVersion, flags)
 	v = be64(v, received)
+	v = binary.BigEndian.AppendUint64(v, seq)
 	return append(v, raw...)
 }
 
@@ -160,6 +182,7 @@ func decodeRecord(v []byte) (*Record, byte, error) {
 	return &Record{
 		Envelope:  env,
 		Received:  int64(binary.BigEndian.Uint64(v[2:10])),
+		Seq:       binary.BigEndian.Uint64(v[10:18]),
 		Own:       flags&flagOwn != 0,
 		Delivered: flags&flagDelivery != 0,
 	}, flags, nil

@@ -18,6 +18,11 @@ type Record struct {
 	Received  int64 // unix ms when this node stored it
 	Own       bool  // authored through this node (PutOwn, or signed by Options.Own)
 	Delivered bool  // a receipt from the recipient has been stored
+	// Seq is this store's arrival sequence number: 1 for the first message
+	// ever stored in the file, then one more for each newly stored message,
+	// in commit order. It is never reused, even once a message has been
+	// evicted or expired, and means nothing outside this file.
+	Seq uint64
 }
 
 // Get returns the message with the given ID, or an error wrapping
@@ -57,7 +62,10 @@ type Query struct {
 	Channel   *message.ChannelID // nil = any; text and alerts on this channel
 	Recipient *message.PublicKey // nil = any; direct messages and receipts addressed to this key
 	Since     int64              // created unix ms, exclusive lower bound; 0 = none
-	Limit     int                // default DefaultLimit, at most MaxLimit
+	// After, when > 0, selects arrival order: messages with Seq > After,
+	// oldest arrival first (see ListAfter). It excludes Since.
+	After uint64
+	Limit int // default DefaultLimit, at most MaxLimit
 }
 
 // Limits of Query.Limit.
@@ -71,20 +79,26 @@ var ErrQuery = errors.New("invalid query")
 
 // List returns matching messages, oldest first (by created, then ID). With
 // Since == 0 it returns the newest Limit matches; with Since > 0 the oldest
-// Limit matches created after Since, so a client pages forward by passing
-// the last created it has. Channel and Recipient are exclusive.
+// Limit matches created after Since. Channel and Recipient are exclusive.
+//
+// Created is the author's clock, and store and forward delivers messages
+// long after they were created: paging by Since misses a message that
+// arrives late with an older created time, and several messages created in
+// the same millisecond as the last one of a page. A client that polls for
+// what is new must page by arrival instead: After > 0 makes List return
+// ListAfter(q).Records.
 //
 // List walks one index from one end: its cost grows with Limit, not with
 // the store.
 func (s *Store) List(q Query) ([]*Record, error) {
+	if q.After > 0 {
+		p, err := s.ListAfter(q)
+		return p.Records, err
+	}
 	if q.Channel != nil && q.Recipient != nil {
 		return nil, fmt.Errorf("store: list: %w: Channel and Recipient are exclusive", ErrQuery)
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
-	limit = min(limit, MaxLimit)
+	limit := queryLimit(q.Limit)
 	index, prefix := bucketTime, []byte(nil)
 	switch {
 	case q.Channel != nil:
@@ -139,6 +153,114 @@ func (s *Store) List(q Query) ([]*Record, error) {
 		return nil, fmt.Errorf("store: list: %w", viewErr(err))
 	}
 	return out, nil
+}
+
+func queryLimit(l int) int {
+	if l <= 0 {
+		return DefaultLimit
+	}
+	return min(l, MaxLimit)
+}
+
+// ScanCap bounds the seq index entries one ListAfter examines, matching or
+// not, so that a filter on a sparse channel costs a bounded read however
+// large the store.
+const ScanCap = 10 * MaxLimit
+
+// Page is one answer of ListAfter.
+type Page struct {
+	// Records match the query, in arrival order (ascending Seq).
+	Records []*Record
+	// Next is the After that continues the query: the seq of the last
+	// index entry examined, or the query's After if none was. Every
+	// matching message with After < Seq <= Next is in Records. It can be
+	// greater than the last record's Seq (entries of other destinations
+	// were skipped); pass Next, not that Seq, to skip them for good.
+	Next uint64
+	// More reports that the walk stopped at Limit or at ScanCap with
+	// entries left to examine: ask again at once with After = Next.
+	// Otherwise every message stored when the read began was examined;
+	// what arrives later has Seq > Next.
+	More bool
+	// Last is the greatest seq this store had assigned when the read
+	// began. An After above it did not come from this file (the file was
+	// replaced): seqs are per file.
+	Last uint64
+}
+
+// ListAfter returns the messages that match q's Channel or Recipient and
+// arrived after q.After (Seq > After; 0 means from the first), oldest
+// arrival first, at most Limit of them. Since must be 0.
+//
+// Arrival order is what a client that polls, or resumes a stream, must
+// page by: a message gets its Seq when this store commits it, in commit
+// order, and a reader never sees a larger Seq without every smaller one
+// that is still stored. So nothing that arrives late, whatever its created
+// time, falls behind a client's position.
+//
+// It walks the seq index from After, reading only the index for entries
+// of other destinations (the index holds each message's destination), and
+// stops at Limit matches or after ScanCap entries; see Page.
+func (s *Store) ListAfter(q Query) (Page, error) {
+	p := Page{Next: q.After}
+	if q.Channel != nil && q.Recipient != nil {
+		return p, fmt.Errorf("store: list: %w: Channel and Recipient are exclusive", ErrQuery)
+	}
+	if q.Since != 0 {
+		return p, fmt.Errorf("store: list: %w: Since and After are exclusive", ErrQuery)
+	}
+	limit := queryLimit(q.Limit)
+	var prefix []byte
+	switch {
+	case q.Channel != nil:
+		prefix = append([]byte{destChannel}, q.Channel[:]...)
+	case q.Recipient != nil:
+		prefix = append([]byte{destRecipient}, q.Recipient[:]...)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		last := tx.Bucket(bucketMeta).Get(metaSeq)
+		if len(last) != 8 {
+			return errCorrupt("meta seq")
+		}
+		p.Last = binary.BigEndian.Uint64(last)
+		if q.After >= p.Last {
+			return nil
+		}
+		msgs := tx.Bucket(bucketMsg)
+		c := tx.Bucket(bucketSeq).Cursor()
+		scanned := 0
+		for k, v := c.Seek(seqKey(q.After + 1)); k != nil; k, v = c.Next() {
+			if len(p.Records) == limit || scanned == s.scanCap {
+				p.More = true
+				break
+			}
+			if len(k) != 8 || len(v) < 32+1 {
+				return errCorrupt("seq index entry")
+			}
+			scanned++
+			p.Next = binary.BigEndian.Uint64(k)
+			if !bytes.Equal(v[32:], prefix) && prefix != nil {
+				continue
+			}
+			rv := msgs.Get(v[:32])
+			if rv == nil {
+				return errCorrupt(fmt.Sprintf("seq index entry for missing message %x", v[:32]))
+			}
+			rec, _, err := decodeRecord(rv)
+			if err != nil {
+				return err
+			}
+			if rec.Seq != p.Next {
+				return errCorrupt(fmt.Sprintf("seq index says %d, record %x says %d", p.Next, v[:32], rec.Seq))
+			}
+			p.Records = append(p.Records, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return Page{Next: q.After}, fmt.Errorf("store: list: %w", viewErr(err))
+	}
+	return p, nil
 }
 
 // prefixEnd returns the smallest key greater than every key starting with

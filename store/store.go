@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -72,6 +73,8 @@ type Store struct {
 	now  func() time.Time
 
 	queue chan *op
+	// scanCap is ScanCap; tests lower it.
+	scanCap int
 
 	// closeMu orders Close against requests entering the queue: Close
 	// waits for every request that got in to finish.
@@ -84,6 +87,7 @@ type Store struct {
 
 	statMu sync.Mutex
 	count  counters // as of the last commit; written by the committer only
+	seq    uint64   // the last seq assigned, as of the last commit; likewise
 
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
@@ -112,6 +116,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts:    opts,
 		now:     opts.Now,
 		queue:   make(chan *op, queueLen),
+		scanCap: ScanCap,
 		closing: make(chan struct{}),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -143,7 +148,7 @@ func maxSize(n int64) int {
 func (s *Store) initSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
-		for _, name := range [][]byte{bucketMeta, bucketMsg, bucketTime, bucketDest, bucketExp, bucketEvict} {
+		for _, name := range [][]byte{bucketMeta, bucketMsg, bucketTime, bucketDest, bucketExp, bucketEvict, bucketSeq} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -152,12 +157,19 @@ func (s *Store) initSchema(tx *bolt.Tx) error {
 		if err := meta.Put(metaVersion, []byte{schemaVersion}); err != nil {
 			return err
 		}
+		if err := meta.Put(metaSeq, seqKey(0)); err != nil {
+			return err
+		}
 		return meta.Put(metaCounters, counters{}.encode())
 	}
-	if v := meta.Get(metaVersion); len(v) != 1 || v[0] != schemaVersion {
+	if v := meta.Get(metaVersion); len(v) == 1 && v[0] == 1 {
+		return fmt.Errorf("%w: schema version 1, from before arrival sequence numbers; this code reads only %d "+
+			"and does not convert: move the file aside and let the node start a new one (peers will resend what they hold)",
+			ErrCorrupt, schemaVersion)
+	} else if len(v) != 1 || v[0] != schemaVersion {
 		return fmt.Errorf("%w: schema version %x, this code reads %d", ErrCorrupt, v, schemaVersion)
 	}
-	for _, name := range [][]byte{bucketMsg, bucketTime, bucketDest, bucketExp, bucketEvict} {
+	for _, name := range [][]byte{bucketMsg, bucketTime, bucketDest, bucketExp, bucketEvict, bucketSeq} {
 		if tx.Bucket(name) == nil {
 			return errCorrupt("missing bucket " + string(name))
 		}
@@ -166,7 +178,11 @@ func (s *Store) initSchema(tx *bolt.Tx) error {
 	if !ok {
 		return errCorrupt("meta counters")
 	}
-	s.count = c
+	seq := meta.Get(metaSeq)
+	if len(seq) != 8 {
+		return errCorrupt("meta seq")
+	}
+	s.count, s.seq = c, binary.BigEndian.Uint64(seq)
 	return nil
 }
 
@@ -210,14 +226,20 @@ type Stats struct {
 	Quota    int64 // Options.Quota
 	Evicted  int64 // removed to respect the quota, since the file was created
 	Expired  int64 // removed by Expire, since the file was created
+	// LastSeq is the arrival sequence number of the newest message stored
+	// (0: none yet). It is read from memory after each commit, so it may
+	// trail a transaction that has just committed, never lead it: every
+	// message with a greater seq is stored after Stats returned, or at
+	// most a moment before.
+	LastSeq uint64
 }
 
 // Stats returns the counters. It reads memory only.
 func (s *Store) Stats() Stats {
 	s.statMu.Lock()
-	c := s.count
+	c, seq := s.count, s.seq
 	s.statMu.Unlock()
-	return Stats{Messages: c.Messages, Bytes: c.Bytes, Quota: s.opts.Quota, Evicted: c.Evicted, Expired: c.Expired}
+	return Stats{Messages: c.Messages, Bytes: c.Bytes, Quota: s.opts.Quota, Evicted: c.Evicted, Expired: c.Expired, LastSeq: seq}
 }
 
 // enter admits a request to the queue unless the store is closing. The
