@@ -114,23 +114,46 @@ func (m *Mesh) keepConnected(ctx context.Context, p peer.AddrInfo) {
 	}
 }
 
+// mdnsFound is a peer mDNS announced, and how many dials it has had.
+type mdnsFound struct {
+	ai      peer.AddrInfo
+	attempt int
+}
+
 type mdnsNotifee struct {
 	m     *Mesh
-	found chan peer.AddrInfo
+	found chan mdnsFound
 }
 
 func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	if ai.ID == n.m.host.ID() {
 		return
 	}
-	select {
-	case n.found <- ai:
-	default: // the next announcement will do
-	}
+	n.push(mdnsFound{ai: ai}, 0)
 }
 
+// push queues f after delay without ever blocking: the next announcement
+// covers anything dropped.
+func (n mdnsNotifee) push(f mdnsFound, delay time.Duration) {
+	send := func() {
+		select {
+		case n.found <- f:
+		default:
+		}
+	}
+	if delay == 0 {
+		send()
+		return
+	}
+	time.AfterFunc(delay, send)
+}
+
+// mdnsDialRetries is how often a discovered peer is dialled before waiting
+// for its next announcement.
+const mdnsDialRetries = 3
+
 func (m *Mesh) startMDNS(ctx context.Context, run func(func(context.Context))) error {
-	n := mdnsNotifee{m: m, found: make(chan peer.AddrInfo, 16)}
+	n := mdnsNotifee{m: m, found: make(chan mdnsFound, 16)}
 	svc := mdns.NewMdnsService(m.host, mdnsService, n)
 	if err := svc.Start(); err != nil {
 		return err
@@ -138,20 +161,35 @@ func (m *Mesh) startMDNS(ctx context.Context, run func(func(context.Context))) e
 	run(func(ctx context.Context) {
 		defer svc.Close()
 		for {
+			var f mdnsFound
 			select {
 			case <-ctx.Done():
 				return
-			case ai := <-n.found:
-				if m.host.Network().Connectedness(ai.ID) == network.Connected {
-					continue
-				}
-				dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				if err := m.host.Connect(dctx, ai); err != nil {
-					m.log.Debug("mdns peer unreachable", "peer", ai.ID, "err", err)
-				} else {
-					m.log.Info("found peer on the local network", "peer", ai.ID)
-				}
-				cancel()
+			case f = <-n.found:
+			}
+			if m.host.Network().Connectedness(f.ai.ID) == network.Connected {
+				continue
+			}
+			// Two nodes usually hear each other at the same moment; if both
+			// dial, the crossing handshakes can both fail. The lower id
+			// dials first, the other only if still unconnected 2 s later.
+			if f.attempt == 0 && m.host.ID() > f.ai.ID {
+				f.attempt = 1
+				n.push(f, 2*time.Second)
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := m.host.Connect(dctx, f.ai)
+			cancel()
+			switch {
+			case err == nil:
+				m.log.Info("found peer on the local network", "peer", f.ai.ID)
+			case f.attempt < mdnsDialRetries:
+				m.log.Debug("mdns peer unreachable, retrying", "peer", f.ai.ID, "err", err)
+				f.attempt++
+				n.push(f, time.Duration(f.attempt)*time.Second)
+			default:
+				m.log.Debug("mdns peer unreachable", "peer", f.ai.ID, "err", err)
 			}
 		}
 	})
