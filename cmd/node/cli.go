@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,7 +41,7 @@ Usage:
                    [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]...
                    [--no-mdns] [--mesh-key FILE]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
-  lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS] [--limit N]
+  lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
   lifeline status  [--api URL] [--json]
   lifeline export  [--api URL] [--out FILE] ID
   lifeline import  [--api URL] [FILE]
@@ -311,13 +312,22 @@ func (c *cli) send(ctx context.Context, args []string) error {
 }
 
 func (c *cli) read(ctx context.Context, args []string) error {
-	fs := c.flags("read", "[--api URL] [--channel NAME | --to KEY] [--json] [--since MS] [--limit N]")
+	fs := c.flags("read", "[--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]")
 	apiURL := fs.String("api", apiDefault(), "node API `URL`")
 	channel := fs.String("channel", "", "public channel `name`")
 	to := fs.String("to", "", "list direct messages and receipts addressed to this public `key`")
 	asJSON := fs.Bool("json", false, "print the node's JSON array unchanged")
 	since := fs.Int64("since", 0, "only messages created after these unix `milliseconds`, oldest first")
 	limit := fs.Int("limit", 0, fmt.Sprintf("at most `N` messages (default %d, at most %d)", api.DefaultLimit, api.MaxLimit))
+	var after *uint64
+	fs.Func("after", "messages that arrived after arrival number `SEQ` (0: from the first), in arrival order; prints the next --after on stderr. Use this to poll: --since misses messages that arrive late", func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an arrival number: %q", v)
+		}
+		after = &n
+		return nil
+	})
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -328,10 +338,34 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	if *channel != "" && *to != "" {
 		return usagef("give --channel or --to, not both")
 	}
+	if after != nil && *since != 0 {
+		return usagef("give --since or --after, not both")
+	}
 	q := api.ListQuery{Channel: *channel, To: *to, Since: *since, Limit: *limit}
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
 	cl := c.client(*apiURL)
+	if after != nil {
+		p, err := cl.ListAfter(ctx, q, *after)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			if err := json.NewEncoder(c.stdout).Encode(p.Messages); err != nil {
+				return err
+			}
+		} else {
+			for _, m := range p.Messages {
+				fmt.Fprintln(c.stdout, formatMessage(m))
+			}
+		}
+		more := ""
+		if p.More {
+			more = " (more waiting: ask again now)"
+		}
+		fmt.Fprintf(c.stderr, "next: --after %d%s\n", p.Next, more)
+		return nil
+	}
 	if *asJSON {
 		b, err := cl.ListJSON(ctx, q)
 		if err != nil {

@@ -444,6 +444,14 @@ func TestThreeProcessesConverge(t *testing.T) {
 		}
 		return true
 	})
+	// Polling in arrival order sees the same three, whatever order they came in.
+	var arrived []api.Message
+	if err := json.Unmarshal([]byte(ok(t, bin, "read", "--api", c.url, "--channel", "general", "--after", "0", "--json")), &arrived); err != nil || len(arrived) != 3 {
+		t.Fatalf("read --after 0: %d messages, %v", len(arrived), err)
+	}
+	if arrived[0].Seq >= arrived[1].Seq || arrived[1].Seq >= arrived[2].Seq {
+		t.Fatalf("read --after is not in arrival order: %d %d %d", arrived[0].Seq, arrived[1].Seq, arrived[2].Seq)
+	}
 	if out := ok(t, bin, "status", "--api", b.url); !strings.Contains(out, "mesh      2 peers") {
 		t.Fatalf("human status lacks the mesh line:\n%s", out)
 	}

@@ -2,7 +2,7 @@
 //
 //	lifeline run     [--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]
 //	lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DUR] TEXT...
-//	lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS] [--limit N]
+//	lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
 //	lifeline status  [--api URL] [--json]
 //	lifeline id      [--data DIR]
 //	lifeline keygen  --out FILE
