@@ -151,23 +151,26 @@ func TestSendAndListChannel(t *testing.T) {
 		t.Fatalf("got %d messages, want 2: %+v", len(ms), ms)
 	}
 	cid, _ := message.Channel("general")
+	// Both may carry the same created millisecond, and then they sort by
+	// id: match them by id, not position.
+	byID := map[string]api.Message{ms[0].ID: ms[0], ms[1].ID: ms[1]}
 	for i, want := range []struct{ id, kind, text, prio string }{
 		{id1, "text", "water at the school", "normal"},
 		{id2, "alert", "road blocked", "alert"},
 	} {
-		m := ms[i]
+		m := byID[want.id]
 		if m.ID != want.id || m.Kind != want.kind || m.Text != want.text || m.Priority != want.prio ||
 			m.Channel != "general" || m.ChannelID != cid.String() || m.Author != n.id.Public().String() ||
 			!m.Own || m.Status != api.StatusStored || m.To != "" {
 			t.Errorf("message %d = %+v", i, m)
 		}
 	}
-	if got := ms[1].Expires - ms[1].Created; got != time.Hour.Milliseconds() {
+	if got := byID[id2].Expires - byID[id2].Created; got != time.Hour.Milliseconds() {
 		t.Errorf("alert lives %dms, want an hour", got)
 	}
 	// since pages forward, exclusive; limit keeps the oldest of those.
 	after, err := n.client.List(ctx, api.ListQuery{Channel: "general", Since: ms[0].Created - 1, Limit: 1})
-	if err != nil || len(after) != 1 || after[0].ID != id1 {
+	if err != nil || len(after) != 1 || after[0].ID != ms[0].ID {
 		t.Fatalf("since/limit: %+v, %v", after, err)
 	}
 	// A single message by id.

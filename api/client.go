@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -229,10 +228,4 @@ func (c *Client) doHeader(ctx context.Context, method, path, contentType string,
 		return nil, resp.Header, resp.StatusCode, &Error{StatusCode: resp.StatusCode, Message: eb.Error}
 	}
 	return b, resp.Header, resp.StatusCode, nil
-}
-
-// IsNotFound reports whether err is the node answering 404.
-func IsNotFound(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound
 }

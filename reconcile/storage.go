@@ -25,9 +25,6 @@ func NewVector(items []Item) *Vector {
 // Len returns the number of items.
 func (v *Vector) Len() int { return len(v.items) }
 
-// Items returns the sorted items; callers must not modify them.
-func (v *Vector) Items() []Item { return v.items }
-
 // Iterate implements Storage.
 func (v *Vector) Iterate(from, to Item, fn func(Item) bool) error {
 	lo, _ := slices.BinarySearchFunc(v.items, from, Item.Compare)

@@ -186,9 +186,6 @@ func (s *Store) initSchema(tx *bolt.Tx) error {
 	return nil
 }
 
-// Path returns the database file's path.
-func (s *Store) Path() string { return s.path }
-
 // Close stops accepting writes, waits for the writes already accepted to
 // commit, closes every subscription (Err() == ErrClosed) and closes the
 // file. Calls after the first return nil.

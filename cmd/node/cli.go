@@ -497,44 +497,45 @@ func (c *cli) id(_ context.Context, args []string) error {
 	return nil
 }
 
-func (c *cli) meshkey(_ context.Context, args []string) error {
-	fs := c.flags("meshkey", "--out FILE")
-	out := fs.String("out", "", "mesh key `file` to create (mode 0600; never overwritten); give the same file to every node of the mesh")
+// outFlag parses the --out FILE that keygen and meshkey take, and nothing else.
+func (c *cli) outFlag(name, what string, args []string) (string, error) {
+	fs := c.flags(name, "--out FILE")
+	out := fs.String("out", "", what)
 	pos, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if err := noArgs(pos); err != nil {
+		return "", err
+	}
+	if *out == "" {
+		return "", usagef("missing --out FILE")
+	}
+	return *out, nil
+}
+
+func (c *cli) meshkey(_ context.Context, args []string) error {
+	out, err := c.outFlag("meshkey", "mesh key `file` to create (mode 0600; never overwritten); give the same file to every node of the mesh", args)
 	if err != nil {
 		return err
 	}
-	if err := noArgs(pos); err != nil {
+	if err := lifeline.WriteMeshKey(out, rand.Reader); err != nil {
 		return err
 	}
-	if *out == "" {
-		return usagef("missing --out FILE")
-	}
-	if err := lifeline.WriteMeshKey(*out, rand.Reader); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stderr, "wrote a new mesh key to %s: copy it to every node of the mesh and run them with --mesh-key %s\n", *out, *out)
+	fmt.Fprintf(c.stderr, "wrote a new mesh key to %s: copy it to every node of the mesh and run them with --mesh-key %s\n", out, out)
 	return nil
 }
 
 func (c *cli) keygen(_ context.Context, args []string) error {
-	fs := c.flags("keygen", "--out FILE")
-	out := fs.String("out", "", "identity `file` to create (mode 0600; never overwritten)")
-	pos, err := parse(fs, args)
+	out, err := c.outFlag("keygen", "identity `file` to create (mode 0600; never overwritten)", args)
 	if err != nil {
 		return err
-	}
-	if err := noArgs(pos); err != nil {
-		return err
-	}
-	if *out == "" {
-		return usagef("missing --out FILE")
 	}
 	id, err := message.NewIdentity(rand.Reader)
 	if err != nil {
 		return err
 	}
-	if err := lifeline.WriteIdentity(*out, id); err != nil {
+	if err := lifeline.WriteIdentity(out, id); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.stdout, id.Public())
