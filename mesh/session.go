@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"time"
 
 	"lifeline/message"
 	"lifeline/reconcile"
@@ -54,6 +55,22 @@ type session struct {
 	r       *bufio.Reader
 	w       io.Writer
 	stats   SessionStats
+	// rd, when the stream has read deadlines, bounds each wait for a
+	// frame: a peer that goes quiet frees its session slot after
+	// frameIdle, not at the end of the whole session's timeout.
+	rd   interface{ SetReadDeadline(time.Time) error }
+	idle time.Duration
+}
+
+// frameIdle is how long a session waits for the peer's next frame.
+// Computing a reply takes well under a second even on a million items.
+const frameIdle = 60 * time.Second
+
+// armRead starts the wait for the next frame.
+func (s *session) armRead() {
+	if s.rd != nil {
+		s.rd.SetReadDeadline(time.Now().Add(s.idle))
+	}
 }
 
 type countingReader struct {
@@ -79,7 +96,8 @@ func (c countingWriter) Write(p []byte) (int, error) {
 }
 
 func newSession(rw io.ReadWriter, st Store, deliver deliverFunc) *session {
-	s := &session{st: st, deliver: deliver}
+	s := &session{st: st, deliver: deliver, idle: frameIdle}
+	s.rd, _ = rw.(interface{ SetReadDeadline(time.Time) error })
 	s.r = bufio.NewReader(countingReader{rw, &s.stats.BytesIn})
 	s.w = countingWriter{rw, &s.stats.BytesOut}
 	return s
@@ -94,6 +112,7 @@ func (s *session) hello(initiator bool) error {
 			return err
 		}
 	}
+	s.armRead()
 	v, err := s.r.ReadByte()
 	if err != nil {
 		return err
@@ -108,6 +127,7 @@ func (s *session) hello(initiator bool) error {
 }
 
 func (s *session) expect(typ byte) ([]byte, error) {
+	s.armRead()
 	f, err := readFrame(s.r)
 	if err != nil {
 		return nil, err
@@ -199,6 +219,7 @@ func (s *session) respond(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		s.armRead()
 		f, err := readFrame(s.r)
 		if err != nil {
 			return err

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
+	"time"
 
 	"lifeline/message"
 )
@@ -153,5 +155,30 @@ func TestSessionLinkFailureIsNotMisbehaviour(t *testing.T) {
 				t.Fatalf("got %v, want an error that is not a protocol violation", err)
 			}
 		})
+	}
+}
+
+// TestSessionQuietPeerTimesOut: a peer that opens a session and goes silent
+// frees the session after the idle time, without being called a violator.
+func TestSessionQuietPeerTimesOut(t *testing.T) {
+	b := openStore(t, t.TempDir())
+	ca, cb := net.Pipe()
+	defer ca.Close()
+	defer cb.Close()
+	go func() {
+		ca.Write([]byte{streamVersion})
+		io.Copy(io.Discard, ca) // reads our hello, then says nothing
+	}()
+	s := newSession(cb, b, storeDeliver(b))
+	s.idle = 50 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- s.respond(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrProtocol) {
+			t.Fatalf("quiet peer: %v, want a deadline error that is not a violation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a quiet peer held the session")
 	}
 }
