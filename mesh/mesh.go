@@ -104,6 +104,8 @@ type Mesh struct {
 	peers []peer.AddrInfo // static
 
 	kick chan struct{} // wakes the reconcile loop for pending peers
+	// responders holds a token per session a peer runs against us.
+	responders chan struct{}
 	// unsent is set when live push may have missed someone: a new envelope
 	// found a connected peer not yet subscribed to the topic (that takes a
 	// moment after connecting), or GossipSub dropped a message or RPC on a
@@ -136,7 +138,7 @@ func New(cfg Config, st Store) (*Mesh, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1),
+	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1), responders: make(chan struct{}, maxResponders),
 		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}}
 	m.tracer = newGossipTracer(func() { m.unsent.Store(true) }, m.kickPeer)
 	for _, s := range cfg.Peers {

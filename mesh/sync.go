@@ -112,16 +112,11 @@ func (m *Mesh) ReconcileWith(ctx context.Context, p peer.ID) (SessionStats, erro
 
 func (m *Mesh) handleReconcile(s network.Stream) {
 	p := s.Conn().RemotePeer()
-	m.mu.Lock()
-	busy := 0
-	for _, st := range m.state {
-		if st.syncing {
-			busy++
-		}
-	}
-	m.mu.Unlock()
-	if busy >= maxResponders {
-		s.Reset()
+	select {
+	case m.responders <- struct{}{}:
+		defer func() { <-m.responders }()
+	default:
+		s.Reset() // busy: the peer retries on its next tick
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sessionTimeout)
