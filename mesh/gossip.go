@@ -33,11 +33,14 @@ func (m *Mesh) accept(ctx context.Context, p peer.ID, raw []byte, wait bool) (bo
 	switch {
 	case err == nil:
 		return res.New, nil
-	case errors.Is(err, message.ErrFuture), errors.Is(err, message.ErrExpired), errors.Is(err, store.ErrQuota):
+	case errors.Is(err, message.ErrFuture), errors.Is(err, message.ErrExpired), errors.Is(err, store.ErrQuota),
+		errors.Is(err, message.ErrVersion):
+		// Clock disagreements, a full store, and envelopes of a newer
+		// version (an upgraded peer) are nobody's misbehaviour.
 		m.log.Debug("envelope from peer not stored", "peer", p, "err", err)
 		return false, nil
 	case errors.Is(err, message.ErrSignature), errors.Is(err, message.ErrMalformed),
-		errors.Is(err, message.ErrTooLarge), errors.Is(err, message.ErrTruncated), errors.Is(err, message.ErrVersion):
+		errors.Is(err, message.ErrTooLarge), errors.Is(err, message.ErrTruncated):
 		return false, fmt.Errorf("%w: %v", errMisbehaved, err)
 	default:
 		return false, err
@@ -70,6 +73,9 @@ func (m *Mesh) publishLoop(ctx context.Context, topic *pubsub.Topic) {
 		sub := m.st.Subscribe(1024)
 		m.drain(ctx, topic, sub)
 		sub.Close()
+		if errors.Is(sub.Err(), store.ErrClosed) {
+			return // the store is gone: resubscribing would spin
+		}
 	}
 }
 

@@ -160,7 +160,9 @@ func (s *session) initiate(ctx context.Context) error {
 	}
 	var have, need [][reconcile.IDSize]byte
 	for msg != nil {
-		s.stats.Rounds++
+		if s.stats.Rounds++; s.stats.Rounds > maxRounds {
+			return fmt.Errorf("%w: no agreement after %d negentropy rounds", ErrProtocol, maxRounds)
+		}
 		if err := writeFrame(s.w, frameNeg, msg); err != nil {
 			return err
 		}
@@ -168,8 +170,15 @@ func (s *session) initiate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if len(reply) > negFrameLimit {
+			return fmt.Errorf("%w: negentropy reply of %d bytes, the limit is %d", ErrProtocol, len(reply), negFrameLimit)
+		}
 		if msg, have, need, err = eng.Reconcile(reply, have, need); err != nil {
-			return fmt.Errorf("%w: %v", ErrProtocol, err)
+			return negError(err)
+		}
+		// A peer inventing ids would otherwise grow these without end.
+		if len(need) > maxTransfer {
+			return fmt.Errorf("%w: peer claims more than %d envelopes we lack", ErrProtocol, maxTransfer)
 		}
 	}
 	for len(have) > 0 || len(need) > 0 {
@@ -215,6 +224,7 @@ func (s *session) respond(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	transfer, wanted := false, 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -226,22 +236,38 @@ func (s *session) respond(ctx context.Context) error {
 		}
 		switch f.typ {
 		case frameNeg:
-			s.stats.Rounds++
+			// Negentropy comes first and is bounded: each round costs us
+			// scans of the store, a few bytes each for the peer.
+			if transfer {
+				return fmt.Errorf("%w: negentropy message after the transfer began", ErrProtocol)
+			}
+			if len(f.payload) > negFrameLimit {
+				return fmt.Errorf("%w: negentropy message of %d bytes, the limit is %d", ErrProtocol, len(f.payload), negFrameLimit)
+			}
+			if s.stats.Rounds++; s.stats.Rounds > maxRounds {
+				return fmt.Errorf("%w: more than %d negentropy rounds", ErrProtocol, maxRounds)
+			}
 			reply, err := eng.Respond(f.payload)
 			if err != nil {
-				return fmt.Errorf("%w: %v", ErrProtocol, err)
+				return negError(err)
 			}
 			if err := writeFrame(s.w, frameNeg, reply); err != nil {
 				return err
 			}
 		case frameEnvelopes:
+			transfer = true
 			if err := s.receive(ctx, f.payload); err != nil {
 				return err
 			}
 		case frameWant:
+			transfer = true
 			ids, err := decodeIDs(f.payload)
 			if err != nil {
 				return err
+			}
+			// What a peer may want is bounded by what it could lack.
+			if wanted += len(ids); wanted > maxTransfer {
+				return fmt.Errorf("%w: more than %d envelopes wanted", ErrProtocol, maxTransfer)
 			}
 			if err := s.sendEnvelopes(ids); err != nil {
 				return err
@@ -252,6 +278,23 @@ func (s *session) respond(ctx context.Context) error {
 			return fmt.Errorf("%w: unknown frame type %d", ErrProtocol, f.typ)
 		}
 	}
+}
+
+// Per-session bounds. Converging a million items takes under 20 rounds
+// even at a 1 % difference (docs/BENCHMARKS.md); a session carries at most
+// maxTransfer envelopes each way, and the next session carries the rest.
+const (
+	maxRounds   = 64
+	maxTransfer = 200_000
+)
+
+// negError classifies an engine error: another protocol version is
+// incompatibility, anything else a violation.
+func negError(err error) error {
+	if errors.Is(err, reconcile.ErrUnsupportedVersion) {
+		return fmt.Errorf("%w: %v", ErrVersion, err)
+	}
+	return fmt.Errorf("%w: %v", ErrProtocol, err)
 }
 
 // sendEnvelopes writes one envelopes frame with those of ids still stored
