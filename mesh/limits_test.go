@@ -46,3 +46,15 @@ func TestPushRateLimit(t *testing.T) {
 		t.Fatalf("another peer was limited too: %v %v", isNew, err)
 	}
 }
+
+func TestMDNSServiceName(t *testing.T) {
+	a, b := make([]byte, 32), make([]byte, 32)
+	b[0] = 1
+	if got := mdnsServiceName(nil); got != "lifeline" {
+		t.Fatalf("open mesh announces %q", got)
+	}
+	na, nb := mdnsServiceName(a), mdnsServiceName(b)
+	if na == nb || len(na) > 15 || na == "lifeline" || na != mdnsServiceName(append([]byte(nil), a...)) {
+		t.Fatalf("service names %q %q: want distinct per key, stable, at most 15 characters", na, nb)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -106,19 +105,21 @@ type Mesh struct {
 	kick chan struct{} // wakes the reconcile loop for pending peers
 	// responders holds a token per session a peer runs against us.
 	responders chan struct{}
-	// unsent is set when live push may have missed someone: a new envelope
-	// found a connected peer not yet subscribed to the topic (that takes a
-	// moment after connecting), or GossipSub dropped a message or RPC on a
-	// full queue.
-	// The reconcile loop then syncs every peer within a second.
-	unsent atomic.Bool
+	// owed holds peers live push may have missed: a new envelope found
+	// them connected but not yet subscribed (that takes a moment after
+	// connecting), or GossipSub dropped a message or RPC of theirs on a
+	// full queue. The reconcile loop then syncs with every peer within a
+	// second, at most once per owedInterval, so no peer can cause a storm.
+	owed   map[peer.ID]bool
+	owedAt time.Time // the last catch-up round (guarded by mu)
 	tracer *gossipTracer
 
 	mu      sync.Mutex
 	state   map[peer.ID]*peerState
 	pending map[peer.ID]bool // peers to reconcile with soon
 	misbeh  int64
-	topic   *pubsub.Topic // set once Run has joined
+	topic   *pubsub.Topic   // set once Run has joined
+	runCtx  context.Context // Run's context: responder sessions end with it
 }
 
 type peerState struct {
@@ -129,7 +130,8 @@ type peerState struct {
 	received      int // totals over all reconciliation sessions
 	sent          int
 	misbehaved    int
-	failures      int // initiator sessions failed in a row
+	failures      int       // initiator sessions failed in a row
+	backoffUntil  time.Time // no periodic session before this, after repeated failures
 	syncing       bool
 }
 
@@ -139,8 +141,8 @@ func New(cfg Config, st Store) (*Mesh, error) {
 		return nil, err
 	}
 	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1), responders: make(chan struct{}, maxResponders),
-		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}}
-	m.tracer = newGossipTracer(func() { m.unsent.Store(true) }, m.kickPeer)
+		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}, owed: map[peer.ID]bool{}}
+	m.tracer = newGossipTracer(m.owe, m.kickPeer)
 	for _, s := range cfg.Peers {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
@@ -238,7 +240,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 		return fmt.Errorf("mesh: join topic: %w", err)
 	}
 	m.mu.Lock()
-	m.topic = topic
+	m.topic, m.runCtx = topic, ctx
 	m.mu.Unlock()
 	sub, err := topic.Subscribe()
 	if err != nil {
@@ -285,9 +287,12 @@ func (m *Mesh) peerState(p peer.ID) *peerState {
 	defer m.mu.Unlock()
 	ps := m.state[p]
 	if ps == nil && len(m.state) >= maxPeerStates {
+		// Make room by dropping one disconnected peer's record, not all of
+		// them: many throwaway peer ids must not reset everyone's allowance.
 		for q, st := range m.state {
 			if !st.syncing && m.host.Network().Connectedness(q) != network.Connected {
 				delete(m.state, q)
+				break
 			}
 		}
 	}

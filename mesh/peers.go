@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -148,13 +150,25 @@ func (n mdnsNotifee) push(f mdnsFound, delay time.Duration) {
 	time.AfterFunc(delay, send)
 }
 
+// mdnsServiceName is the DNS-SD service a node announces: one per private
+// mesh, so members only find members, and "lifeline" for the open mesh.
+// DNS-SD service names are at most 15 characters; 24 bits of the key's hash
+// tell apart the meshes that share a LAN.
+func mdnsServiceName(meshKey []byte) string {
+	if meshKey == nil {
+		return mdnsService
+	}
+	h := sha256.Sum256(append([]byte("lifeline/mdns/v1\x00"), meshKey...))
+	return fmt.Sprintf("%s-%x", mdnsService, h[:3])
+}
+
 // mdnsDialRetries is how often a discovered peer is dialled before waiting
 // for its next announcement.
 const mdnsDialRetries = 3
 
 func (m *Mesh) startMDNS(ctx context.Context, run func(func(context.Context))) error {
 	n := mdnsNotifee{m: m, found: make(chan mdnsFound, 16)}
-	svc := mdns.NewMdnsService(m.host, mdnsService, n)
+	svc := mdns.NewMdnsService(m.host, mdnsServiceName(m.cfg.MeshKey), n)
 	if err := svc.Start(); err != nil {
 		return err
 	}

@@ -31,16 +31,12 @@ func (m *Mesh) reconcileLoop(ctx context.Context) {
 			return
 		case <-m.kick:
 		case <-retry.C:
-			if m.unsent.Swap(false) {
-				for _, p := range m.host.Network().Peers() {
-					m.kickPeer(p)
-				}
-			}
+			m.payOwed()
 		case <-tick.C:
 			for _, p := range m.host.Network().Peers() {
 				st := m.peerState(p)
 				m.mu.Lock()
-				due := time.Since(st.lastReconcile) >= m.cfg.ReconcileInterval
+				due := time.Since(st.lastReconcile) >= m.cfg.ReconcileInterval && time.Now().After(st.backoffUntil)
 				m.mu.Unlock()
 				if due {
 					m.kickPeer(p)
@@ -48,6 +44,38 @@ func (m *Mesh) reconcileLoop(ctx context.Context) {
 			}
 		}
 		m.syncPending(ctx)
+	}
+}
+
+// owedInterval is the least time between two catch-up rounds: live push
+// misses come in bursts, and each reconciliation walks the whole store.
+const owedInterval = 10 * time.Second
+
+// owe records that live push may have missed p. It never blocks: the pubsub
+// tracer calls it from GossipSub's event loop.
+func (m *Mesh) owe(p peer.ID) {
+	m.mu.Lock()
+	m.owed[p] = true
+	m.mu.Unlock()
+}
+
+// payOwed reconciles with every connected peer when any is owed, at most
+// once per owedInterval. Every peer, not only the owed ones: the signals say
+// that live push is losing messages, not every place where it did (a
+// drop upstream of a neighbour is invisible here), and a reconciliation
+// that finds nothing costs one round.
+func (m *Mesh) payOwed() {
+	now := time.Now()
+	m.mu.Lock()
+	if len(m.owed) == 0 || now.Sub(m.owedAt) < owedInterval {
+		m.mu.Unlock()
+		return
+	}
+	clear(m.owed)
+	m.owedAt = now
+	m.mu.Unlock()
+	for _, p := range m.host.Network().Peers() {
+		m.kickPeer(p)
 	}
 }
 
@@ -77,9 +105,13 @@ func (m *Mesh) syncPending(ctx context.Context) {
 		st := m.peerState(p)
 		m.mu.Lock()
 		if err == nil {
-			st.failures = 0
+			st.failures, st.backoffUntil = 0, time.Time{}
 		} else if st.failures++; st.failures <= maxRetries {
 			m.pending[p] = true
+		} else {
+			// A peer whose sessions keep failing (or stalling) is left to
+			// the periodic round, less and less often: 1, 2, 4 … 30 min.
+			st.backoffUntil = time.Now().Add(min(time.Minute<<min(st.failures-maxRetries-1, 5), 30*time.Minute))
 		}
 		m.mu.Unlock()
 	}
@@ -119,7 +151,14 @@ func (m *Mesh) handleReconcile(s network.Stream) {
 		s.Reset() // busy: the peer retries on its next tick
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), sessionTimeout)
+	m.mu.Lock()
+	base := m.runCtx
+	m.mu.Unlock()
+	if base == nil {
+		s.Reset() // Run has not started
+		return
+	}
+	ctx, cancel := context.WithTimeout(base, sessionTimeout)
 	defer cancel()
 	if _, err := m.runSession(ctx, p, s, Respond); err != nil {
 		m.log.Debug("reconciliation as responder failed", "peer", p, "err", err)

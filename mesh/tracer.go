@@ -13,15 +13,15 @@ import (
 // peers are in our gossip mesh (live push reaches only those), and any
 // envelope the push path dropped, which a prompt reconciliation repairs.
 type gossipTracer struct {
-	lost    func()        // called when live push dropped something
-	grafted func(peer.ID) // called when a peer joins our gossip mesh
+	lost    func(peer.ID) // live push to or from this peer dropped something
+	grafted func(peer.ID) // the peer joined our gossip mesh
 
 	mu   sync.Mutex
 	mesh map[peer.ID]bool
 }
 
 // Tracer callbacks run inside GossipSub's event loop: they must not block.
-func newGossipTracer(lost func(), grafted func(peer.ID)) *gossipTracer {
+func newGossipTracer(lost, grafted func(peer.ID)) *gossipTracer {
 	return &gossipTracer{lost: lost, grafted: grafted, mesh: map[peer.ID]bool{}}
 }
 
@@ -57,13 +57,16 @@ func (g *gossipTracer) RemovePeer(p peer.ID) {
 	g.mu.Unlock()
 }
 
-func (g *gossipTracer) DropRPC(*pubsub.RPC, peer.ID)         { g.lost() }
-func (g *gossipTracer) UndeliverableMessage(*pubsub.Message) { g.lost() }
-func (g *gossipTracer) RejectMessage(_ *pubsub.Message, reason string) {
+func (g *gossipTracer) DropRPC(_ *pubsub.RPC, p peer.ID) { g.lost(p) }
+func (g *gossipTracer) RejectMessage(m *pubsub.Message, reason string) {
 	if reason == pubsub.RejectValidationQueueFull || reason == pubsub.RejectValidationThrottled {
-		g.lost()
+		g.lost(m.ReceivedFrom)
 	}
 }
+
+// UndeliverableMessage concerns our own subscription, after the validator
+// has stored the envelope: nothing is lost.
+func (g *gossipTracer) UndeliverableMessage(*pubsub.Message) {}
 
 var _ pubsub.RawTracer = (*gossipTracer)(nil)
 
