@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -82,26 +81,14 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// do sends a raw request and returns status and body.
+// do sends a raw request and returns status, body and headers.
 func (n *node) do(t *testing.T, method, path, contentType string, body []byte) (int, []byte, http.Header) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctxT(t), method, n.http.URL+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var hdr map[string]string
 	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+		hdr = map[string]string{"Content-Type": contentType}
 	}
-	resp, err := n.http.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b, resp.Header
+	return n.request(t, method, path, "", hdr, body)
 }
 
 func TestStatus(t *testing.T) {

@@ -93,19 +93,11 @@ func (m *Mesh) drain(ctx context.Context, topic *pubsub.Topic, sub *store.Subscr
 			// A connected peer whose subscription we have not seen yet (it
 			// just connected) will not get this by gossip: reconciliation
 			// carries it there.
-			subscribed := topic.ListPeers()
-			if connected := m.host.Network().Peers(); len(subscribed) < len(connected) {
-				in := make(map[peer.ID]bool, len(subscribed))
-				for _, p := range subscribed {
-					in[p] = true
-				}
-				for _, p := range connected {
-					if !in[p] {
-						m.owe(p)
-					}
-				}
+			subscribed := len(topic.ListPeers())
+			if subscribed < len(m.host.Network().Peers()) {
+				m.owed.Store(true)
 			}
-			if len(subscribed) == 0 {
+			if subscribed == 0 {
 				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -105,13 +106,13 @@ type Mesh struct {
 	kick chan struct{} // wakes the reconcile loop for pending peers
 	// responders holds a token per session a peer runs against us.
 	responders chan struct{}
-	// owed holds peers live push may have missed: a new envelope found
-	// them connected but not yet subscribed (that takes a moment after
-	// connecting), or GossipSub dropped a message or RPC of theirs on a
-	// full queue. The reconcile loop then syncs with every peer within a
-	// second, at most once per owedInterval, so no peer can cause a storm.
-	owed   map[peer.ID]bool
-	owedAt time.Time // the last catch-up round (guarded by mu)
+	// owed is set when live push may have missed someone: a new envelope
+	// found a peer connected but not yet subscribed (that takes a moment
+	// after connecting), or GossipSub dropped traffic on a full queue. The
+	// reconcile loop then syncs with every peer within a second, at most
+	// once per owedInterval, so no peer can cause a storm.
+	owed   atomic.Bool
+	owedAt time.Time // the last catch-up round; only the reconcile loop uses it
 	tracer *gossipTracer
 
 	mu      sync.Mutex
@@ -141,8 +142,8 @@ func New(cfg Config, st Store) (*Mesh, error) {
 		return nil, err
 	}
 	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1), responders: make(chan struct{}, maxResponders),
-		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}, owed: map[peer.ID]bool{}}
-	m.tracer = newGossipTracer(m.owe, m.kickPeer)
+		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}}
+	m.tracer = newGossipTracer(func() { m.owed.Store(true) }, m.kickPeer)
 	for _, s := range cfg.Peers {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {

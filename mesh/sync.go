@@ -51,29 +51,17 @@ func (m *Mesh) reconcileLoop(ctx context.Context) {
 // misses come in bursts, and each reconciliation walks the whole store.
 const owedInterval = 10 * time.Second
 
-// owe records that live push may have missed p. It never blocks: the pubsub
-// tracer calls it from GossipSub's event loop.
-func (m *Mesh) owe(p peer.ID) {
-	m.mu.Lock()
-	m.owed[p] = true
-	m.mu.Unlock()
-}
-
-// payOwed reconciles with every connected peer when any is owed, at most
-// once per owedInterval. Every peer, not only the owed ones: the signals say
-// that live push is losing messages, not every place where it did (a
-// drop upstream of a neighbour is invisible here), and a reconciliation
-// that finds nothing costs one round.
+// payOwed reconciles with every connected peer when live push may have
+// missed something, at most once per owedInterval. Every peer, not only the
+// one a signal names: the signals say that push is losing messages, not
+// every place where it did (a drop upstream of a neighbour is invisible
+// here), and a reconciliation that finds nothing costs one round.
 func (m *Mesh) payOwed() {
 	now := time.Now()
-	m.mu.Lock()
-	if len(m.owed) == 0 || now.Sub(m.owedAt) < owedInterval {
-		m.mu.Unlock()
+	if now.Sub(m.owedAt) < owedInterval || !m.owed.Swap(false) {
 		return
 	}
-	clear(m.owed)
 	m.owedAt = now
-	m.mu.Unlock()
 	for _, p := range m.host.Network().Peers() {
 		m.kickPeer(p)
 	}

@@ -13,7 +13,7 @@ import (
 // peers are in our gossip mesh (live push reaches only those), and any
 // envelope the push path dropped, which a prompt reconciliation repairs.
 type gossipTracer struct {
-	lost    func(peer.ID) // live push to or from this peer dropped something
+	lost    func()        // live push dropped something
 	grafted func(peer.ID) // the peer joined our gossip mesh
 
 	mu   sync.Mutex
@@ -21,7 +21,7 @@ type gossipTracer struct {
 }
 
 // Tracer callbacks run inside GossipSub's event loop: they must not block.
-func newGossipTracer(lost, grafted func(peer.ID)) *gossipTracer {
+func newGossipTracer(lost func(), grafted func(peer.ID)) *gossipTracer {
 	return &gossipTracer{lost: lost, grafted: grafted, mesh: map[peer.ID]bool{}}
 }
 
@@ -57,10 +57,10 @@ func (g *gossipTracer) RemovePeer(p peer.ID) {
 	g.mu.Unlock()
 }
 
-func (g *gossipTracer) DropRPC(_ *pubsub.RPC, p peer.ID) { g.lost(p) }
-func (g *gossipTracer) RejectMessage(m *pubsub.Message, reason string) {
+func (g *gossipTracer) DropRPC(*pubsub.RPC, peer.ID) { g.lost() }
+func (g *gossipTracer) RejectMessage(_ *pubsub.Message, reason string) {
 	if reason == pubsub.RejectValidationQueueFull || reason == pubsub.RejectValidationThrottled {
-		g.lost(m.ReceivedFrom)
+		g.lost()
 	}
 }
 

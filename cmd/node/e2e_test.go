@@ -70,7 +70,22 @@ var loopbackMesh = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"}
 func startDaemon(t *testing.T, bin, dataDir string, extra ...string) *daemon {
 	t.Helper()
 	args := append([]string{"run", "--data", dataDir, "--api", "127.0.0.1:0"}, loopbackMesh...)
-	cmd := exec.Command(bin, append(args, extra...)...)
+	d := launch(t, exec.Command(bin, append(args, extra...)...), "")
+	// Ready means answering, not merely listening.
+	c := &api.Client{BaseURL: d.url}
+	waitFor(t, 30*time.Second, "the node at "+d.url+" answers", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.Status(ctx)
+		return err == nil
+	})
+	return d
+}
+
+// launch starts cmd, a `lifeline run` (where says where, for messages),
+// and returns once it has printed its API address. t.Cleanup kills it.
+func launch(t *testing.T, cmd *exec.Cmd, where string) *daemon {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -108,29 +123,15 @@ func startDaemon(t *testing.T, bin, dataDir string, extra ...string) *daemon {
 	select {
 	case line = <-lines:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("lifeline run printed no address within 30s; stderr:\n%s", d.stderr.String())
+		t.Fatalf("lifeline run%s printed no address within 30s; stderr:\n%s", where, d.stderr.String())
 	}
 	m := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
 	if m == nil {
 		<-d.exited
-		t.Fatalf("lifeline run said %q; stderr:\n%s", line, d.stderr.String())
+		t.Fatalf("lifeline run%s said %q; stderr:\n%s", where, line, d.stderr.String())
 	}
 	d.url = m[1]
-	// Ready means answering, not merely listening.
-	c := &api.Client{BaseURL: d.url}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Status(ctx)
-		cancel()
-		if err == nil {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node at %s never answered: %v", d.url, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return d
 }
 
 // stop sends SIGTERM and returns the exit code.

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -156,49 +153,7 @@ func startInNamespace(t *testing.T, bin, ns string) *daemon {
 	// to read when the test fails.
 	cmd := exec.Command("ip", "netns", "exec", ns, bin, "run", "-v", "--data", t.TempDir(),
 		"--api", "127.0.0.1:0", "--listen", "/ip4/0.0.0.0/tcp/0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		br := bufio.NewReader(stdout)
-		line, _ := br.ReadString('\n')
-		lines <- line
-		_, _ = io.Copy(io.Discard, br)
-	}()
-	go func() {
-		<-readDone // Wait only once the pipe has been read to the end
-		_ = cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-d.exited
-		}
-	})
-	var line string
-	select {
-	case line = <-lines:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("lifeline run in %s printed no address within 30s; stderr:\n%s", ns, d.stderr.String())
-	}
-	m := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
-	if m == nil {
-		<-d.exited
-		t.Fatalf("lifeline run in %s said %q; stderr:\n%s", ns, line, d.stderr.String())
-	}
-	d.url = m[1]
+	d := launch(t, cmd, " in "+ns)
 	waitFor(t, 30*time.Second, "the node in "+ns+" answers", func() bool {
 		return runCLI(t, "ip", nil, "netns", "exec", ns, bin, "status", "--api", d.url).code == 0
 	})
