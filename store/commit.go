@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,14 +23,15 @@ const (
 	opExpire
 )
 
-// op is one request to the committer.
+// op is one request to the logger, and then the applier.
 type op struct {
 	kind     opKind
 	env      *message.Envelope // opPut
 	own      bool              // opPut: PutOwn
+	lsn      uint64            // opPut: its record in the log; 0: not logged
 	received int64             // opPut
 	now      int64             // opExpire: unix ms
-	done     chan opResult     // buffered 1: the committer never blocks on it
+	done     chan opResult     // buffered 1: the logger and applier never block on it
 }
 
 type opResult struct {
@@ -49,15 +52,16 @@ type Result struct {
 }
 
 // Put verifies raw (message.Verify against Options.Now) and stores it. It
-// returns after the transaction holding it is durable on disk. A message
-// already stored gives Result{New: false} and a nil error. An invalid
-// message gives the message package's error (errors.Is works) and nothing
-// is stored. If the message cannot fit in the quota the error wraps
-// ErrQuota. If ctx ends while Put waits, Put returns ctx.Err() and the
-// message may or may not have been stored.
+// returns once the message is durable on disk: in the write-ahead log, or
+// in the database. Every read that starts after Put returned sees the
+// message. A message already stored gives Result{New: false} and a nil
+// error. An invalid message gives the message package's error (errors.Is
+// works) and nothing is stored. If the message cannot fit in the quota the
+// error wraps ErrQuota. If ctx ends while Put waits, Put returns ctx.Err()
+// and the message may or may not have been stored.
 //
 // Verification runs in the caller's goroutine: concurrent Puts verify on
-// every core while the committer writes.
+// every core while the log and the database are written.
 func (s *Store) Put(ctx context.Context, raw []byte) (Result, error) {
 	return s.put(ctx, raw, false)
 }
@@ -74,17 +78,26 @@ func (s *Store) PutOwn(ctx context.Context, raw []byte) (Result, error) {
 
 func (s *Store) put(ctx context.Context, raw []byte, own bool) (Result, error) {
 	now := s.now()
-	env, err := message.Verify(raw, now.UnixMilli())
+	env, err := message.Decode(raw)
 	if err != nil {
 		return Result{}, fmt.Errorf("store: put: %w", err)
 	}
 	id := env.ID()
 	if !own {
-		// Gossip and reconciliation deliver many duplicates; answering them
-		// from a read transaction keeps them out of the committer's queue.
+		// Gossip and reconciliation deliver many duplicates. The ID is the
+		// hash of every byte, signature included, so a stored ID means
+		// these exact bytes were verified when they were stored: answer
+		// from a read transaction, without verifying again (a lookup costs
+		// a few µs, a verification about 50).
 		if ok, err := s.Has(id); err == nil && ok {
 			return Result{ID: id}, nil
 		}
+	}
+	if err := env.VerifySignature(); err != nil {
+		return Result{}, fmt.Errorf("store: put: %w", err)
+	}
+	if err := env.CheckTime(now.UnixMilli()); err != nil {
+		return Result{}, fmt.Errorf("store: put: %w", err)
 	}
 	o := &op{kind: opPut, env: env, own: own, received: now.UnixMilli(), done: make(chan opResult, 1)}
 	r, err := s.submit(ctx, o)
@@ -112,51 +125,80 @@ func (s *Store) Expire(now time.Time) (int, error) {
 	}
 }
 
-// commitLoop is the only writer. It takes whatever is queued, up to
-// maxBatch, and commits it in one transaction.
+// applyLoop is the only bbolt writer: it commits what logLoop hands it,
+// up to maxApply requests per transaction.
 //
-// It does not linger for more requests: while one batch is being written
-// and fsynced, the writers of the next one are verifying on the other
-// cores, so batches form by themselves and verification overlaps the
-// fsync. Lingering until every writer had arrived was measured: batches
-// doubled, throughput fell (verification then no longer overlaps I/O).
-func (s *Store) commitLoop() {
+// Logged Puts have been answered already, so under load it lets them
+// gather: it commits at most once per applyLinger. A few large
+// transactions cost the disk far less than many small ones (pages near
+// each other are written once), and every fsync of the database delays the
+// log's. The first commit after a quiet spell goes at once, and so does a
+// commit somebody waits for: a request answered only after it (PutOwn,
+// Expire, a Put that may need eviction), a reader (settle), or the logger
+// (a full hand-over or a rewind of the log).
+func (s *Store) applyLoop() {
 	defer close(s.stopped)
-	batch := make([]*op, 0, maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var last time.Time // when the last commit ended
 	for {
-		select {
-		case o := <-s.queue:
-			batch = append(batch[:0], o)
-		case <-s.stop:
-			// Close waited for every admitted request, so the queue is
-			// empty unless a caller stopped waiting; finish those too, in
-			// batches like any others.
-			for {
-				batch = s.drain(batch[:0])
-				if len(batch) == 0 {
-					return
+		<-s.kick
+		if wait := applyLinger - time.Since(last); wait > 0 {
+			timer.Reset(wait)
+		gather:
+			for !s.applyDue() {
+				select {
+				case <-s.kick:
+				case <-timer.C:
+					break gather
 				}
-				s.commit(batch)
-				clear(batch)
+			}
+			timer.Stop()
+		}
+		for {
+			ops, done := s.takeApply()
+			if len(ops) > 0 {
+				s.commit(ops)
+				last = time.Now()
+			}
+			if done {
+				s.walMu.Lock()
+				s.applierDone = true
+				s.walCond.Broadcast()
+				s.walMu.Unlock()
+				return
+			}
+			if len(ops) == 0 || !s.applyDue() {
+				break
 			}
 		}
-		batch = s.drain(batch)
-		s.commit(batch)
-		clear(batch)
 	}
 }
 
-// drain appends whatever is queued, up to maxBatch.
-func (s *Store) drain(batch []*op) []*op {
-	for len(batch) < maxBatch {
-		select {
-		case o := <-s.queue:
-			batch = append(batch, o)
-		default:
-			return batch
-		}
+// applyDue reports whether the applier should commit now rather than let
+// more requests gather.
+func (s *Store) applyDue() bool {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	return len(s.toApply) >= maxApply || s.hurry || s.urgent > 0 || s.logDone
+}
+
+// takeApply takes up to maxApply requests to commit, and reports whether
+// the logger has stopped and nothing else will come.
+func (s *Store) takeApply() ([]*op, bool) {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	n := min(len(s.toApply), maxApply)
+	ops := slices.Clone(s.toApply[:n])
+	clear(s.toApply[:n])
+	s.toApply = s.toApply[n:]
+	if len(s.toApply) == 0 {
+		s.toApply = nil
+		s.hurry = false
+	} else {
+		s.hurry = slices.ContainsFunc(s.toApply, func(o *op) bool { return o.lsn == 0 })
 	}
-	return batch
+	return ops, s.logDone && len(s.toApply) == 0
 }
 
 // buckets holds one write transaction's buckets.
@@ -193,14 +235,26 @@ type batchState struct {
 }
 
 // commit applies batch in one transaction, then answers every request in
-// it and notifies subscribers.
+// it that was not answered when logged, and notifies subscribers.
 //
 // If that transaction fails and holds more than one request, each request
 // is retried in a transaction of its own, so that one request cannot fail
 // the others: typically the file reaching MaxDBSize, where a batch as a
 // whole does not fit but most of its messages do. This costs one fsync per
 // request, on the failure path only; the happy path stays one transaction.
+//
+// A logged message that fails for another reason than size breaks the
+// store (see brokenErr): it stays in the log, and neither it nor any later
+// logged message is applied, so that reopening the store retries them all.
 func (s *Store) commit(batch []*op) {
+	if err := s.brokenErr(); err != nil {
+		for _, o := range batch {
+			if o.lsn == 0 {
+				o.done <- opResult{err: err}
+			}
+		}
+		return
+	}
 	results, st, err := s.apply(batch)
 	if err != nil && len(batch) > 1 {
 		for i := range batch {
@@ -208,21 +262,32 @@ func (s *Store) commit(batch []*op) {
 		}
 		return
 	}
+	full := err != nil && errors.Is(err, bolterrors.ErrMaxSizeReached)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrMaxSizeReached) {
+		if full {
 			err = fmt.Errorf("%w: %w", ErrQuota, err)
 		}
 		err = fmt.Errorf("commit: %w", err)
 		for i := range results {
 			results[i] = opResult{err: err}
 		}
+		if o := batch[0]; o.lsn != 0 && !full {
+			s.fail(err)
+			return
+		}
 	} else {
 		s.statMu.Lock()
 		s.count, s.seq = st.count, st.seq
 		s.statMu.Unlock()
 	}
+	if info, serr := os.Stat(s.path); serr == nil {
+		s.fileSize.Store(info.Size())
+	}
+	s.applied(batch, results)
 	for i, o := range batch {
-		o.done <- results[i]
+		if o.lsn == 0 {
+			o.done <- results[i]
+		}
 	}
 	if err == nil && len(st.notes) > 0 {
 		s.notify(st.notes, st.removed)
@@ -253,6 +318,13 @@ func (s *Store) apply(batch []*op) ([]opResult, batchState, error) {
 		}
 		if st.seq != first {
 			if err := b.meta.Put(metaSeq, seqKey(st.seq)); err != nil {
+				return err
+			}
+		}
+		if v, changed := s.appliedAfter(batch); changed {
+			// In the same transaction as the messages: a replay starts
+			// exactly after what this commit holds.
+			if err := b.meta.Put(metaWAL, v); err != nil {
 				return err
 			}
 		}

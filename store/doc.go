@@ -1,11 +1,14 @@
 // Package store keeps Lifeline's messages in a bbolt database: the single
 // source of truth that every link reads from and writes to.
 //
-// Every envelope is verified (message.Verify) in the caller's goroutine
-// before it reaches the database, so verification uses every core. Verified
-// envelopes then go to one committer goroutine that writes whole batches in
-// one bbolt transaction (group commit): one fsync serves every Put waiting in
-// the batch, and Put returns only after that fsync.
+// Every new envelope is verified (signature and time) in the caller's
+// goroutine before it reaches the database, so verification uses every core.
+// A Put from a peer is then written to a write-ahead log, one fdatasync per
+// batch of concurrent Puts, and returns; one applier goroutine copies the log
+// into bbolt in large transactions. Requests whose answer depends on the
+// database (PutOwn, Expire, a Put that may need eviction) are answered after
+// the applier's commit. Reads wait for the applier, so they see every Put
+// that returned before them. See docs/STORE.md, "Writes".
 //
 // The byte layout of every bucket is in docs/STORE.md; layout.go is the
 // code side of the same description.

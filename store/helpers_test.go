@@ -90,6 +90,7 @@ func checkConsistent(t testing.TB, s *Store) {
 	t.Helper()
 	// A write transaction, rolled back: bbolt's Check reads the freelist,
 	// which a concurrent commit may be changing.
+	s.settle()
 	errRollback := errors.New("rollback")
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {

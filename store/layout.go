@@ -20,6 +20,7 @@ var (
 	metaVersion  = []byte("version")
 	metaCounters = []byte("counters")
 	metaSeq      = []byte("seq") // the last seq assigned, uint64
+	metaWAL      = []byte("wal") // the last log LSN applied, uint64; absent: 0
 )
 
 // schemaVersion is stored under meta/version. A file with another version is

@@ -68,18 +68,23 @@ func TestSubscriberLags(t *testing.T) {
 	for i := range 5 {
 		mustPut(t, s, text(t, alice, "general", fmt.Sprint(i), clk.Now()))
 	}
+	// Once fast has all five and the notify that delivered the last one
+	// has finished (it holds subMu throughout), slow was offered all five
+	// without reading any: it must have lagged at the second.
+	for range 5 {
+		recv(t, fast)
+	}
+	if fast.Err() != nil {
+		t.Fatal(fast.Err())
+	}
+	s.subMu.Lock()
+	s.subMu.Unlock() //nolint:staticcheck // a barrier, see above
 	n := 0
 	for range slow.C {
 		n++
 	}
 	if !errors.Is(slow.Err(), ErrLagged) || n != 1 {
 		t.Fatalf("slow subscriber: %d records, err %v", n, slow.Err())
-	}
-	for range 5 {
-		recv(t, fast)
-	}
-	if fast.Err() != nil {
-		t.Fatal(fast.Err())
 	}
 	slow.Close() // after lagging: harmless
 	if !errors.Is(slow.Err(), ErrLagged) {
@@ -428,10 +433,11 @@ func TestMaxDBSizeBatch(t *testing.T) {
 			Created: clk.Now().UnixMilli(), Channel: message.ChannelID{1}, Body: body})
 	}
 
-	// Pause the committer between two batches: after it commits m0 it
+	// Pause the applier between two batches: after it commits m0 it
 	// notifies subscribers, which waits for subMu, held here. So when Put
-	// m0 has returned, the committer has finished its batch and has not
-	// yet started the next one.
+	// m0 has returned (PutOwn: answered after its commit), the applier has
+	// finished its batch and has not yet started the next one. A MaxDBSize
+	// this small sends every Put through the applier (roomFor).
 	s.subMu.Lock()
 	paused := true
 	defer func() {
@@ -439,19 +445,23 @@ func TestMaxDBSizeBatch(t *testing.T) {
 			s.subMu.Unlock()
 		}
 	}()
-	mustPut(t, s, text(t, alice, "general", "m0", clk.Now()))
+	if _, err := s.PutOwn(t.Context(), text(t, alice, "general", "m0", clk.Now()).Raw()); err != nil {
+		t.Fatal(err)
+	}
+	taken := s.taken.Load()
 
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i, e := range envs {
 		wg.Go(func() { _, errs[i] = s.Put(context.Background(), e.Raw()) })
 	}
-	// Wait until every Put is queued, then let the committer go: it takes
-	// all n in one batch.
+	// Wait until every Put is queued or handed to the applier, then let
+	// the applier go: its first transaction holds several batches (up to
+	// applyQueue of them), too much for the file as a whole.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(s.queue) < n {
+	for q := 0; q < n; q = len(s.queue) + int(s.taken.Load()-taken) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d puts queued after 10s", len(s.queue), n)
+			t.Fatalf("%d of %d puts queued after 10s", q, n)
 		}
 		runtime.Gosched()
 	}

@@ -28,6 +28,7 @@ type Record struct {
 // Get returns the message with the given ID, or an error wrapping
 // ErrNotFound.
 func (s *Store) Get(id message.ID) (*Record, error) {
+	s.settle()
 	var rec *Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMsg).Get(id[:])
@@ -46,6 +47,9 @@ func (s *Store) Get(id message.ID) (*Record, error) {
 
 // Has reports whether the message with the given ID is stored.
 func (s *Store) Has(id message.ID) (bool, error) {
+	if s.isPending(id) {
+		return true, nil
+	}
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketMsg).Get(id[:]) != nil
@@ -91,6 +95,7 @@ var ErrQuery = errors.New("invalid query")
 // List walks one index from one end: its cost grows with Limit, not with
 // the store.
 func (s *Store) List(q Query) ([]*Record, error) {
+	s.settle()
 	if q.After > 0 {
 		p, err := s.ListAfter(q)
 		return p.Records, err
@@ -202,6 +207,7 @@ type Page struct {
 // of other destinations (the index holds each message's destination), and
 // stops at Limit matches or after ScanCap entries; see Page.
 func (s *Store) ListAfter(q Query) (Page, error) {
+	s.settle()
 	p := Page{Next: q.After}
 	if q.Channel != nil && q.Recipient != nil {
 		return p, fmt.Errorf("store: list: %w: Channel and Recipient are exclusive", ErrQuery)
@@ -277,7 +283,7 @@ func prefixEnd(p []byte) []byte {
 }
 
 // itemsChunk is how many items Items reads per read transaction. Short
-// transactions keep the committer free to grow the file while a long walk
+// transactions keep the applier free to grow the file while a long walk
 // (a reconciliation) is under way, and let fn call back into the store.
 const itemsChunk = 512
 
@@ -286,6 +292,7 @@ const itemsChunk = 512
 // end. fn runs outside any transaction; items committed during the walk
 // after the walk's position are seen.
 func (s *Store) Items(fromCreated int64, fromID message.ID, fn func(created int64, id message.ID) bool) error {
+	s.settle()
 	start := timeKey(max(fromCreated, 0), fromID)
 	type item struct {
 		created int64

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -55,12 +56,20 @@ type Options struct {
 }
 
 const (
-	// queueLen bounds the requests waiting for the committer. A Put that
+	// queueLen bounds the requests waiting for the logger. A Put that
 	// finds it full waits, and gives up when its context ends.
 	queueLen = 1024
-	// maxBatch bounds one transaction, so one slow batch does not hold
-	// every writer for long.
+	// maxBatch bounds one log write.
 	maxBatch = 2048
+	// maxApply bounds one bbolt transaction of the applier, so one slow
+	// commit does not hold PutOwn callers for long.
+	maxApply = 8192
+	// maxPending bounds the requests handed to the applier and not yet
+	// committed (and so the memory they hold, about 1 KiB each).
+	maxPending = 4 * maxApply
+	// applyLinger is how long the applier lets logged Puts gather when
+	// nobody waits for them.
+	applyLinger = 100 * time.Millisecond
 	// lockTimeout is how long Open waits for another process's lock.
 	lockTimeout = time.Second
 )
@@ -86,8 +95,29 @@ type Store struct {
 	stopped  chan struct{}
 
 	statMu sync.Mutex
-	count  counters // as of the last commit; written by the committer only
+	count  counters // as of the last commit; written by the applier only
 	seq    uint64   // the last seq assigned, as of the last commit; likewise
+
+	log      logState      // guarded by walMu
+	kick     chan struct{} // wakes the applier; buffered 1
+	fileSize atomic.Int64  // of the database file, after the last commit
+	taken    atomic.Int64  // requests the logger has taken from the queue
+
+	// walMu guards the state shared by the logger, the applier and
+	// readers waiting for the applier (walCond).
+	walMu        sync.Mutex
+	walCond      *sync.Cond
+	pending      map[message.ID]struct{} // logged, not yet applied
+	unlogged     map[message.ID]int      // Puts handed to the applier unlogged, not yet applied
+	pendingBytes int64                   // logical bytes of pending
+	refused      int64                   // logged messages refused for room when applied
+	replayed     int64                   // log records applied by Open
+	broken       error                   // see brokenErr
+	toApply      []*op                   // handed from the logger to the applier, in order
+	hurry        bool                    // toApply holds a request whose caller waits for the commit
+	urgent       int                     // goroutines waiting for the applier (settle, the logger)
+	logDone      bool                    // the logger has stopped: toApply only shrinks now
+	applierDone  bool
 
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
@@ -125,11 +155,27 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := db.Update(s.initSchema); err != nil {
+	s.walCond = sync.NewCond(&s.walMu)
+	s.pending = make(map[message.ID]struct{})
+	s.unlogged = make(map[message.ID]int)
+	s.kick = make(chan struct{}, 1)
+	var applied uint64
+	if err := db.Update(func(tx *bolt.Tx) (err error) {
+		applied, err = s.initSchema(tx)
+		return err
+	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	go s.commitLoop()
+	if err := s.openLog(applied); err != nil {
+		if s.log.file != nil {
+			s.log.file.close()
+		}
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	go s.logLoop()
+	go s.applyLoop()
 	return s, nil
 }
 
@@ -145,45 +191,48 @@ func maxSize(n int64) int {
 	return int(n)
 }
 
-func (s *Store) initSchema(tx *bolt.Tx) error {
+// initSchema creates or checks the schema, loads the counters, and returns
+// meta/wal.
+func (s *Store) initSchema(tx *bolt.Tx) (uint64, error) {
+	var applied uint64
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		for _, name := range [][]byte{bucketMeta, bucketMsg, bucketTime, bucketDest, bucketExp, bucketEvict, bucketSeq} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("create bucket %s: %w", name, err)
+				return applied, fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
 		meta = tx.Bucket(bucketMeta)
 		if err := meta.Put(metaVersion, []byte{schemaVersion}); err != nil {
-			return err
+			return applied, err
 		}
 		if err := meta.Put(metaSeq, seqKey(0)); err != nil {
-			return err
+			return applied, err
 		}
-		return meta.Put(metaCounters, counters{}.encode())
+		return applied, meta.Put(metaCounters, counters{}.encode())
 	}
 	if v := meta.Get(metaVersion); len(v) == 1 && v[0] == 1 {
-		return fmt.Errorf("%w: schema version 1, from before arrival sequence numbers; this code reads only %d "+
+		return applied, fmt.Errorf("%w: schema version 1, from before arrival sequence numbers; this code reads only %d "+
 			"and does not convert: move the file aside and let the node start a new one (peers will resend what they hold)",
 			ErrCorrupt, schemaVersion)
 	} else if len(v) != 1 || v[0] != schemaVersion {
-		return fmt.Errorf("%w: schema version %x, this code reads %d", ErrCorrupt, v, schemaVersion)
+		return applied, fmt.Errorf("%w: schema version %x, this code reads %d", ErrCorrupt, v, schemaVersion)
 	}
 	for _, name := range [][]byte{bucketMsg, bucketTime, bucketDest, bucketExp, bucketEvict, bucketSeq} {
 		if tx.Bucket(name) == nil {
-			return errCorrupt("missing bucket " + string(name))
+			return applied, errCorrupt("missing bucket " + string(name))
 		}
 	}
 	c, ok := decodeCounters(meta.Get(metaCounters))
 	if !ok {
-		return errCorrupt("meta counters")
+		return applied, errCorrupt("meta counters")
 	}
 	seq := meta.Get(metaSeq)
 	if len(seq) != 8 {
-		return errCorrupt("meta seq")
+		return applied, errCorrupt("meta seq")
 	}
 	s.count, s.seq = c, binary.BigEndian.Uint64(seq)
-	return nil
+	return decodeApplied(meta.Get(metaWAL))
 }
 
 // Close stops accepting writes, waits for the writes already accepted to
@@ -202,6 +251,12 @@ func (s *Store) Close() error {
 	s.inflight.Wait()
 	close(s.stop)
 	<-s.stopped
+	var werr error
+	if s.brokenErr() == nil {
+		// Everything logged is applied: the log is empty.
+		werr = s.log.file.reset()
+	}
+	werr = errors.Join(werr, s.log.file.close())
 
 	s.subMu.Lock()
 	for sub := range s.subs {
@@ -213,6 +268,9 @@ func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", s.path, err)
 	}
+	if werr != nil {
+		return fmt.Errorf("store: close: %w", werr)
+	}
 	return nil
 }
 
@@ -223,6 +281,15 @@ type Stats struct {
 	Quota    int64 // Options.Quota
 	Evicted  int64 // removed to respect the quota, since the file was created
 	Expired  int64 // removed by Expire, since the file was created
+	// Refused counts, since Open, messages whose Put had returned (from
+	// the log) but that were not stored when applied: the file reached
+	// MaxDBSize, or the quota filled with more important messages in the
+	// meantime. Each is as if stored and evicted at once. A log record
+	// that does not verify at Open counts here too.
+	Refused int64
+	// Replayed is how many messages Open recovered from the log: Puts
+	// that had returned before a crash and had not reached the database.
+	Replayed int64
 	// LastSeq is the arrival sequence number of the newest message stored
 	// (0: none yet). It is read from memory after each commit, so it may
 	// trail a transaction that has just committed, never lead it: every
@@ -231,12 +298,18 @@ type Stats struct {
 	LastSeq uint64
 }
 
-// Stats returns the counters. It reads memory only.
+// Stats returns the counters. It reads memory only, after waiting like
+// every read for the Puts that have returned.
 func (s *Store) Stats() Stats {
+	s.settle()
 	s.statMu.Lock()
 	c, seq := s.count, s.seq
 	s.statMu.Unlock()
-	return Stats{Messages: c.Messages, Bytes: c.Bytes, Quota: s.opts.Quota, Evicted: c.Evicted, Expired: c.Expired, LastSeq: seq}
+	s.walMu.Lock()
+	refused, replayed := s.refused, s.replayed
+	s.walMu.Unlock()
+	return Stats{Messages: c.Messages, Bytes: c.Bytes, Quota: s.opts.Quota, Evicted: c.Evicted, Expired: c.Expired,
+		Refused: refused, Replayed: replayed, LastSeq: seq}
 }
 
 // enter admits a request to the queue unless the store is closing. The

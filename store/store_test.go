@@ -485,6 +485,7 @@ func TestReceiptsMarkDelivered(t *testing.T) {
 // evict index (not computed), and fails if it has no single entry.
 func storedClass(t *testing.T, s *Store, id message.ID) byte {
 	t.Helper()
+	s.settle()
 	var classes []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketEvict).ForEach(func(k, _ []byte) error {

@@ -25,7 +25,7 @@ type Subscription struct {
 }
 
 // Subscribe returns a subscription with a buffer of buf records (at least
-// 1). The committer never waits for a subscriber: one whose buffer is full
+// 1). The applier never waits for a subscriber: one whose buffer is full
 // is closed with ErrLagged.
 func (s *Store) Subscribe(buf int) *Subscription {
 	c := make(chan *Record, max(buf, 1))
@@ -72,7 +72,7 @@ func (sub *Subscription) end(err error) {
 	close(sub.c)
 }
 
-// notify runs on the committer after a commit. It holds subMu, so a
+// notify runs on the applier after a commit. It holds subMu, so a
 // subscriber's Close waits for at most one batch of non-blocking sends.
 func (s *Store) notify(recs []*Record, removed map[message.ID]bool) {
 	s.subMu.Lock()
