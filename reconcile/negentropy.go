@@ -277,20 +277,23 @@ func (e *Engine) report(list *[][IDSize]byte, id [IDSize]byte) {
 // splitRange appends either the ids of [lower, upper) or, for larger ranges,
 // the fingerprints of buckets equal-sized ranges covering it.
 func (e *Engine) splitRange(o []byte, lower Item, upper Bound) ([]byte, error) {
+	// One walk both counts and keeps the ids a short range sends: the
+	// storage is live, and a list whose count came from an earlier walk
+	// would not match its ids once a message arrived in between.
 	n := 0
-	if err := e.storage.Iterate(lower, upper.Item, func(Item) bool { n++; return true }); err != nil {
+	var ids []byte
+	err := e.storage.Iterate(lower, upper.Item, func(it Item) bool {
+		if n++; n < 2*buckets {
+			ids = append(ids, it.ID[:]...)
+		}
+		return true
+	})
+	if err != nil {
 		return nil, fmt.Errorf("negentropy: count items: %w", err)
 	}
 	if n < 2*buckets {
 		o = appendVarint(appendVarint(e.appendBound(o, upper), modeIDList), uint64(n))
-		err := e.storage.Iterate(lower, upper.Item, func(it Item) bool {
-			o = append(o, it.ID[:]...)
-			return true
-		})
-		if err != nil {
-			return nil, fmt.Errorf("negentropy: read items: %w", err)
-		}
-		return o, nil
+		return append(o, ids...), nil
 	}
 	per, extra := n/buckets, n%buckets
 	size := func(b int) int {
@@ -304,7 +307,9 @@ func (e *Engine) splitRange(o []byte, lower Item, upper Bound) ([]byte, error) {
 		prev   Item
 		bucket int
 	)
-	err := e.storage.Iterate(lower, upper.Item, func(it Item) bool {
+	// Items that arrived since the count only make the buckets uneven: each
+	// fingerprint covers exactly the items between its bounds.
+	err = e.storage.Iterate(lower, upper.Item, func(it Item) bool {
 		if bucket < buckets-1 && int(acc.count) == size(bucket) {
 			fp := acc.fingerprint()
 			o = append(appendVarint(e.appendBound(o, minimalBound(prev, it)), modeFingerprint), fp[:]...)

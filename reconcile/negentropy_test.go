@@ -187,3 +187,35 @@ func TestMalformed(t *testing.T) {
 		t.Error("frame limit under the minimum accepted")
 	}
 }
+
+// growing is a live Storage: every walk is followed by a new item, as when
+// messages arrive during a session.
+type growing struct {
+	v   *Vector
+	r   *mrand.Rand
+	max uint64
+}
+
+func (g *growing) Iterate(from, to Item, fn func(Item) bool) error {
+	err := g.v.Iterate(from, to, fn)
+	var it Item
+	it.Timestamp = g.r.Uint64N(g.max)
+	for i := range it.ID {
+		it.ID[i] = byte(g.r.Uint32())
+	}
+	g.v = NewVector(append(slices.Clone(g.v.items), it))
+	return err
+}
+
+// TestLiveStorage: items arriving between the engine's walks of one round
+// never make it write a malformed message, in either role.
+func TestLiveStorage(t *testing.T) {
+	for seed := range uint64(20) {
+		r := mrand.New(mrand.NewPCG(seed, 1))
+		a, b, _, _ := sets(r, 40, 15, 15, 1000)
+		live := &growing{v: NewVector(a), r: r, max: 1000}
+		// run fails the test on any decoding error.
+		run(t, live, NewVector(slices.Clone(b)), 0)
+		run(t, NewVector(b), &growing{v: NewVector(a), r: r, max: 1000}, 0)
+	}
+}

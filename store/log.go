@@ -56,6 +56,7 @@ func (s *Store) openLog(applied uint64) error {
 		return fmt.Errorf("read log %s: %w", w.path, err)
 	}
 	var ops []*op
+	seen := make(map[message.ID]bool)
 	for _, r := range recs {
 		if r.lsn <= applied {
 			continue
@@ -71,6 +72,10 @@ func (s *Store) openLog(applied uint64) error {
 			s.refused++
 			continue
 		}
+		if seen[env.ID()] {
+			continue // the logger never logs a message twice; a copied file might
+		}
+		seen[env.ID()] = true
 		ops = append(ops, &op{kind: opPut, env: env, received: r.received, lsn: r.lsn, done: make(chan opResult, 1)})
 	}
 	s.replayed = int64(len(ops))
@@ -86,7 +91,9 @@ func (s *Store) openLog(applied uint64) error {
 		}
 		ops = ops[n:]
 	}
-	s.log.logged = s.log.lsn
+	// Records skipped above count as applied too: nothing is left to
+	// wait for (and the log is emptied next).
+	s.log.logged, s.log.applied = s.log.lsn, s.log.lsn
 	if err := w.reset(); err != nil {
 		return err
 	}
@@ -154,19 +161,24 @@ func (s *Store) logBatch(batch []*op) {
 		}
 		return
 	}
-	// A PutOwn of a message (or a Put that may need eviction) is applied
-	// unlogged; a Put of the same message must not be logged as new while
-	// that one waits, nor after it has been applied. So: first note which
-	// messages wait unlogged, then look in the database. Whatever the
-	// applier commits between the two is seen by the second.
+	// Before looking in the database, note which messages are logged and
+	// not yet applied, and which wait for the applier unlogged (a PutOwn,
+	// say): the applier may commit them, and forget them, before the
+	// look, which then sees them stored. A Put of a message waiting
+	// unlogged is not logged either: only the applier knows which of the
+	// two is new.
 	s.walMu.Lock()
-	var waiting map[message.ID]bool
+	var waiting, wasPending map[message.ID]bool
 	for _, o := range batch {
-		if o.kind == opPut && !o.own && s.unlogged[o.env.ID()] > 0 {
-			if waiting == nil {
-				waiting = make(map[message.ID]bool)
-			}
-			waiting[o.env.ID()] = true
+		if o.kind != opPut || o.own {
+			continue
+		}
+		id := o.env.ID()
+		if s.unlogged[id] > 0 {
+			waiting = setAdd(waiting, id)
+		}
+		if _, ok := s.pending[id]; ok {
+			wasPending = setAdd(wasPending, id)
 		}
 	}
 	s.walMu.Unlock()
@@ -174,6 +186,9 @@ func (s *Store) logBatch(batch []*op) {
 
 	fwd := make([]*op, 0, len(batch))
 	var logged []*op
+	// Later Puts of a message logged in this batch: answered with it,
+	// once the write has succeeded or failed.
+	var dups map[message.ID][]*op
 	s.walMu.Lock()
 	first := s.log.lsn
 	for _, o := range batch {
@@ -183,18 +198,24 @@ func (s *Store) logBatch(batch []*op) {
 		}
 		id := o.env.ID()
 		if !o.own {
-			if _, ok := s.pending[id]; ok || stored[id] {
+			if _, ok := s.pending[id]; ok || wasPending[id] || stored[id] {
 				o.done <- opResult{res: Result{ID: id}}
 				continue
 			}
-			// If the message waits for the applier unlogged, only the
-			// applier knows which of the two is new.
+			if _, ok := dups[id]; ok {
+				dups[id] = append(dups[id], o)
+				continue
+			}
 			if size := logicalSize(o.env); !waiting[id] && s.unlogged[id] == 0 && s.roomFor(size) {
 				s.log.lsn++
 				o.lsn = s.log.lsn
-				s.pending[id] = struct{}{}
 				s.pendingBytes += size
 				logged = append(logged, o)
+				if dups == nil {
+					dups = make(map[message.ID][]*op)
+				}
+				dups[id] = nil
+				continue // handed over after the write
 			}
 		}
 		if o.lsn == 0 {
@@ -205,27 +226,49 @@ func (s *Store) logBatch(batch []*op) {
 	s.walMu.Unlock()
 
 	if len(logged) > 0 {
-		if err := s.writeLog(logged, first); err != nil {
+		err := s.writeLog(logged, first)
+		s.walMu.Lock()
+		if err != nil {
 			// Nothing of this batch counts as logged: the next write
 			// reuses its LSNs and overwrites it, terminator included.
-			s.walMu.Lock()
 			s.log.lsn = first
 			for _, o := range logged {
-				delete(s.pending, o.env.ID())
 				s.pendingBytes -= logicalSize(o.env)
-				o.done <- opResult{err: err}
 			}
-			s.walMu.Unlock()
-			fwd = slices.DeleteFunc(fwd, func(o *op) bool { return o.lsn != 0 })
 		} else {
+			// Durable: from now on reads wait for these, and Puts of the
+			// same messages are duplicates.
 			for _, o := range logged {
-				o.done <- opResult{res: Result{ID: o.env.ID(), New: true}}
+				s.pending[o.env.ID()] = struct{}{}
 			}
+			s.log.logged = logged[len(logged)-1].lsn
+		}
+		s.walMu.Unlock()
+		for _, o := range logged {
+			r := opResult{res: Result{ID: o.env.ID(), New: true}, err: err}
+			if err != nil {
+				r.res = Result{}
+			}
+			o.done <- r
+			for _, d := range dups[o.env.ID()] {
+				d.done <- opResult{res: Result{ID: o.env.ID()}, err: err}
+			}
+		}
+		if err == nil {
+			fwd = append(fwd, logged...)
 		}
 	}
 	if len(fwd) > 0 {
 		s.handOver(fwd)
 	}
+}
+
+func setAdd(m map[message.ID]bool, id message.ID) map[message.ID]bool {
+	if m == nil {
+		m = make(map[message.ID]bool)
+	}
+	m[id] = true
+	return m
 }
 
 // storedIDs reports which Puts of batch are in the database, in one read
@@ -286,13 +329,7 @@ func (s *Store) writeLog(logged []*op, first uint64) error {
 	for i, o := range logged {
 		recs[i] = walRecord{lsn: o.lsn, received: o.received, env: o.env.Raw()}
 	}
-	if err := w.write(recs); err != nil {
-		return err
-	}
-	s.walMu.Lock()
-	s.log.logged = logged[len(logged)-1].lsn
-	s.walMu.Unlock()
-	return nil
+	return w.write(recs)
 }
 
 // handOver appends ops to what the applier has to do. It waits while that

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +167,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if info, err := os.Stat(path); err == nil {
+		s.fileSize.Store(info.Size()) // for roomFor, until the first commit
 	}
 	if err := s.openLog(applied); err != nil {
 		if s.log.file != nil {

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 
 	"lifeline/message"
 )
@@ -111,11 +112,28 @@ type walFile struct {
 }
 
 func openWALFile(path string, noSync bool) (*walFile, error) {
+	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
+	if os.IsNotExist(statErr) && !noSync {
+		// A new file's name is durable only once its directory is.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	return &walFile{f: f, path: path, capacity: walCap, noSync: noSync}, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // walPrealloc is the size the log file is given once, in zeros: writes

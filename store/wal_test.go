@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -381,5 +383,166 @@ func TestFullDisk(t *testing.T) {
 			t.Logf("after reopening: %+v", s.Stats())
 			mustPut(t, s, text(t, alice, "general", "room again", clk.Now().Add(time.Hour)))
 		})
+	}
+}
+
+// TestDuplicateAnsweredAfterWrite: a duplicate in the batch that logs a
+// message is answered with that write's outcome, never before it.
+func TestDuplicateAnsweredAfterWrite(t *testing.T) {
+	clk := newClock()
+	s := openTemp(t, Options{Now: clk.Now, NoSync: true})
+	e := text(t, identity(1), "general", "x", clk.Now())
+	ro, err := os.Open(s.log.file.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := s.log.file.f
+	s.log.file.f = ro // writes fail (EBADF) like a full disk / EIO
+	mk := func() *op {
+		return &op{kind: opPut, env: e, received: clk.Now().UnixMilli(), done: make(chan opResult, 1)}
+	}
+	o1, o2 := mk(), mk()
+	s.logBatch([]*op{o1, o2})
+	r1, r2 := <-o1.done, <-o2.done
+	s.log.file.f = good
+	ro.Close()
+	if r1.err == nil || r2.err == nil {
+		t.Fatalf("the log write failed, yet put1: %+v %v; put2: %+v %v", r1.res, r1.err, r2.res, r2.err)
+	}
+	if ok, _ := s.Has(e.ID()); ok {
+		t.Fatal("a message whose log write failed is reported stored")
+	}
+}
+
+// TestDuplicatePutsThenRead: whichever of several concurrent Puts of one
+// message returns, a Get right after it finds the message.
+func TestDuplicatePutsThenRead(t *testing.T) {
+	clk := newClock()
+	s := openTemp(t, Options{Now: clk.Now})
+	alice := identity(1)
+	var misses atomic.Int64
+	for i := range 300 {
+		e := text(t, alice, "general", fmt.Sprint(i), clk.Now())
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if _, err := s.Put(context.Background(), e.Raw()); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := s.Get(e.ID()); err != nil {
+					misses.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if misses.Load() > 0 {
+		t.Errorf("%d Gets after a successful Put returned not found", misses.Load())
+	}
+}
+
+// TestReplayTrailingBadRecord: a last log record that does not verify is
+// skipped without leaving reads waiting for it.
+func TestReplayTrailingBadRecord(t *testing.T) {
+	clk := newClock()
+	path := filepath.Join(t.TempDir(), "store.db")
+	alice := identity(1)
+	good := text(t, alice, "general", "good", clk.Now())
+	forged := bytes.Clone(text(t, alice, "general", "forged", clk.Now()).Raw())
+	forged[len(forged)-1] ^= 1
+	w, err := openWALFile(walPath(path), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.write([]walRecord{{lsn: 1, received: 1, env: good.Raw()}, {lsn: 2, received: 2, env: forged}}); err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+	s, err := Open(path, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	go func() { s.Stats(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Errorf("Stats blocked for 3 s after replay (applied %d, logged %d)", s.log.applied, s.log.logged)
+		mustPut(t, s, text(t, alice, "general", "unblock", clk.Now())) // lets Stats return
+		<-done
+	}
+}
+
+// TestMaxDBSizeAfterReopen: right after reopening a file near MaxDBSize,
+// Puts that do not fit get ErrQuota, rather than success and a silent refusal.
+func TestMaxDBSizeAfterReopen(t *testing.T) {
+	clk := newClock()
+	path := filepath.Join(t.TempDir(), "store.db")
+	const max = 40 << 20
+	s, err := Open(path, Options{Now: clk.Now, NoSync: true, MaxDBSize: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := identity(1)
+	body := make([]byte, message.MaxBody)
+	i := 0
+	next := func() *message.Envelope {
+		i++
+		copy(body, fmt.Sprintf("%08d", i))
+		for j := 8; j < len(body); j++ {
+			body[j] = byte('a' + (i*7+j)%26)
+		}
+		return sign(t, alice, message.Draft{Kind: message.KindText, Priority: message.PriorityNormal,
+			Created: clk.Now().UnixMilli(), Channel: message.ChannelID{1}, Body: body})
+	}
+	// Fill the file, 64 Puts at a time, until they fail for room.
+	for full := false; !full; {
+		var wg sync.WaitGroup
+		var failed atomic.Bool
+		for range 64 {
+			e := next()
+			wg.Go(func() {
+				if _, err := s.Put(context.Background(), e.Raw()); err != nil {
+					if !errors.Is(err, ErrQuota) {
+						t.Error(err)
+					}
+					failed.Store(true)
+				}
+			})
+		}
+		wg.Wait()
+		full = failed.Load() || t.Failed()
+	}
+	before := s.Stats()
+	s.Close()
+	s, err = Open(path, Options{Now: clk.Now, NoSync: true, MaxDBSize: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t.Logf("fileSize after reopen: %d; stats before %+v", s.fileSize.Load(), before)
+	var ok, quota atomic.Int64
+	var wg sync.WaitGroup
+	for range 300 {
+		e := next()
+		wg.Go(func() {
+			_, err := s.Put(context.Background(), e.Raw())
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, ErrQuota):
+				quota.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	st := s.Stats()
+	t.Logf("after reopen: %d acked, %d ErrQuota, stats %+v", ok.Load(), quota.Load(), st)
+	if st.Refused > 0 {
+		t.Errorf("%d Puts acknowledged, then refused when applied", st.Refused)
 	}
 }
