@@ -62,7 +62,21 @@ type Config struct {
 	PushBurst int
 	// BlockFor is how long a misbehaving peer stays disconnected; default 10 min.
 	BlockFor time.Duration
-	Logger   *slog.Logger
+	// Hubs are internet hubs (multiaddrs ending in /p2p/ID). The uplink
+	// monitor keeps one connected when it can, probing every
+	// ProbeInterval (default 30 s) and, while none answers, after 1 s
+	// doubling up to ProbeInterval. Hubs are also this node's relays: a
+	// node behind NAT is reachable through them (circuit relay v2), and
+	// two such nodes then try to connect directly (hole punching).
+	Hubs          []string
+	ProbeInterval time.Duration
+	// OnUplink, if set, is called with every change of the uplink, from
+	// the monitor's goroutine: it should return quickly.
+	OnUplink func(UplinkEvent)
+	// RelayService makes this node a relay (circuit relay v2) for others:
+	// the hub role turns it on.
+	RelayService bool
+	Logger       *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -87,6 +101,9 @@ func (c *Config) defaults() error {
 	if c.BlockFor <= 0 {
 		c.BlockFor = 10 * time.Minute
 	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -102,6 +119,9 @@ type Mesh struct {
 	gater *gater
 	log   *slog.Logger
 	peers []peer.AddrInfo // static
+	hubs  []peer.AddrInfo
+
+	hubLost chan struct{} // a hub disconnected: probe the uplink now
 
 	kick chan struct{} // wakes the reconcile loop for pending peers
 	// responders holds a token per session a peer runs against us.
@@ -121,6 +141,7 @@ type Mesh struct {
 	misbeh  int64
 	topic   *pubsub.Topic   // set once Run has joined
 	runCtx  context.Context // Run's context: responder sessions end with it
+	uplink  *uplinkState
 }
 
 type peerState struct {
@@ -142,14 +163,15 @@ func New(cfg Config, st Store) (*Mesh, error) {
 		return nil, err
 	}
 	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1), responders: make(chan struct{}, maxResponders),
-		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}}
+		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}, hubLost: make(chan struct{}, 1),
+		uplink: newUplinkState(cfg.ProbeInterval)}
 	m.tracer = newGossipTracer(func() { m.owed.Store(true) }, m.kickPeer)
-	for _, s := range cfg.Peers {
-		ai, err := peer.AddrInfoFromString(s)
-		if err != nil {
-			return nil, fmt.Errorf("mesh: static peer %q: %w (want a multiaddr ending in /p2p/<peer id>)", s, err)
-		}
-		m.peers = append(m.peers, *ai)
+	var err error
+	if m.peers, err = parsePeers("static peer", cfg.Peers); err != nil {
+		return nil, err
+	}
+	if m.hubs, err = parsePeers("hub", cfg.Hubs); err != nil {
+		return nil, err
 	}
 	key, err := crypto.UnmarshalEd25519PrivateKey(cfg.Identity.PrivateKey())
 	if err != nil {
@@ -174,14 +196,34 @@ func New(cfg Config, st Store) (*Mesh, error) {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
 	}
 	opts = append(opts, libp2p.ListenAddrStrings(listen...))
+	if cfg.RelayService {
+		opts = append(opts, libp2p.EnableRelayService())
+	}
+	if len(m.hubs) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(m.hubs), libp2p.EnableHolePunching())
+	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: start libp2p host: %w", err)
 	}
 	m.host = h
 	h.SetStreamHandler(ReconcileProtocol, m.handleReconcile)
-	h.Network().Notify(&network.NotifyBundle{ConnectedF: m.connected})
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: m.connected, DisconnectedF: m.disconnected})
 	return m, nil
+}
+
+// parsePeers parses multiaddrs ending in /p2p/<peer id>; what names them in
+// errors.
+func parsePeers(what string, addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("mesh: %s %q: %w (want a multiaddr ending in /p2p/<peer id>)", what, s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
 }
 
 func tcpOnly(addrs []string) []string {
@@ -268,6 +310,9 @@ func (m *Mesh) Run(ctx context.Context) error {
 	for _, p := range m.peers {
 		run(func(ctx context.Context) { m.keepConnected(ctx, p) })
 	}
+	if len(m.hubs) > 0 {
+		run(m.uplinkLoop)
+	}
 	if m.cfg.MDNS {
 		if err := m.startMDNS(ctx, run); err != nil {
 			m.log.Warn("mdns discovery unavailable", "err", err)
@@ -337,13 +382,16 @@ type Status struct {
 	Misbehaving int64        `json:"misbehaving"`
 	Blocked     int          `json:"blocked"`
 	Private     bool         `json:"private"`
+	Relay       bool         `json:"relay"` // this node relays for others (hub role)
+	Uplink      UplinkStatus `json:"uplink"`
 }
 
 // Status reports connected peers and their last reconciliation.
 func (m *Mesh) Status() Status {
 	conns := m.host.Network().Peers()
 	s := Status{PeerID: m.host.ID().String(), Addrs: m.Addrs(), Peers: len(conns), GossipPeers: m.tracer.meshPeers(),
-		PeerList: []PeerStatus{}, Private: m.cfg.MeshKey != nil, Blocked: m.gater.count()}
+		PeerList: []PeerStatus{}, Private: m.cfg.MeshKey != nil, Blocked: m.gater.count(), Relay: m.cfg.RelayService,
+		Uplink: m.Uplink()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s.Misbehaving = m.misbeh
