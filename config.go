@@ -32,7 +32,19 @@ const (
 	// otherwise, so peers can be written down as static addresses.
 	DefaultMeshPort          = 7778
 	DefaultReconcileInterval = time.Minute
+	DefaultProbeInterval     = 30 * time.Second
 	minQuota                 = 64 << 10
+)
+
+// Roles.
+const (
+	// RoleField is a node in the area: it meshes over Wi-Fi (mDNS) and
+	// radio, and reaches the internet through hubs when it can.
+	RoleField = "field"
+	// RoleHub is a node on a public server: no radio and no local
+	// discovery, it accepts field nodes, relays for those behind NAT, and
+	// reconciles with the other hubs given as peers.
+	RoleHub = "hub"
 )
 
 // Config is a node's configuration. The JSON form (a config file) carries
@@ -76,6 +88,14 @@ type Config struct {
 	// ReconcileInterval is how often the node reconciles with each peer,
 	// besides whenever it connects.
 	ReconcileInterval Duration `json:"reconcile_interval"`
+	// Role is RoleField (the default) or RoleHub.
+	Role string `json:"role"`
+	// Hubs are internet hubs to reach whenever this node has a path to
+	// them (multiaddrs ending in /p2p/<peer id>). The uplink monitor
+	// probes them every ProbeInterval, and its changes become signed
+	// reports (the shutdown record).
+	Hubs          []string `json:"hubs"`
+	ProbeInterval Duration `json:"probe_interval"`
 
 	// Logger receives the node's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
@@ -99,6 +119,8 @@ func DefaultConfig() Config {
 		},
 		MDNS:              true,
 		ReconcileInterval: Duration(DefaultReconcileInterval),
+		Role:              RoleField,
+		ProbeInterval:     Duration(DefaultProbeInterval),
 	}
 }
 
@@ -124,6 +146,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: reconcile_interval is %s: at least 1s", time.Duration(c.ReconcileInterval))
 	case len(c.Listen) == 0:
 		return fmt.Errorf("config: listen is empty: the mesh needs an address, e.g. /ip4/0.0.0.0/tcp/%d", DefaultMeshPort)
+	case c.Role != RoleField && c.Role != RoleHub:
+		return fmt.Errorf("config: role %q: want %q or %q", c.Role, RoleField, RoleHub)
+	case len(c.Hubs) > 0 && c.ProbeInterval < Duration(100*time.Millisecond):
+		return fmt.Errorf("config: probe_interval is %s: at least 100ms", time.Duration(c.ProbeInterval))
+	}
+	for _, h := range c.Hubs {
+		if _, err := peer.AddrInfoFromString(h); err != nil {
+			return fmt.Errorf("config: hub %q: want a multiaddr ending in /p2p/<peer id>, as the hub's `lifeline status` shows under addrs: %w", h, err)
+		}
 	}
 	for _, a := range c.Listen {
 		if _, err := ma.NewMultiaddr(a); err != nil {

@@ -126,14 +126,26 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	hub := cfg.Role == RoleHub
+	reports := make(chan mesh.UplinkEvent, uplinkEvents)
 	m, err := mesh.New(mesh.Config{
 		Identity:          id,
 		Listen:            cfg.Listen,
 		Peers:             cfg.Peers,
-		MDNS:              cfg.MDNS,
+		MDNS:              cfg.MDNS && !hub, // a server's LAN is not the area's
 		MeshKey:           meshKey,
 		ReconcileInterval: time.Duration(cfg.ReconcileInterval),
-		Logger:            n.log.With("part", "mesh"),
+		Hubs:              cfg.Hubs,
+		ProbeInterval:     time.Duration(cfg.ProbeInterval),
+		OnUplink: func(ev mesh.UplinkEvent) {
+			select {
+			case reports <- ev:
+			default:
+				n.log.Warn("uplink change not recorded: reports are backed up", "up", ev.Up, "at", ev.At)
+			}
+		},
+		RelayService: hub,
+		Logger:       n.log.With("part", "mesh"),
 	}, st)
 	if err != nil {
 		return err
@@ -192,6 +204,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	start("mesh", m.Run)
 	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
 	start("receipts", func(ctx context.Context) error { rc.run(ctx); return nil })
+	start("reports", func(ctx context.Context) error { n.recordUplink(ctx, st, id, reports); return nil })
 
 	n.apiAddr, n.id = ln.Addr().String(), id.Public()
 	close(n.ready)

@@ -32,12 +32,22 @@ type started struct {
 
 func startNode(t *testing.T, dir string) *started {
 	t.Helper()
+	return startNodeWith(t, dir, nil)
+}
+
+// startNodeWith starts a node on loopback after edit has changed its
+// config.
+func startNodeWith(t *testing.T, dir string, edit func(*lifeline.Config)) *started {
+	t.Helper()
 	cfg := lifeline.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.APIAddr = "127.0.0.1:0"
 	cfg.Listen, cfg.MDNS = []string{"/ip4/127.0.0.1/tcp/0"}, false // loopback only
 	cfg.NoSync = true
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if edit != nil {
+		edit(&cfg)
+	}
 	n, err := lifeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -181,6 +181,7 @@ func (s *Server) routes() {
 		"/api/v1/envelopes":      {{"POST", s.postEnvelope}},
 		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},
 		"/api/v1/events":         {{"GET", s.events}},
+		"/api/v1/outages":        {{"GET", s.getOutages}},
 	} {
 		allow := make([]string, 0, len(rs))
 		for _, r := range rs {

@@ -150,6 +150,10 @@ func (s *Server) message(r *store.Record, named *channelName) Message {
 			}
 			m.Text = string(pt)
 		}
+	case message.KindReport:
+		if c, err := message.Channel(message.ReportsChannel); err == nil && c == e.Channel {
+			m.Channel = message.ReportsChannel
+		}
 	case message.KindReceipt:
 		for _, id := range e.ReceiptIDs() {
 			m.Acks = append(m.Acks, id.String())

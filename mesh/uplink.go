@@ -176,7 +176,9 @@ func (m *Mesh) probeHubs(ctx context.Context) peer.ID {
 		if m.host.Network().Connectedness(h.ID) == network.Connected {
 			continue // just failed a ping
 		}
-		dctx, cancel := context.WithTimeout(ctx, timeout)
+		// Direct, and past the swarm's dial backoff: a hub that was down a
+		// moment ago is exactly what the probe is for.
+		dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "uplink probe"), timeout)
 		err := m.host.Connect(dctx, h)
 		cancel()
 		if err != nil {

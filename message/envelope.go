@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -184,6 +185,10 @@ func checkBody(k Kind, p Priority, body []byte) error {
 	case KindDirect:
 		if len(body) < sealOverhead {
 			return fmt.Errorf("%w: sealed body is %d bytes, at least %d expected", ErrMalformed, len(body), sealOverhead)
+		}
+	case KindReport:
+		if !json.Valid(body) || len(body) == 0 || body[0] != '{' {
+			return fmt.Errorf("%w: report body is not a JSON object", ErrMalformed)
 		}
 	case KindReceipt:
 		if len(body) == 0 || len(body)%32 != 0 || len(body)/32 > MaxReceiptIDs {

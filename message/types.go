@@ -25,6 +25,10 @@ const (
 	// KindAlert is an alert or SOS on a channel: destination is a ChannelID,
 	// the body is UTF-8 text, priority is always PriorityAlert.
 	KindAlert Kind = 5
+	// KindReport is a node's signed record of its own links (an uplink
+	// lost or regained): destination is a ChannelID (ReportsChannel), the
+	// body a JSON object (see Report).
+	KindReport Kind = 6
 )
 
 // String returns the kind's name as used in the API.
@@ -38,12 +42,14 @@ func (k Kind) String() string {
 		return "receipt"
 	case KindAlert:
 		return "alert"
+	case KindReport:
+		return "report"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // ToChannel reports whether the kind's destination is a channel.
-func (k Kind) ToChannel() bool { return k == KindText || k == KindAlert }
+func (k Kind) ToChannel() bool { return k == KindText || k == KindAlert || k == KindReport }
 
 // ToRecipient reports whether the kind's destination is a public key.
 func (k Kind) ToRecipient() bool { return k == KindDirect || k == KindReceipt }

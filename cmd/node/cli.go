@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -39,10 +40,12 @@ const usage = `lifeline: an offline-first mesh messaging node
 Usage:
   lifeline run     [--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]
                    [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]...
-                   [--no-mdns] [--mesh-key FILE]
+                   [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]...
+                   [--probe DURATION]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
   lifeline status  [--api URL] [--json]
+  lifeline outages [--api URL] [--json | --csv]
   lifeline export  [--api URL] [--out FILE] ID
   lifeline import  [--api URL] [FILE]
   lifeline id      [--data DIR]
@@ -50,8 +53,10 @@ Usage:
   lifeline meshkey --out FILE
   lifeline version
 
-run starts a node (Ctrl-C stops it). send, read and status talk to a running
-node (default ` + defaultAPI + `, or $LIFELINE_API). export writes a message's
+run starts a node (Ctrl-C stops it): a field node, or with --role hub a node
+for a public server that field nodes reach with --hub. send, read, status and
+outages talk to a running node (default ` + defaultAPI + `, or $LIFELINE_API);
+outages lists the uplink losses in the signed reports the node holds. export writes a message's
 signed envelope, import gives one to a node: a way to carry messages between
 nodes by hand (a USB stick) while they have no link. id prints the node's
 public key; keygen writes a new identity file; meshkey writes a key for a
@@ -90,6 +95,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.read
 	case "status":
 		f = c.status
+	case "outages":
+		f = c.outages
 	case "export":
 		f = c.export
 	case "import":
@@ -168,7 +175,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--probe DURATION]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -190,6 +197,13 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	})
 	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the local network")
 	meshKey := fs.String("mesh-key", "", "private mesh: only nodes holding this key `file` connect (TCP only; make one with lifeline meshkey)")
+	role := fs.String("role", def.Role, "`role`: field (a node in the area) or hub (a public server that field nodes reach over the internet)")
+	var hubs []string
+	fs.Func("hub", "internet hub `multiaddr` ending in /p2p/<peer id>, repeatable: reached whenever there is a path, and the uplink is recorded", func(v string) error {
+		hubs = append(hubs, v)
+		return nil
+	})
+	probe := fs.Duration("probe", time.Duration(def.ProbeInterval), "how often the uplink to the hubs is checked")
 	verbose := fs.Bool("v", false, "log debug detail")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -224,6 +238,12 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.MDNS = !*noMDNS
 		case "mesh-key":
 			cfg.MeshKeyFile = *meshKey
+		case "role":
+			cfg.Role = *role
+		case "hub":
+			cfg.Hubs = hubs
+		case "probe":
+			cfg.ProbeInterval = lifeline.Duration(*probe)
 		}
 	})
 	level := slog.LevelInfo
@@ -458,6 +478,22 @@ func (c *cli) status(ctx context.Context, args []string) error {
 			private = " (private mesh)"
 		}
 		fmt.Fprintf(c.stdout, "mesh      %d peers, %d in gossip%s; %d misbehaved, %d blocked\n", m.Peers, m.GossipPeers, private, m.Misbehaving, m.Blocked)
+		if m.Relay {
+			fmt.Fprintln(c.stdout, "relay     on (hub): field nodes behind NAT are reachable through this node")
+		}
+		switch u := m.Uplink; u.State {
+		case "none":
+		case "up":
+			fmt.Fprintf(c.stdout, "uplink    up since %s, through hub %s\n", u.Since.Local().Format(time.RFC3339), u.Hub)
+		case "down":
+			last := "never up since start"
+			if !u.LastUp.IsZero() {
+				last = "last up " + u.LastUp.Local().Format(time.RFC3339)
+			}
+			fmt.Fprintf(c.stdout, "uplink    down since %s (%s); %d hubs, next try %s\n", u.Since.Local().Format(time.RFC3339), last, u.Hubs, u.NextProbe.Local().Format(time.TimeOnly))
+		default:
+			fmt.Fprintf(c.stdout, "uplink    %s (%d hubs)\n", u.State, u.Hubs)
+		}
 		for _, a := range m.Addrs {
 			fmt.Fprintf(c.stdout, "  listen  %s\n", a)
 		}
@@ -468,6 +504,65 @@ func (c *cli) status(ctx context.Context, args []string) error {
 			}
 			fmt.Fprintf(c.stdout, "  peer    %s %s\n", p.ID, last)
 		}
+	}
+	return nil
+}
+
+func (c *cli) outages(ctx context.Context, args []string) error {
+	fs := c.flags("outages", "[--api URL] [--json | --csv]")
+	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	asJSON := fs.Bool("json", false, "print JSON")
+	asCSV := fs.Bool("csv", false, "print CSV: node,start,end,duration_s,ongoing,last_up,hub,reports")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	if *asJSON && *asCSV {
+		return usagef("--json and --csv: choose one")
+	}
+	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	out, err := c.client(*apiURL).Outages(ctx)
+	if err != nil {
+		return err
+	}
+	stamp := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	switch {
+	case *asJSON:
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	case *asCSV:
+		w := csv.NewWriter(c.stdout)
+		w.Write([]string{"node", "start", "end", "duration_s", "ongoing", "last_up", "hub", "reports"})
+		for _, o := range out {
+			dur := ""
+			if o.End != nil {
+				dur = strconv.FormatFloat(o.Duration, 'f', 3, 64)
+			}
+			w.Write([]string{o.Node, stamp(&o.Start), stamp(o.End), dur, strconv.FormatBool(o.Ongoing), stamp(o.LastUp), o.Hub, strings.Join(o.Reports, " ")})
+		}
+		w.Flush()
+		return w.Error()
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(c.stdout, "no outages recorded in the reports this node holds")
+		return nil
+	}
+	for _, o := range out {
+		end := "ongoing"
+		if o.End != nil {
+			end = fmt.Sprintf("%s  (%s)", o.End.Local().Format(time.RFC3339), time.Duration(o.Duration*float64(time.Second)).Round(time.Second))
+		}
+		fmt.Fprintf(c.stdout, "%s  %s -> %s\n", short(o.Node), o.Start.Local().Format(time.RFC3339), end)
 	}
 	return nil
 }
