@@ -33,6 +33,7 @@ const (
 	DefaultMeshPort          = 7778
 	DefaultReconcileInterval = time.Minute
 	DefaultProbeInterval     = 30 * time.Second
+	DefaultHubWindow         = 30 * 24 * time.Hour // message.DefaultTTL: older messages have mostly expired
 	minQuota                 = 64 << 10
 )
 
@@ -96,6 +97,10 @@ type Config struct {
 	// reports (the shutdown record).
 	Hubs          []string `json:"hubs"`
 	ProbeInterval Duration `json:"probe_interval"`
+	// HubWindow is how far back reconciliation with a hub reaches, by
+	// created time (0: everything). A hub may hold the world's messages;
+	// a field node wants what is current.
+	HubWindow Duration `json:"hub_window"`
 
 	// Logger receives the node's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
@@ -121,6 +126,7 @@ func DefaultConfig() Config {
 		ReconcileInterval: Duration(DefaultReconcileInterval),
 		Role:              RoleField,
 		ProbeInterval:     Duration(DefaultProbeInterval),
+		HubWindow:         Duration(DefaultHubWindow),
 	}
 }
 
@@ -148,6 +154,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: listen is empty: the mesh needs an address, e.g. /ip4/0.0.0.0/tcp/%d", DefaultMeshPort)
 	case c.Role != RoleField && c.Role != RoleHub:
 		return fmt.Errorf("config: role %q: want %q or %q", c.Role, RoleField, RoleHub)
+	case c.HubWindow < 0:
+		return fmt.Errorf("config: hub_window is %s: want 0 (everything) or a duration", time.Duration(c.HubWindow))
 	case len(c.Hubs) > 0 && c.ProbeInterval < Duration(100*time.Millisecond):
 		return fmt.Errorf("config: probe_interval is %s: at least 100ms", time.Duration(c.ProbeInterval))
 	}

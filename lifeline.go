@@ -137,6 +137,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		ReconcileInterval: time.Duration(cfg.ReconcileInterval),
 		Hubs:              cfg.Hubs,
 		ProbeInterval:     time.Duration(cfg.ProbeInterval),
+		HubWindow:         time.Duration(cfg.HubWindow),
 		OnUplink: func(ev mesh.UplinkEvent) {
 			select {
 			case reports <- ev:
@@ -144,8 +145,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 				n.log.Warn("uplink change not recorded: reports are backed up", "up", ev.Up, "at", ev.At)
 			}
 		},
-		RelayService: hub,
-		Logger:       n.log.With("part", "mesh"),
+		Hub:    hub,
+		Logger: n.log.With("part", "mesh"),
 	}, st)
 	if err != nil {
 		return err

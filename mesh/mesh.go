@@ -73,10 +73,14 @@ type Config struct {
 	// OnUplink, if set, is called with every change of the uplink, from
 	// the monitor's goroutine: it should return quickly.
 	OnUplink func(UplinkEvent)
-	// RelayService makes this node a relay (circuit relay v2) for others:
-	// the hub role turns it on.
-	RelayService bool
-	Logger       *slog.Logger
+	// HubWindow limits reconciliations with hubs to the messages created
+	// within it (0: all): a hub may hold far more than a field node can.
+	HubWindow time.Duration
+	// Hub makes this node a hub: a relay (circuit relay v2) for others,
+	// and it leaves reconciliation with field nodes to them (see
+	// initiates).
+	Hub    bool
+	Logger *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -196,7 +200,7 @@ func New(cfg Config, st Store) (*Mesh, error) {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
 	}
 	opts = append(opts, libp2p.ListenAddrStrings(listen...))
-	if cfg.RelayService {
+	if cfg.Hub {
 		opts = append(opts, libp2p.EnableRelayService())
 	}
 	if len(m.hubs) > 0 {
@@ -382,7 +386,7 @@ type Status struct {
 	Misbehaving int64        `json:"misbehaving"`
 	Blocked     int          `json:"blocked"`
 	Private     bool         `json:"private"`
-	Relay       bool         `json:"relay"` // this node relays for others (hub role)
+	Relay       bool         `json:"relay"` // a hub: relays for others
 	Uplink      UplinkStatus `json:"uplink"`
 }
 
@@ -390,7 +394,7 @@ type Status struct {
 func (m *Mesh) Status() Status {
 	conns := m.host.Network().Peers()
 	s := Status{PeerID: m.host.ID().String(), Addrs: m.Addrs(), Peers: len(conns), GossipPeers: m.tracer.meshPeers(),
-		PeerList: []PeerStatus{}, Private: m.cfg.MeshKey != nil, Blocked: m.gater.count(), Relay: m.cfg.RelayService,
+		PeerList: []PeerStatus{}, Private: m.cfg.MeshKey != nil, Blocked: m.gater.count(), Relay: m.cfg.Hub,
 		Uplink: m.Uplink()}
 	m.mu.Lock()
 	defer m.mu.Unlock()

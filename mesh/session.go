@@ -142,12 +142,18 @@ func (s *session) expect(typ byte) ([]byte, error) {
 // Initiate runs the initiator side on rw: reconcile the sets, then push what
 // the peer lacks and fetch what we lack, in lockstep batches.
 func Initiate(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
+	return InitiateFrom(ctx, rw, st, deliver, 0)
+}
+
+// InitiateFrom is Initiate for the messages created at or after from (unix
+// ms) only: older ones are neither compared nor sent, either way.
+func InitiateFrom(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc, from int64) (SessionStats, error) {
 	s := newSession(rw, st, deliver)
-	err := s.initiate(ctx)
+	err := s.initiate(ctx, uint64(max(from, 0)))
 	return s.stats, err
 }
 
-func (s *session) initiate(ctx context.Context) error {
+func (s *session) initiate(ctx context.Context, from uint64) error {
 	if err := s.hello(true); err != nil {
 		return err
 	}
@@ -155,7 +161,7 @@ func (s *session) initiate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	msg, err := eng.Initiate()
+	msg, err := eng.InitiateFrom(from)
 	if err != nil {
 		return err
 	}

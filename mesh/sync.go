@@ -86,7 +86,7 @@ func (m *Mesh) syncPending(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if m.host.Network().Connectedness(p) != network.Connected {
+		if m.host.Network().Connectedness(p) != network.Connected || !m.initiates(p) {
 			continue
 		}
 		err := m.syncPeer(ctx, p)
@@ -127,7 +127,30 @@ func (m *Mesh) ReconcileWith(ctx context.Context, p peer.ID) (SessionStats, erro
 	if err != nil {
 		return SessionStats{}, fmt.Errorf("open reconcile stream to %s: %w", p, err)
 	}
-	return m.runSession(ctx, p, s, Initiate)
+	var from int64
+	if m.isHub(p) && m.cfg.HubWindow > 0 {
+		// A hub holds the world's messages: take only the recent ones.
+		from = time.Now().Add(-m.cfg.HubWindow).UnixMilli()
+	}
+	return m.runSession(ctx, p, s, func(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
+		return InitiateFrom(ctx, rw, st, deliver, from)
+	})
+}
+
+// initiates reports whether this node starts reconciliations with p. A
+// hub leaves them to field nodes, which choose the window and the pace of
+// their uplink (a satellite minute is dear), and starts them only with its
+// static peers, the other hubs.
+func (m *Mesh) initiates(p peer.ID) bool {
+	if !m.cfg.Hub {
+		return true
+	}
+	for _, s := range m.peers {
+		if s.ID == p {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Mesh) handleReconcile(s network.Stream) {

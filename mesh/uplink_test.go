@@ -100,7 +100,7 @@ func cutUplink(hub, node *testNode) (restore func()) {
 // messages.
 func TestIslandsThroughHub(t *testing.T) {
 	const probe = 200 * time.Millisecond
-	hub := startNode(t, t.TempDir(), newIdentity(t), Config{RelayService: true})
+	hub := startNode(t, t.TempDir(), newIdentity(t), Config{Hub: true})
 	field := func(hubs []string, peers ...*testNode) *testNode {
 		cfg := Config{Hubs: hubs, ProbeInterval: probe}
 		for _, p := range peers {
@@ -153,8 +153,8 @@ func TestIslandsThroughHub(t *testing.T) {
 // TestTwoHubs: hubs peered with each other carry a message that entered
 // one of them to a field node that only knows the other.
 func TestTwoHubs(t *testing.T) {
-	h1 := startNode(t, t.TempDir(), newIdentity(t), Config{RelayService: true})
-	h2 := startNode(t, t.TempDir(), newIdentity(t), Config{RelayService: true, Peers: []string{h1.addr()}})
+	h1 := startNode(t, t.TempDir(), newIdentity(t), Config{Hub: true})
+	h2 := startNode(t, t.TempDir(), newIdentity(t), Config{Hub: true, Peers: []string{h1.addr()}})
 	eventually(t, 10*time.Second, "hubs peered", func() bool { return connected(h1, h2) })
 	f := startNode(t, t.TempDir(), newIdentity(t), Config{Hubs: []string{h2.addr()}, ProbeInterval: 200 * time.Millisecond})
 	eventually(t, 10*time.Second, "field node's uplink up", func() bool { return f.mesh.Uplink().State == "up" })

@@ -64,13 +64,27 @@ func New(s Storage, frameSizeLimit int) (*Engine, error) {
 // Initiate returns the first message of a session and makes this engine
 // the initiator.
 func (e *Engine) Initiate() ([]byte, error) {
+	return e.InitiateFrom(0)
+}
+
+// InitiateFrom is Initiate for the items with Timestamp >= from only: the
+// first message skips everything before from, so neither side compares,
+// reports or sends it. The responder needs nothing special: a skipped range
+// is part of the protocol.
+func (e *Engine) InitiateFrom(from uint64) ([]byte, error) {
 	if e.initiator {
 		return nil, errors.New("negentropy: already initiated")
 	}
 	e.initiator = true
 	e.reported = make(map[[IDSize]byte]struct{})
 	e.lastOut = 0
-	return e.splitRange([]byte{Version}, minBound.Item, maxBound)
+	o := []byte{Version}
+	lower := minBound.Item
+	if from > 0 {
+		lower = Item{Timestamp: from}
+		o = appendVarint(e.appendBound(o, Bound{Item: lower}), modeSkip)
+	}
+	return e.splitRange(o, lower, maxBound)
 }
 
 // Respond processes a message from the initiator and returns the reply.

@@ -219,3 +219,51 @@ func TestLiveStorage(t *testing.T) {
 		run(t, NewVector(b), &growing{v: NewVector(a), r: r, max: 1000}, 0)
 	}
 }
+
+// TestInitiateFrom: a session started from a timestamp finds exactly the
+// differences among the items at or after it.
+func TestInitiateFrom(t *testing.T) {
+	for seed := range uint64(30) {
+		r := mrand.New(mrand.NewPCG(seed, 2))
+		a, b, _, _ := sets(r, 300, 40, 40, 1000)
+		from := r.Uint64N(1000)
+		wantHave, wantNeed := map[[IDSize]byte]bool{}, map[[IDSize]byte]bool{}
+		inB := map[Item]bool{}
+		for _, it := range b {
+			inB[it] = true
+		}
+		inA := map[Item]bool{}
+		for _, it := range a {
+			inA[it] = true
+			if it.Timestamp >= from && !inB[it] {
+				wantHave[it.ID] = true
+			}
+		}
+		for _, it := range b {
+			if it.Timestamp >= from && !inA[it] {
+				wantNeed[it.ID] = true
+			}
+		}
+		ia, _ := New(NewVector(slices.Clone(a)), 0)
+		rb, _ := New(NewVector(slices.Clone(b)), 0)
+		msg, err := ia.InitiateFrom(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var have, need [][IDSize]byte
+		for rounds := 0; msg != nil; rounds++ {
+			if rounds > 50 {
+				t.Fatal("no convergence")
+			}
+			reply, err := rb.Respond(msg)
+			if err != nil {
+				t.Fatalf("respond: %v", err)
+			}
+			if msg, have, need, err = ia.Reconcile(reply, have, need); err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+		}
+		checkDiff(t, have, wantHave, "have")
+		checkDiff(t, need, wantNeed, "need")
+	}
+}

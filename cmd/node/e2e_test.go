@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
@@ -467,5 +468,45 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 			t.Fatalf("after %s: %s", within, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHubProcesses: a hub and a field node as processes. The field node's
+// uplink goes down when the hub stops and up when it is back, and the hub
+// then lists the outage, from the field node's signed reports, through
+// `lifeline outages`.
+func TestHubProcesses(t *testing.T) {
+	bin := buildBinary(t)
+	hubDir := t.TempDir()
+	hub := startDaemon(t, bin, hubDir, "--role", "hub")
+	var st api.Status
+	if err := json.Unmarshal([]byte(ok(t, bin, "status", "--api", hub.url, "--json")), &st); err != nil || st.Status == nil || !st.Relay {
+		t.Fatalf("hub status: %+v %v", st.Status, err)
+	}
+	hubAddr := st.Addrs[0]
+	field := startDaemon(t, bin, t.TempDir(), "--hub", hubAddr, "--probe", "300ms")
+	fieldKey := strings.Fields(ok(t, bin, "status", "--api", field.url))[1] // "node  <key>"
+	waitFor(t, 30*time.Second, "uplink up", func() bool {
+		return strings.Contains(ok(t, bin, "status", "--api", field.url), "uplink    up since")
+	})
+	hub.stop(t)
+	waitFor(t, 30*time.Second, "uplink down", func() bool {
+		return strings.Contains(ok(t, bin, "status", "--api", field.url), "uplink    down since")
+	})
+	hub = startDaemon(t, bin, hubDir, "--role", "hub", "--listen", hubAddr[:strings.Index(hubAddr, "/p2p/")])
+	var rows [][]string
+	waitFor(t, 30*time.Second, "the outage listed on the hub", func() bool {
+		var err error
+		rows, err = csv.NewReader(strings.NewReader(ok(t, bin, "outages", "--api", hub.url, "--csv"))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rows) == 2 && rows[1][4] == "false"
+	})
+	if rows[0][0] != "node" || rows[1][0] != fieldKey || rows[1][3] == "" || len(strings.Fields(rows[1][7])) != 2 {
+		t.Fatalf("outages --csv:\n%v", rows)
+	}
+	if out := ok(t, bin, "outages", "--api", hub.url); !strings.Contains(out, " -> ") {
+		t.Fatalf("outages:\n%s", out)
 	}
 }
