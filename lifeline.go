@@ -173,6 +173,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		Logger:       n.log,
 		Mesh:         m.Status,
 		AllowedHosts: cfg.APIHosts,
+		Public:       hub, // a hub's API faces the internet
 	})
 	if err != nil {
 		return err

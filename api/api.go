@@ -78,6 +78,15 @@ type Options struct {
 	// goroutine and a store subscription. Further streams are refused with
 	// 503 and Retry-After until one ends. 64 if zero or less.
 	MaxEventStreams int
+	// Public is for an API reachable from the internet (a hub): only
+	// clients on this machine (loopback) may have the node sign for them
+	// (POST /api/v1/messages); everyone else posts envelopes they signed,
+	// each remote address at most PublicRate a second (burst
+	// PublicBurst). Behind a reverse proxy every client is the proxy's
+	// address: give the proxy its own limits.
+	Public      bool
+	PublicRate  float64 // 5 if zero
+	PublicBurst int     // 50 if zero
 }
 
 // Request body limits. A JSON send request carries at most MaxBody bytes of
@@ -116,6 +125,8 @@ type Server struct {
 	// never finish on their own and would hold up a graceful shutdown.
 	closing   chan struct{}
 	closeOnce sync.Once
+
+	limits *clientLimits // Public only
 }
 
 // New returns a Server. It does not listen; see Serve or use it as a Handler.
@@ -144,6 +155,12 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxEventStreams <= 0 {
 		opts.MaxEventStreams = DefaultMaxEventStreams
 	}
+	if opts.PublicRate <= 0 {
+		opts.PublicRate = 5
+	}
+	if opts.PublicBurst <= 0 {
+		opts.PublicBurst = 50
+	}
 	allowed := make(map[string]bool, len(opts.AllowedHosts))
 	for _, h := range opts.AllowedHosts {
 		c := canonicalHost(h)
@@ -161,6 +178,9 @@ func New(opts Options) (*Server, error) {
 		streams: make(chan struct{}, opts.MaxEventStreams),
 		closing: make(chan struct{}),
 	}
+	if opts.Public {
+		s.limits = newClientLimits(opts.PublicRate, opts.PublicBurst)
+	}
 	s.routes()
 	s.handler = s.hostGuard(s.mux)
 	return s, nil
@@ -176,9 +196,9 @@ func (s *Server) routes() {
 	}
 	for path, rs := range map[string][]route{
 		"/api/v1/status":         {{"GET", s.getStatus}},
-		"/api/v1/messages":       {{"GET", s.listMessages}, {"POST", s.postMessage}},
+		"/api/v1/messages":       {{"GET", s.listMessages}, {"POST", s.localOnly(s.postMessage)}},
 		"/api/v1/messages/{id}":  {{"GET", s.getMessage}},
-		"/api/v1/envelopes":      {{"POST", s.postEnvelope}},
+		"/api/v1/envelopes":      {{"POST", s.limited(s.postEnvelope)}},
 		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},
 		"/api/v1/events":         {{"GET", s.events}},
 		"/api/v1/outages":        {{"GET", s.getOutages}},

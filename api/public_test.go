@@ -1,0 +1,66 @@
+package api_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"lifeline/api"
+	"lifeline/message"
+)
+
+// serve runs one request through the server as if it came from remote
+// (no network: the remote address is what is being tested).
+func serve(n *node, method, path, remote string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, "http://203.0.113.7"+path, bytes.NewReader(body))
+	req.RemoteAddr = remote
+	req.Header.Set("Content-Type", "application/json")
+	if method == http.MethodPost && path == "/api/v1/envelopes" {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	w := httptest.NewRecorder()
+	n.srv.ServeHTTP(w, req)
+	return w
+}
+
+// TestPublicAPI: a hub's API does not sign for remote clients, takes
+// envelopes they signed, and bounds how fast each address posts them.
+func TestPublicAPI(t *testing.T) {
+	n := newNode(t, func(o *api.Options) { o.Public, o.PublicRate, o.PublicBurst = true, 1, 3 })
+	send := []byte(`{"channel":"news","text":"signed by the hub?"}`)
+	if w := serve(n, "POST", "/api/v1/messages", "198.51.100.20:4000", send); w.Code != http.StatusForbidden {
+		t.Fatalf("remote POST /messages: %d %s", w.Code, w.Body)
+	}
+	if w := serve(n, "POST", "/api/v1/messages", "127.0.0.1:4000", send); w.Code != http.StatusCreated && w.Code != http.StatusOK {
+		t.Fatalf("local POST /messages: %d %s", w.Code, w.Body)
+	}
+	outside, _ := message.NewIdentity(rand.Reader)
+	post := func(remote string, i int) int {
+		e, err := outside.NewText("news", "from outside "+string(rune('a'+i)), time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return serve(n, "POST", "/api/v1/envelopes", remote, e.Raw()).Code
+	}
+	for i := range 3 {
+		if code := post("198.51.100.20:4000", i); code != http.StatusCreated && code != http.StatusOK {
+			t.Fatalf("remote envelope %d: %d", i, code)
+		}
+	}
+	if code := post("198.51.100.20:4001", 3); code != http.StatusTooManyRequests {
+		t.Fatalf("fourth envelope at once from one address: %d, want 429", code)
+	}
+	if code := post("198.51.100.21:4000", 4); code != http.StatusCreated && code != http.StatusOK {
+		t.Fatalf("another address: %d", code)
+	}
+	if code := post("127.0.0.1:5000", 5); code != http.StatusCreated && code != http.StatusOK {
+		t.Fatalf("a local client is not limited: %d", code)
+	}
+	// Reading stays open to everyone.
+	if w := serve(n, "GET", "/api/v1/messages?channel=news", "198.51.100.22:4000", nil); w.Code != http.StatusOK {
+		t.Fatalf("remote GET: %d", w.Code)
+	}
+}
