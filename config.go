@@ -24,9 +24,12 @@ const ConfigVersion = 1
 
 // Defaults for the settings people usually leave alone.
 const (
-	DefaultDataDir        = "data"
-	DefaultAPIAddr        = "127.0.0.1:7777"
-	DefaultQuota          = 256 << 20 // bytes of messages kept; a small SD card's share
+	DefaultDataDir = "data"
+	DefaultAPIAddr = "127.0.0.1:7777"
+	DefaultQuota   = 256 << 20 // bytes of messages kept; a small SD card's share
+	// DefaultHubQuota is what `lifeline run --role hub` keeps unless told:
+	// a hub carries messages for many islands, for as long as they live.
+	DefaultHubQuota       = 8 << 30
 	DefaultExpireInterval = time.Minute
 	// DefaultMeshPort is where the mesh listens (TCP and QUIC) unless told
 	// otherwise, so peers can be written down as static addresses.
@@ -69,6 +72,10 @@ type Config struct {
 	MaxDBSize int64 `json:"max_db_size"`
 	// ExpireInterval is how often expired messages are removed.
 	ExpireInterval Duration `json:"expire_interval"`
+	// Retention, if set, is the longest this node keeps a message (by its
+	// created time), even one that has not expired; 0 keeps messages until
+	// they expire or the quota needs the room.
+	Retention Duration `json:"retention"`
 	// APIHosts are host names the API answers to besides IP addresses and
 	// localhost (e.g. "lifeline.local" on a kit with local DNS). Any other
 	// Host is refused, which stops DNS-rebinding pages from using the API.
@@ -146,6 +153,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: max_db_size is %d: want 0 (no cap) or a size in bytes", c.MaxDBSize)
 	case c.MaxDBSize > 0 && c.MaxDBSize < 2*c.Quota:
 		return fmt.Errorf("config: max_db_size (%d) must be at least twice the quota (%d): the file takes about twice the bytes of the messages", c.MaxDBSize, c.Quota)
+	case c.Retention < 0:
+		return fmt.Errorf("config: retention is %s: want 0 (until messages expire) or a duration", time.Duration(c.Retention))
 	case c.ExpireInterval < Duration(time.Second):
 		return fmt.Errorf("config: expire_interval is %s: at least 1s", time.Duration(c.ExpireInterval))
 	case c.ReconcileInterval < Duration(time.Second):

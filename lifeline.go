@@ -103,6 +103,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{
 		Quota:     cfg.Quota,
+		MaxAge:    time.Duration(cfg.Retention),
 		Own:       id.Public(),
 		Now:       cfg.Now,
 		NoSync:    cfg.NoSync,

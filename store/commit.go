@@ -108,7 +108,8 @@ func (s *Store) put(ctx context.Context, raw []byte, own bool) (Result, error) {
 }
 
 // Expire deletes every message whose Expires() <= now, walking the expiry
-// index, and returns how many it deleted. The owner of the store calls it
+// index, and with Options.MaxAge every message created before now - MaxAge,
+// walking the time index; it returns how many it deleted. The owner of the store calls it
 // periodically; until then expired messages are still listed.
 func (s *Store) Expire(now time.Time) (int, error) {
 	total := 0
@@ -576,5 +577,40 @@ func (s *Store) applyExpire(b buckets, st *batchState, now int64) (opResult, err
 		st.count.Expired++
 		n++
 	}
-	return opResult{n: n, more: len(ids) == expireChunk}, nil
+	if len(ids) == expireChunk || s.opts.MaxAge <= 0 {
+		return opResult{n: n, more: len(ids) == expireChunk}, nil
+	}
+	// Older than MaxAge, by created time: the oldest first, from the time
+	// index, in what is left of the chunk.
+	cutoff := now - s.opts.MaxAge.Milliseconds()
+	var old []message.ID
+	var oldKeys [][]byte
+	c = b.time.Cursor()
+	for k, _ := c.First(); k != nil && len(ids)+len(old) < expireChunk; k, _ = c.Next() {
+		if len(k) != 40 {
+			return opResult{}, errCorrupt("time index entry")
+		}
+		if int64(binary.BigEndian.Uint64(k)) >= cutoff {
+			break
+		}
+		var id message.ID
+		copy(id[:], k[8:])
+		old = append(old, id)
+		oldKeys = append(oldKeys, bytes.Clone(k))
+	}
+	for i, id := range old {
+		found, err := s.remove(b, st, id)
+		if err != nil {
+			return opResult{}, err
+		}
+		if !found {
+			if err := b.time.Delete(oldKeys[i]); err != nil {
+				return opResult{}, err
+			}
+			continue
+		}
+		st.count.Expired++
+		n++
+	}
+	return opResult{n: n, more: len(ids)+len(old) == expireChunk}, nil
 }

@@ -522,3 +522,40 @@ func TestExpireMany(t *testing.T) {
 	}
 	checkConsistent(t, s)
 }
+
+// TestMaxAge: with a retention, Expire also removes messages older than
+// it that have not expired.
+func TestMaxAge(t *testing.T) {
+	clk := newClock()
+	s := openTemp(t, Options{Now: clk.Now, MaxAge: time.Hour})
+	alice := identity(1)
+	var old, recent []*message.Envelope
+	for i := range 5 {
+		e, err := alice.NewText("general", fmt.Sprint("old ", i), clk.Now().Add(-2*time.Hour+time.Duration(i)*time.Second), 365*24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, s, e)
+		old = append(old, e)
+		recent = append(recent, text(t, alice, "general", fmt.Sprint("recent ", i), clk.Now().Add(-time.Duration(i)*time.Minute)))
+		mustPut(t, s, recent[i])
+	}
+	n, err := s.Expire(clk.Now())
+	if err != nil || n != 5 {
+		t.Fatalf("Expire removed %d (%v), want the 5 older than an hour", n, err)
+	}
+	for _, e := range old {
+		if ok, _ := s.Has(e.ID()); ok {
+			t.Fatalf("%q kept past the retention", e.Body)
+		}
+	}
+	for _, e := range recent {
+		if ok, _ := s.Has(e.ID()); !ok {
+			t.Fatalf("%q removed", e.Body)
+		}
+	}
+	if st := s.Stats(); st.Expired != 5 || st.Messages != 5 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkConsistent(t, s)
+}

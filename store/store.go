@@ -50,6 +50,11 @@ type Options struct {
 	// NoSync turns fsync off. Tests and benchmarks only: a Put that
 	// returned may then be lost on power failure.
 	NoSync bool
+	// MaxAge, if positive, makes Expire also remove messages created more
+	// than MaxAge before its now, though they have not expired: how long
+	// this node keeps anything (a retention setting). They count as
+	// expired.
+	MaxAge time.Duration
 	// MaxDBSize caps the database file in bytes (32-bit ARM cannot map much
 	// more than 1 GB). Zero means no cap. Keep Quota well below it: the file
 	// takes roughly twice the logical bytes (see docs/STORE.md).

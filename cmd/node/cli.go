@@ -41,7 +41,7 @@ Usage:
   lifeline run     [--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]
                    [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]...
                    [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]...
-                   [--probe DURATION]
+                   [--probe DURATION] [--retention DURATION]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
   lifeline status  [--api URL] [--json]
@@ -175,12 +175,13 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--probe DURATION]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--probe DURATION] [--retention DURATION]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
 	cfgFile := fs.String("config", "", "JSON config `file` (with \"version\": 1); flags given explicitly override it")
-	quota := fs.Int64("quota", def.Quota, "`bytes` of messages to keep")
+	quota := fs.Int64("quota", def.Quota, "`bytes` of messages to keep (a hub started without --quota or --config keeps 8 GiB)")
+	retention := fs.Duration("retention", 0, "the longest a message is kept, even before it expires (0: until it expires)")
 	var listen, peers []string
 	fs.Func("listen", "mesh `multiaddr` to listen on, repeatable (default TCP and QUIC on port 7778, every interface)", func(v string) error {
 		listen = append(listen, v)
@@ -244,8 +245,15 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.Hubs = hubs
 		case "probe":
 			cfg.ProbeInterval = lifeline.Duration(*probe)
+		case "retention":
+			cfg.Retention = lifeline.Duration(*retention)
 		}
 	})
+	quotaGiven := false
+	fs.Visit(func(f *flag.Flag) { quotaGiven = quotaGiven || f.Name == "quota" })
+	if cfg.Role == lifeline.RoleHub && !quotaGiven && *cfgFile == "" {
+		cfg.Quota = lifeline.DefaultHubQuota
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
