@@ -201,10 +201,18 @@ func New(cfg Config, st Store) (*Mesh, error) {
 	}
 	opts = append(opts, libp2p.ListenAddrStrings(listen...))
 	if cfg.Hub {
-		opts = append(opts, libp2p.EnableRelayService())
+		// A hub is a public server by definition; libp2p would otherwise
+		// wait for AutoNAT to say so before relaying.
+		opts = append(opts, libp2p.EnableRelayService(), libp2p.ForceReachabilityPublic())
 	}
 	if len(m.hubs) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(m.hubs), libp2p.EnableHolePunching())
+		// A field node is behind NAT as a rule (a phone tether, a
+		// satellite terminal, carrier-grade NAT), and AutoNAT would need
+		// a hub to dial back to find out: assume it, and hold a
+		// reservation at the hubs from the start. Direct listeners still
+		// work for whoever can reach them.
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(m.hubs), libp2p.EnableHolePunching(),
+			libp2p.ForceReachabilityPrivate())
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {

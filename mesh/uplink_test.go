@@ -1,12 +1,14 @@
 package mesh
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"lifeline/message"
 )
@@ -171,5 +173,45 @@ func TestTwoHubs(t *testing.T) {
 	eventually(t, 15*time.Second, "message on the field node", func() bool { return hasAll(f.st, []message.ID{e.ID()}) })
 	if connected(f, h1) {
 		t.Fatal("the field node connected to hub 1, which it was not given")
+	}
+}
+
+// TestRelayThroughHub: two field nodes that cannot dial each other (as
+// behind NAT) hold reservations at their hub, and one reaches the other
+// through the hub (circuit relay v2). On a real network hole punching
+// then tries to make the connection direct; that needs public addresses,
+// which a loopback test has not.
+func TestRelayThroughHub(t *testing.T) {
+	hub := startNode(t, t.TempDir(), newIdentity(t), Config{Hub: true})
+	field := func() *testNode {
+		return startNode(t, t.TempDir(), newIdentity(t), Config{Hubs: []string{hub.addr()}, ProbeInterval: 200 * time.Millisecond})
+	}
+	a, b := field(), field()
+	// The address through the hub; libp2p does not advertise it on
+	// loopback (it drops relay addresses that are not routable), but the
+	// reservation is the same.
+	bID := b.mesh.Host().ID()
+	circuit, err := ma.NewMultiaddr(hub.addr() + "/p2p-circuit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A knows B only by its relay address: no direct address at all.
+	eventually(t, 20*time.Second, "A reaches B through the hub", func() bool {
+		a.mesh.Host().Peerstore().ClearAddrs(bID)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return a.mesh.Host().Connect(ctx, peer.AddrInfo{ID: bID, Addrs: []ma.Multiaddr{circuit}}) == nil
+	})
+	relayed := false
+	for _, c := range a.mesh.Host().Network().ConnsToPeer(bID) {
+		if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			relayed = true
+		}
+	}
+	if !relayed {
+		t.Fatal("A's connection to B is not through the relay")
+	}
+	if st := hub.mesh.Status(); !st.Relay {
+		t.Fatal("hub does not report relaying")
 	}
 }
