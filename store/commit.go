@@ -546,14 +546,32 @@ func (s *Store) applyReceipt(b buckets, r *message.Envelope) error {
 }
 
 func (s *Store) applyExpire(b buckets, st *batchState, now int64) (opResult, error) {
+	// Expired first, from the expiry index; then, with MaxAge, older than
+	// it by created time, from the time index, in what is left of the
+	// chunk. Both keys are a unix ms time followed by the id.
+	n, err := s.removeBefore(b, st, b.exp, "expiry", now+1, expireChunk)
+	if err != nil || n.seen == expireChunk || s.opts.MaxAge <= 0 {
+		return opResult{n: n.removed, more: n.seen == expireChunk}, err
+	}
+	m, err := s.removeBefore(b, st, b.time, "time", now-s.opts.MaxAge.Milliseconds(), expireChunk-n.seen)
+	return opResult{n: n.removed + m.removed, more: n.seen+m.seen == expireChunk}, err
+}
+
+type removal struct{ seen, removed int }
+
+// removeBefore removes, as expired, the messages of the first entries of
+// idx, the index called name (keys: unix ms || id), whose time is before
+// t, at most limit of them.
+// An entry whose message is gone is dropped, or it would be found forever.
+func (s *Store) removeBefore(b buckets, st *batchState, idx *bolt.Bucket, name string, t int64, limit int) (removal, error) {
 	var ids []message.ID
 	var keys [][]byte
-	c := b.exp.Cursor()
-	for k, _ := c.First(); k != nil && len(ids) < expireChunk; k, _ = c.Next() {
+	c := idx.Cursor()
+	for k, _ := c.First(); k != nil && len(ids) < limit; k, _ = c.Next() {
 		if len(k) != 40 {
-			return opResult{}, errCorrupt("expiry index entry")
+			return removal{}, errCorrupt(name + " index entry")
 		}
-		if int64(binary.BigEndian.Uint64(k)) > now {
+		if int64(binary.BigEndian.Uint64(k)) >= t {
 			break
 		}
 		var id message.ID
@@ -561,56 +579,20 @@ func (s *Store) applyExpire(b buckets, st *batchState, now int64) (opResult, err
 		ids = append(ids, id)
 		keys = append(keys, bytes.Clone(k))
 	}
-	n := 0
+	r := removal{seen: len(ids)}
 	for i, id := range ids {
 		found, err := s.remove(b, st, id)
 		if err != nil {
-			return opResult{}, err
+			return removal{}, err
 		}
 		if !found {
-			// A dangling entry: drop it, or it would be found forever.
-			if err := b.exp.Delete(keys[i]); err != nil {
-				return opResult{}, err
+			if err := idx.Delete(keys[i]); err != nil {
+				return removal{}, err
 			}
 			continue
 		}
 		st.count.Expired++
-		n++
+		r.removed++
 	}
-	if len(ids) == expireChunk || s.opts.MaxAge <= 0 {
-		return opResult{n: n, more: len(ids) == expireChunk}, nil
-	}
-	// Older than MaxAge, by created time: the oldest first, from the time
-	// index, in what is left of the chunk.
-	cutoff := now - s.opts.MaxAge.Milliseconds()
-	var old []message.ID
-	var oldKeys [][]byte
-	c = b.time.Cursor()
-	for k, _ := c.First(); k != nil && len(ids)+len(old) < expireChunk; k, _ = c.Next() {
-		if len(k) != 40 {
-			return opResult{}, errCorrupt("time index entry")
-		}
-		if int64(binary.BigEndian.Uint64(k)) >= cutoff {
-			break
-		}
-		var id message.ID
-		copy(id[:], k[8:])
-		old = append(old, id)
-		oldKeys = append(oldKeys, bytes.Clone(k))
-	}
-	for i, id := range old {
-		found, err := s.remove(b, st, id)
-		if err != nil {
-			return opResult{}, err
-		}
-		if !found {
-			if err := b.time.Delete(oldKeys[i]); err != nil {
-				return opResult{}, err
-			}
-			continue
-		}
-		st.count.Expired++
-		n++
-	}
-	return opResult{n: n, more: len(ids)+len(old) == expireChunk}, nil
+	return r, nil
 }
