@@ -139,6 +139,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		Hubs:              cfg.Hubs,
 		ProbeInterval:     time.Duration(cfg.ProbeInterval),
 		HubWindow:         time.Duration(cfg.HubWindow),
+		Horizon:           time.Duration(cfg.Retention),
 		OnUplink: func(ev mesh.UplinkEvent) {
 			select {
 			case reports <- ev:

@@ -25,6 +25,9 @@ func (n *Node) recordUplink(ctx context.Context, st *store.Store, id *message.Id
 		case ev = <-events:
 		}
 		r := message.Report{At: ev.At.UnixMilli(), Peers: ev.Peers, Radio: "none"}
+		if !ev.LastUp.IsZero() {
+			r.LastUp = ev.LastUp.UnixMilli()
+		}
 		if ev.Up {
 			r.Event, r.Hub = message.EventUplinkRegained, ev.Hub.String()
 			if !ev.Since.IsZero() {
@@ -32,9 +35,6 @@ func (n *Node) recordUplink(ctx context.Context, st *store.Store, id *message.Id
 			}
 		} else {
 			r.Event = message.EventUplinkLost
-			if !ev.LastUp.IsZero() {
-				r.LastUp = ev.LastUp.UnixMilli()
-			}
 		}
 		// Signed now, so the envelope's created time is the record's time
 		// on this node's clock, like At.

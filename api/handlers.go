@@ -21,7 +21,9 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	st := s.opts.Store.Stats()
 	now := s.now()
 	var ms *mesh.Status
-	if s.opts.Mesh != nil {
+	if s.opts.Mesh != nil && s.trusted(r) {
+		// Strangers on a public hub do not learn who is connected from
+		// where: in a shutdown that is who is online, and their address.
 		m := s.opts.Mesh()
 		ms = &m
 	}
@@ -186,7 +188,7 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.message(rec, nil))
+	writeJSON(w, http.StatusOK, s.message(rec, nil, s.trusted(r)))
 }
 
 // getEnvelope returns the exact signed bytes of a message, so they can be
@@ -254,7 +256,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Message, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, s.message(rec, q.named))
+		out = append(out, s.message(rec, q.named, s.trusted(r)))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -23,6 +23,10 @@ type Outage struct {
 	End      *time.Time `json:"end,omitempty"`
 	Duration float64    `json:"duration_s,omitempty"` // End - Start, seconds
 	Ongoing  bool       `json:"ongoing"`
+	// EndLatest says that the report of the uplink's return is missing:
+	// a later loss says the uplink worked at End, so the outage ended by
+	// then.
+	EndLatest bool `json:"end_latest,omitempty"`
 	Hub      string     `json:"hub,omitempty"` // the hub reached at End
 	Reports  []string   `json:"reports"`       // ids of the signed reports it rests on
 }
@@ -83,11 +87,19 @@ func Outages(recs []*store.Record) []Outage {
 	out := []Outage{}
 	ms := func(v int64) *time.Time { t := time.UnixMilli(v).UTC(); return &t }
 	for node, reps := range byNode {
-		slices.SortFunc(reps, func(a, b rep) int { return cmp.Compare(a.r.At, b.r.At) })
+		slices.SortStableFunc(reps, func(a, b rep) int { return cmp.Compare(a.r.At, b.r.At) })
 		var open *Outage
 		for _, p := range reps {
 			switch p.r.Event {
 			case message.EventUplinkLost:
+				if open != nil && p.r.LastUp > open.Start.UnixMilli() {
+					// The uplink worked after the open outage began: its
+					// return was not reported here. It ended by LastUp.
+					open.End, open.Ongoing, open.EndLatest = ms(p.r.LastUp), false, true
+					open.Duration = open.End.Sub(open.Start).Seconds()
+					out = append(out, *open)
+					open = nil
+				}
 				if open == nil {
 					open = &Outage{Node: node.String(), Start: *ms(p.r.At), Ongoing: true}
 					if p.r.LastUp > 0 {
@@ -101,8 +113,12 @@ func Outages(recs []*store.Record) []Outage {
 						continue // no loss known: the first uplink of a node
 					}
 					// The loss report is not here (yet): the gain says
-					// when the loss was detected.
+					// when the loss was detected, and when the uplink
+					// last worked.
 					open = &Outage{Node: node.String(), Start: *ms(p.r.Since)}
+					if p.r.LastUp > 0 {
+						open.LastUp = ms(p.r.LastUp)
+					}
 				}
 				open.End, open.Ongoing, open.Hub = ms(p.r.At), false, p.r.Hub
 				open.Duration = open.End.Sub(open.Start).Seconds()

@@ -33,7 +33,23 @@ func TestOutagesFromReports(t *testing.T) {
 		rec(b, message.Report{Event: message.EventUplinkRegained, At: at(3 * time.Hour), Since: at(90 * time.Minute), Hub: "h2"}),
 		{Envelope: text},
 	}
+	// c: the return after its first loss was never reported, but its
+	// second loss says the uplink worked in between.
+	c, _ := message.NewIdentity(rand.Reader)
+	recs = append(recs,
+		rec(c, message.Report{Event: message.EventUplinkLost, At: at(10 * time.Hour)}),
+		rec(c, message.Report{Event: message.EventUplinkLost, At: at(14 * time.Hour), LastUp: at(13 * time.Hour)}),
+		rec(c, message.Report{Event: message.EventUplinkRegained, At: at(15 * time.Hour), Since: at(14 * time.Hour), LastUp: at(13 * time.Hour)}),
+	)
 	got := Outages(recs)
+	if len(got) != 5 {
+		t.Fatalf("%d outages: %+v", len(got), got)
+	}
+	if c1, c2 := got[3], got[4]; c1.Node != c.Public().String() || !c1.EndLatest || !c1.End.Equal(t0.Add(13*time.Hour)) ||
+		c2.EndLatest || !c2.Start.Equal(t0.Add(14*time.Hour)) || !c2.End.Equal(t0.Add(15*time.Hour)) {
+		t.Errorf("c's outages: %+v / %+v", c1, c2)
+	}
+	got = got[:3]
 	if len(got) != 3 {
 		t.Fatalf("%d outages: %+v", len(got), got)
 	}

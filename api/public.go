@@ -11,11 +11,21 @@ import (
 // A public API (Options.Public, a hub) serves strangers: it must not sign
 // for them, and one of them must not fill the hub.
 
-// localOnly serves h to clients on this machine only, when the API is
-// public: h uses the node's identity.
+// trusted reports whether r may act as the node's user: always on a field
+// node, and on a public API only from this machine, not through a proxy
+// on it (a proxy's requests all come from loopback).
+func (s *Server) trusted(r *http.Request) bool {
+	if !s.opts.Public {
+		return true
+	}
+	return fromLoopback(r) && r.Header.Get("X-Forwarded-For") == "" && r.Header.Get("Forwarded") == "" &&
+		r.Header.Get("X-Real-Ip") == ""
+}
+
+// localOnly serves h to trusted clients only: h uses the node's identity.
 func (s *Server) localOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.Public && !fromLoopback(r) {
+		if !s.trusted(r) {
 			writeError(w, http.StatusForbidden, "this node signs only for clients on its own machine: "+
 				"sign the envelope with your own key and POST it to /api/v1/envelopes")
 			return
@@ -28,7 +38,7 @@ func (s *Server) localOnly(h http.HandlerFunc) http.HandlerFunc {
 // public. Clients on this machine are not limited.
 func (s *Server) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.limits != nil && !fromLoopback(r) && !s.limits.allow(remoteIP(r)) {
+		if s.limits != nil && !s.trusted(r) && !s.limits.allow(clientKey(r)) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "too many envelopes from %s: at most %g a second", remoteIP(r), s.opts.PublicRate)
 			return
@@ -43,6 +53,16 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// clientKey is what the rate limit counts by: the address, or for IPv6
+// its /64, which one subscriber usually holds whole.
+func clientKey(r *http.Request) string {
+	ip := net.ParseIP(remoteIP(r))
+	if ip == nil || ip.To4() != nil {
+		return remoteIP(r)
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 func fromLoopback(r *http.Request) bool {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,29 @@ func TestPublicAPI(t *testing.T) {
 	// Reading stays open to everyone.
 	if w := serve(n, "GET", "/api/v1/messages?channel=news", "198.51.100.22:4000", nil); w.Code != http.StatusOK {
 		t.Fatalf("remote GET: %d", w.Code)
+	}
+	// A proxy on the hub's own machine is not the hub's user.
+	req := httptest.NewRequest("POST", "http://203.0.113.7/api/v1/messages", bytes.NewReader(send))
+	req.RemoteAddr, req.Header = "127.0.0.1:4000", http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {"198.51.100.30"}}
+	w := httptest.NewRecorder()
+	n.srv.ServeHTTP(w, req)
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("POST /messages through a local proxy: %d", w.Code)
+	}
+	// A direct message to the hub's own key is opened for the hub's user
+	// only, never for a stranger.
+	dm, err := outside.NewDirect(rand.Reader, n.id.Public(), "for the operator only", message.PriorityNormal, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := serve(n, "POST", "/api/v1/envelopes", "127.0.0.1:5000", dm.Raw()).Code; code != http.StatusCreated && code != http.StatusOK {
+		t.Fatalf("post dm: %d", code)
+	}
+	path := "/api/v1/messages?to=" + n.id.Public().String()
+	if body := serve(n, "GET", path, "198.51.100.22:4000", nil).Body.String(); strings.Contains(body, "for the operator only") {
+		t.Fatalf("a stranger read the hub's direct message: %s", body)
+	}
+	if body := serve(n, "GET", path, "127.0.0.1:4000", nil).Body.String(); !strings.Contains(body, "for the operator only") {
+		t.Fatalf("the hub's user cannot read its direct message: %s", body)
 	}
 }

@@ -101,8 +101,10 @@ type Message struct {
 
 // message converts a store record for the API. The record is not retained.
 // named, if not nil, is a channel name the request itself gave; it is used
-// for that channel ahead of the names the node remembers.
-func (s *Server) message(r *store.Record, named *channelName) Message {
+// for that channel ahead of the names the node remembers. open says whether
+// direct messages to the node are decrypted: not for strangers (see
+// trusted).
+func (s *Server) message(r *store.Record, named *channelName, open bool) Message {
 	e := r.Envelope
 	m := Message{
 		ID:       e.ID().String(),
@@ -137,7 +139,7 @@ func (s *Server) message(r *store.Record, named *channelName) Message {
 	}
 	switch e.Kind {
 	case message.KindDirect:
-		if e.Recipient == s.opts.Identity.Public() {
+		if open && e.Recipient == s.opts.Identity.Public() {
 			pt, err := s.opts.Identity.OpenDirect(e)
 			if err != nil {
 				// A forged or damaged body: the signature is the

@@ -76,6 +76,10 @@ type Config struct {
 	// HubWindow limits reconciliations with hubs to the messages created
 	// within it (0: all): a hub may hold far more than a field node can.
 	HubWindow time.Duration
+	// Horizon, if set, limits every reconciliation to the messages created
+	// within it: the store's retention, beyond which it refuses messages,
+	// so there is no point in comparing them.
+	Horizon time.Duration
 	// Hub makes this node a hub: a relay (circuit relay v2) for others,
 	// and it leaves reconciliation with field nodes to them (see
 	// initiates).
@@ -166,7 +170,11 @@ func New(cfg Config, st Store) (*Mesh, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1), responders: make(chan struct{}, maxResponders),
+	responders := maxResponders
+	if cfg.Hub {
+		responders = hubResponders
+	}
+	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1), responders: make(chan struct{}, responders),
 		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}, hubLost: make(chan struct{}, 1),
 		uplink: newUplinkState(cfg.ProbeInterval)}
 	m.tracer = newGossipTracer(func() { m.owed.Store(true) }, m.kickPeer)
@@ -205,7 +213,7 @@ func New(cfg Config, st Store) (*Mesh, error) {
 		// wait for AutoNAT to say so before relaying.
 		opts = append(opts, libp2p.EnableRelayService(), libp2p.ForceReachabilityPublic())
 	}
-	if len(m.hubs) > 0 {
+	if len(m.hubs) > 0 && !cfg.Hub { // a hub is public: it relays, it needs no relay
 		// A field node is behind NAT as a rule (a phone tether, a
 		// satellite terminal, carrier-grade NAT), and AutoNAT would need
 		// a hub to dial back to find out: assume it, and hold a

@@ -13,8 +13,11 @@ import (
 
 const (
 	sessionTimeout = 5 * time.Minute
-	// maxResponders bounds concurrent sessions other peers run against us.
+	// maxResponders bounds concurrent sessions other peers run against us;
+	// hubResponders on a hub, which never starts sessions with field
+	// nodes and meets many of them at once when a shutdown ends.
 	maxResponders = 4
+	hubResponders = 64
 )
 
 // reconcileLoop runs one initiator session at a time: with peers that asked
@@ -130,7 +133,12 @@ func (m *Mesh) ReconcileWith(ctx context.Context, p peer.ID) (SessionStats, erro
 	var from int64
 	if m.isHub(p) && m.cfg.HubWindow > 0 {
 		// A hub holds the world's messages: take only the recent ones.
+		// (Messages older than the window that only this node holds stay
+		// here too: see docs/DECISIONS.md.)
 		from = time.Now().Add(-m.cfg.HubWindow).UnixMilli()
+	}
+	if m.cfg.Horizon > 0 {
+		from = max(from, time.Now().Add(-m.cfg.Horizon).UnixMilli())
 	}
 	return m.runSession(ctx, p, s, func(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
 		return InitiateFrom(ctx, rw, st, deliver, from)

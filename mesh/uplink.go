@@ -22,8 +22,9 @@ type UplinkEvent struct {
 	// At is when the change was detected: within one probe period of the
 	// real change.
 	At time.Time
-	// LastUp, for a loss, is the last moment the uplink was known to work
-	// (the zero time if it never worked since the node started).
+	// LastUp is the last moment the uplink was known to work before the
+	// loss (zero if it never worked since the node started). A gain
+	// carries it too.
 	LastUp time.Time
 	// Since, for a gain, is when the loss this ends was detected (zero if
 	// the uplink had not worked since the node started either).
@@ -72,7 +73,7 @@ func (u *uplinkState) probed(now time.Time, hub peer.ID, peers int) (*UplinkEven
 	var ev *UplinkEvent
 	switch {
 	case hub != "" && (!u.known || !u.up):
-		ev = &UplinkEvent{Up: true, At: now, Hub: hub, Peers: peers}
+		ev = &UplinkEvent{Up: true, At: now, Hub: hub, Peers: peers, LastUp: u.lastUp}
 		if u.known {
 			ev.Since = u.since
 		}
@@ -155,7 +156,10 @@ func (m *Mesh) uplinkLoop(ctx context.Context) {
 // ping (a hub refusing this node, a captive portal, a link that died
 // silently) is closed and does not count.
 func (m *Mesh) probeHubs(ctx context.Context) peer.ID {
-	timeout := min(10*time.Second, m.cfg.ProbeInterval)
+	// Not tied to the probe period: on a loaded satellite link a ping
+	// can queue behind a sync for seconds, and a lost ping closes the
+	// connection.
+	const timeout = 10 * time.Second
 	answers := func(h peer.ID) bool {
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -214,4 +215,15 @@ func TestRelayThroughHub(t *testing.T) {
 	if st := hub.mesh.Status(); !st.Relay {
 		t.Fatal("hub does not report relaying")
 	}
+}
+
+// TestHubWithHubsRelays: a hub given another hub as an uplink is still a
+// public relay (it must not take the field nodes' NAT assumption).
+func TestHubWithHubsRelays(t *testing.T) {
+	const hop = "/libp2p/circuit/relay/0.2.0/hop"
+	other := startNode(t, t.TempDir(), newIdentity(t), Config{Hub: true})
+	hub := startNode(t, t.TempDir(), newIdentity(t), Config{Hub: true, Hubs: []string{other.addr()}, ProbeInterval: 200 * time.Millisecond})
+	eventually(t, 10*time.Second, "the hub serves the relay protocol", func() bool {
+		return slices.Contains(hub.mesh.Host().Mux().Protocols(), hop)
+	})
 }

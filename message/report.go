@@ -25,8 +25,10 @@ type Report struct {
 	// At is when the node detected the change: within one probe period of
 	// it.
 	At int64 `json:"at"`
-	// LastUp, for uplink_lost, is the last moment the uplink was known to
-	// work (0: not since the node started).
+	// LastUp is the last moment the uplink was known to work before the
+	// loss (0: not since the node started). uplink_regained repeats it, so
+	// that one report records a whole outage: the loss's report may be
+	// missing (evicted, older than a hub's window, not carried yet).
 	LastUp int64 `json:"last_up,omitempty"`
 	// Since, for uplink_regained, is when the loss it ends was detected
 	// (0: the uplink had not worked since the node started).

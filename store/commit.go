@@ -99,6 +99,12 @@ func (s *Store) put(ctx context.Context, raw []byte, own bool) (Result, error) {
 	if err := env.CheckTime(now.UnixMilli()); err != nil {
 		return Result{}, fmt.Errorf("store: put: %w", err)
 	}
+	if a := s.opts.MaxAge; a > 0 && env.Created < now.Add(-a).UnixMilli() {
+		// Stored now, it would go at the next Expire, and come back from
+		// the next peer that keeps messages longer: refuse it as expired.
+		return Result{}, fmt.Errorf("store: put: %w: created %s, before this node's retention of %s",
+			message.ErrExpired, time.UnixMilli(env.Created).UTC().Format(time.RFC3339), a)
+	}
 	o := &op{kind: opPut, env: env, own: own, received: now.UnixMilli(), done: make(chan opResult, 1)}
 	r, err := s.submit(ctx, o)
 	if err != nil {

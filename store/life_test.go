@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -531,12 +532,15 @@ func TestMaxAge(t *testing.T) {
 	alice := identity(1)
 	var old, recent []*message.Envelope
 	for i := range 5 {
-		e, err := alice.NewText("general", fmt.Sprint("old ", i), clk.Now().Add(-2*time.Hour+time.Duration(i)*time.Second), 365*24*time.Hour)
+		e, err := alice.NewText("general", fmt.Sprint("old ", i), clk.Now().Add(time.Duration(i)*time.Second), 365*24*time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		mustPut(t, s, e)
 		old = append(old, e)
+	}
+	clk.Advance(2 * time.Hour)
+	for i := range 5 {
 		recent = append(recent, text(t, alice, "general", fmt.Sprint("recent ", i), clk.Now().Add(-time.Duration(i)*time.Minute)))
 		mustPut(t, s, recent[i])
 	}
@@ -558,4 +562,18 @@ func TestMaxAge(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	checkConsistent(t, s)
+}
+
+// TestMaxAgeRefusesOld: a message already past the retention is refused as
+// expired, rather than stored, expired, and fetched again from a peer.
+func TestMaxAgeRefusesOld(t *testing.T) {
+	clk := newClock()
+	s := openTemp(t, Options{Now: clk.Now, MaxAge: time.Hour})
+	e, err := identity(1).NewText("general", "from last week", clk.Now().Add(-7*24*time.Hour), 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(t.Context(), e.Raw()); !errors.Is(err, message.ErrExpired) || !strings.Contains(err.Error(), "retention") {
+		t.Fatalf("put of a message past the retention: %v", err)
+	}
 }
