@@ -26,9 +26,9 @@ type Outage struct {
 	// EndLatest says that the report of the uplink's return is missing:
 	// a later loss says the uplink worked at End, so the outage ended by
 	// then.
-	EndLatest bool `json:"end_latest,omitempty"`
-	Hub      string     `json:"hub,omitempty"` // the hub reached at End
-	Reports  []string   `json:"reports"`       // ids of the signed reports it rests on
+	EndLatest bool     `json:"end_latest,omitempty"`
+	Hub       string   `json:"hub,omitempty"` // the hub reached at End
+	Reports   []string `json:"reports"`       // ids of the signed reports it rests on
 }
 
 // maxReports bounds the reports one outages request reads.
