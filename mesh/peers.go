@@ -93,7 +93,24 @@ func (m *Mesh) kickPeer(p peer.ID) {
 func (m *Mesh) keepConnected(ctx context.Context, p peer.AddrInfo) {
 	const minWait, maxWait = time.Second, 2 * time.Minute
 	wait := minWait
+	var relayedSince time.Time
 	for {
+		if m.relayedOnly(p.ID) {
+			// A connection through a relay carries nothing of ours (it is
+			// limited): it is there for hole punching, which runs when it
+			// opens and may fail then (the other side not ready yet, a
+			// NAT mapping not learnt yet). Close it every probe period
+			// and dial again, so hole punching gets another chance.
+			if relayedSince.IsZero() {
+				relayedSince = time.Now()
+			} else if time.Since(relayedSince) >= m.cfg.ProbeInterval {
+				m.log.Debug("static peer still reachable only through a relay: retrying hole punching", "peer", p.ID)
+				m.host.Network().ClosePeer(p.ID)
+				relayedSince, wait = time.Time{}, minWait
+			}
+		} else {
+			relayedSince = time.Time{}
+		}
 		if m.host.Network().Connectedness(p.ID) != network.Connected {
 			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			err := m.host.Connect(dctx, p)
@@ -114,6 +131,17 @@ func (m *Mesh) keepConnected(ctx context.Context, p peer.AddrInfo) {
 			wait = min(2*wait, maxWait)
 		}
 	}
+}
+
+// relayedOnly reports whether every connection to p goes through a relay.
+func (m *Mesh) relayedOnly(p peer.ID) bool {
+	conns := m.host.Network().ConnsToPeer(p)
+	for _, c := range conns {
+		if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err != nil {
+			return false
+		}
+	}
+	return len(conns) > 0
 }
 
 // mdnsFound is a peer mDNS announced, and how many dials it has had.
