@@ -115,7 +115,10 @@ func natTopology(t *testing.T) map[string]string {
 		t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
 		run("ip", "-n", name, "link", "set", "lo", "up")
 	}
-	in := func(role string, args ...string) { t.Helper(); run(append([]string{"ip", "netns", "exec", ns[role]}, args...)...) }
+	in := func(role string, args ...string) {
+		t.Helper()
+		run(append([]string{"ip", "netns", "exec", ns[role]}, args...)...)
+	}
 	rules := t.TempDir() + "/nat.nft"
 	if err := os.WriteFile(rules, []byte(natRules), 0o600); err != nil {
 		t.Fatal(err)
