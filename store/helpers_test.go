@@ -168,3 +168,21 @@ func recv(t testing.TB, sub *Subscription) (*Record, bool) {
 		return nil, false
 	}
 }
+
+// reopenHolding reopens the store at path and fails unless it holds every
+// id in acked, consistently; t.Cleanup closes it.
+func reopenHolding(t *testing.T, path string, opts Options, acked []message.ID) *Store {
+	t.Helper()
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for _, id := range acked {
+		if ok, err := s.Has(id); err != nil || !ok {
+			t.Fatalf("acknowledged %s lost (err %v)", id, err)
+		}
+	}
+	checkConsistent(t, s)
+	return s
+}

@@ -369,17 +369,7 @@ func TestFullDisk(t *testing.T) {
 			if out, err := exec.Command("mount", "-o", "remount,size=64m", dir).CombinedOutput(); err != nil {
 				t.Fatalf("remount: %v: %s", err, out)
 			}
-			s, err = Open(path, Options{Now: clk.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			for _, id := range acked {
-				if ok, err := s.Has(id); err != nil || !ok {
-					t.Fatalf("acknowledged %s lost (err %v)", id, err)
-				}
-			}
-			checkConsistent(t, s)
+			s = reopenHolding(t, path, Options{Now: clk.Now}, acked)
 			t.Logf("after reopening: %+v", s.Stats())
 			mustPut(t, s, text(t, alice, "general", "room again", clk.Now().Add(time.Hour)))
 		})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -87,17 +86,7 @@ func TestHolePunchThroughNATs(t *testing.T) {
 // their names by role: inet, natA, natB, a, b. t.Cleanup deletes them.
 func natTopology(t *testing.T) map[string]string {
 	t.Helper()
-	switch {
-	case runtime.GOOS != "linux":
-		t.Skip("network namespaces are Linux only")
-	case os.Geteuid() != 0:
-		t.Skip("making network namespaces needs root")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("this test needs %s (Debian: iproute2, nftables), not found in PATH", tool)
-		}
-	}
+	needNamespaces(t, "ip", "nft")
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {

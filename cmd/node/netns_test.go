@@ -85,6 +85,24 @@ func TestMDNSAcrossNamespaces(t *testing.T) {
 	t.Logf("the message crossed within %v", time.Since(start).Round(time.Millisecond))
 }
 
+// needNamespaces skips the test, saying why, unless this process can make
+// network namespaces and finds the given tools (ip, nft) in PATH.
+func needNamespaces(t *testing.T, tools ...string) {
+	t.Helper()
+	switch {
+	case runtime.GOOS != "linux":
+		t.Skip("network namespaces are Linux only")
+	case os.Geteuid() != 0:
+		t.Skip("making network namespaces needs root (run the tests as root to include this one)")
+	}
+	debian := map[string]string{"ip": "iproute2", "nft": "nftables"}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("this test needs %s (Debian: %s), not found in PATH", tool, debian[tool])
+		}
+	}
+}
+
 // netnsSeq tells apart the namespaces of repeated runs (-count) in one
 // process; the pid tells apart concurrent test processes.
 var netnsSeq atomic.Int64
@@ -95,15 +113,7 @@ var netnsSeq atomic.Int64
 // skips the test, saying why, where namespaces cannot be made.
 func vethPair(t *testing.T, addrA, addrB string) (nsA, nsB string) {
 	t.Helper()
-	switch {
-	case runtime.GOOS != "linux":
-		t.Skip("network namespaces are Linux only")
-	case os.Geteuid() != 0:
-		t.Skip("making network namespaces needs root (run the tests as root to include this one)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("making network namespaces needs ip(8) (Debian: iproute2), not found in PATH")
-	}
+	needNamespaces(t, "ip")
 	ip := func(args ...string) error {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
