@@ -92,6 +92,40 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// BenchmarkPutDurable64Preverified is BenchmarkPutDurable64 without the
+// signature check (the envelopes are decoded, not verified): the storage
+// path alone, to tell its cost from verification's.
+func BenchmarkPutDurable64Preverified(b *testing.B) {
+	es := presign(b, b.N, time.Now())
+	s := openTemp(b, Options{})
+	b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e, err := message.Decode(es[next.Add(1)-1].Raw())
+			if err == nil {
+				_, err = s.putVerified(context.Background(), e, false, time.Now())
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	cpu := cpuTime() - cpu0
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
+	b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "cpu-%")
+	if got := s.Stats().Messages; got != int64(b.N) {
+		b.Fatalf("stored %d of %d", got, b.N)
+	}
+}
+
 func benchN(tb testing.TB) int {
 	n := 100_000
 	if v := os.Getenv("LIFELINE_BENCH_N"); v != "" {

@@ -96,6 +96,12 @@ func (s *Store) put(ctx context.Context, raw []byte, own bool) (Result, error) {
 	if err := env.VerifySignature(); err != nil {
 		return Result{}, fmt.Errorf("store: put: %w", err)
 	}
+	return s.putVerified(ctx, env, own, now)
+}
+
+// putVerified stores an envelope whose signature has been checked.
+func (s *Store) putVerified(ctx context.Context, env *message.Envelope, own bool, now time.Time) (Result, error) {
+	id := env.ID()
 	if err := env.CheckTime(now.UnixMilli()); err != nil {
 		return Result{}, fmt.Errorf("store: put: %w", err)
 	}
