@@ -162,9 +162,13 @@ func Decode(b []byte) (*Envelope, error) {
 	if err := checkBody(e.Kind, e.Priority, e.Body); err != nil {
 		return nil, err
 	}
-	e.id = sha256.Sum256(raw)
+	e.id = IDOf(raw)
 	return e, nil
 }
+
+// IDOf is the ID of the envelope whose bytes are raw: their SHA-256. It
+// does not check that raw is an envelope.
+func IDOf(raw []byte) ID { return sha256.Sum256(raw) }
 
 // checkBody enforces the per-kind rules shared by Decode and Sign.
 func checkBody(k Kind, p Priority, body []byte) error {
