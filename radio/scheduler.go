@@ -3,6 +3,7 @@ package radio
 import (
 	"errors"
 	"fmt"
+	"lifeline/radio/lora"
 	"time"
 
 	"lifeline/message"
@@ -19,8 +20,8 @@ import (
 // alert is never held back by a chat message, and the wait ends as soon as
 // the budget allows the alert.
 type Scheduler struct {
-	modem    Modem
-	duty     *DutyCycle
+	modem    lora.Modem
+	duty     *lora.DutyCycle
 	maxDwell time.Duration
 	maxQueue int
 	queue    []*Queued // sorted: priority descending, then seq
@@ -47,10 +48,10 @@ var ErrQueueFull = errors.New("radio queue full")
 
 // NewScheduler returns a scheduler for region's rules and modem, keeping at
 // most maxQueue frames.
-func NewScheduler(region Region, modem Modem, maxQueue int) *Scheduler {
+func NewScheduler(region lora.Region, modem lora.Modem, maxQueue int) *Scheduler {
 	return &Scheduler{
 		modem:    modem,
-		duty:     &DutyCycle{Window: region.Window, Fraction: region.DutyCycle},
+		duty:     &lora.DutyCycle{Window: region.Window, Fraction: region.DutyCycle},
 		maxDwell: region.MaxDwell,
 		maxQueue: maxQueue,
 	}

@@ -2,6 +2,7 @@ package radio
 
 import (
 	"errors"
+	"lifeline/radio/lora"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +12,8 @@ import (
 
 func TestSchedulerPriorityAndBudget(t *testing.T) {
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	region := Region{Name: "test", DutyCycle: 0.01, Window: time.Hour} // 36 s an hour
-	lf := ModemPresets["LongFast"]
+	region := lora.Region{Name: "test", DutyCycle: 0.01, Window: time.Hour} // 36 s an hour
+	lf := lora.ModemPresets["LongFast"]
 	s := NewScheduler(region, lf, 10)
 	frame := make([]byte, 255) // 2.16 s each
 	for i, p := range []message.Priority{message.PriorityLow, message.PriorityNormal, message.PriorityAlert, message.PriorityNormal, message.PriorityHigh} {
@@ -74,11 +75,11 @@ func TestSchedulerPriorityAndBudget(t *testing.T) {
 
 func TestSchedulerLimits(t *testing.T) {
 	t0 := time.Now()
-	us := NewScheduler(Regions["US915"], ModemPresets["LongFast"], 2)
+	us := NewScheduler(lora.Regions["US915"], lora.ModemPresets["LongFast"], 2)
 	if err := us.Enqueue(t0, make([]byte, 255), message.PriorityNormal, ""); err == nil {
 		t.Fatal("a 2.16 s frame under US915's 400 ms dwell limit")
 	}
-	fast := NewScheduler(Regions["US915"], ModemPresets["ShortFast"], 2)
+	fast := NewScheduler(lora.Regions["US915"], lora.ModemPresets["ShortFast"], 2)
 	for _, p := range []message.Priority{message.PriorityLow, message.PriorityNormal} {
 		if err := fast.Enqueue(t0, []byte{1}, p, ""); err != nil {
 			t.Fatal(err)

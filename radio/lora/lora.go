@@ -1,7 +1,8 @@
-// Package radio is Lifeline's LoRa link. This part is pure: the airtime of
-// a frame, the modem and region presets, and the duty-cycle budget that
-// the scheduler keeps.
-package radio
+// Package lora is LoRa arithmetic, pure and standard library only, so that
+// both the node (radio/) and the board's firmware (firmware-bridge/) use
+// the same: the airtime of a frame, the modem and region presets, and the
+// duty-cycle budget.
+package lora
 
 import (
 	"fmt"
@@ -26,13 +27,13 @@ type Modem struct {
 func (m Modem) Validate() error {
 	switch {
 	case m.Bandwidth < 7800 || m.Bandwidth > 500000:
-		return fmt.Errorf("radio: bandwidth %d Hz: want 7800 to 500000", m.Bandwidth)
+		return fmt.Errorf("lora: bandwidth %d Hz: want 7800 to 500000", m.Bandwidth)
 	case m.SpreadingFactor < 6 || m.SpreadingFactor > 12:
-		return fmt.Errorf("radio: spreading factor %d: want 6 to 12", m.SpreadingFactor)
+		return fmt.Errorf("lora: spreading factor %d: want 6 to 12", m.SpreadingFactor)
 	case m.CodingRate < 5 || m.CodingRate > 8:
-		return fmt.Errorf("radio: coding rate 4/%d: want 4/5 to 4/8", m.CodingRate)
+		return fmt.Errorf("lora: coding rate 4/%d: want 4/5 to 4/8", m.CodingRate)
 	case m.Preamble < 6 || m.Preamble > 65535:
-		return fmt.Errorf("radio: preamble of %d symbols: want 6 to 65535", m.Preamble)
+		return fmt.Errorf("lora: preamble of %d symbols: want 6 to 65535", m.Preamble)
 	}
 	return nil
 }
