@@ -1,0 +1,177 @@
+package rnode_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	bridge "lifeline/firmware-bridge"
+	"lifeline/radio/rnode"
+)
+
+// chip is the board's transceiver: it applies what it is told and records
+// what it sends.
+type chip struct {
+	mu   sync.Mutex
+	set  bridge.Settings
+	sent []string
+}
+
+func (c *chip) Apply(s bridge.Settings) bridge.Settings { c.set = s; return s }
+func (c *chip) Transmit(_ time.Time, p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent = append(c.sent, string(p))
+}
+func (c *chip) Busy(time.Time) bool { return false }
+func (c *chip) has(s string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.sent {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// board is the firmware core behind a pseudo-terminal: the node opens the
+// terminal's other end through tarm/serial, as it would /dev/ttyUSB0.
+type board struct {
+	master, slave *os.File
+	core          *bridge.Core
+	chip          *chip
+	mu            sync.Mutex // orders writes to master
+	done          chan struct{}
+}
+
+func plugBoard(t *testing.T, link string) *board {
+	t.Helper()
+	ptmx, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	// pty.Open leaves the master in blocking mode, where Close does not
+	// interrupt a Read; a non-blocking copy goes through the poller, so
+	// unplugging (closing it) ends the board's read at once.
+	fd, err := syscall.Dup(int(ptmx.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptmx.Close()
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	master := os.NewFile(uintptr(fd), "ptmx")
+	b := &board{master: master, slave: slave, chip: &chip{}, done: make(chan struct{})}
+	b.core = bridge.New(b.chip, bridge.MCUHost, 4096)
+	os.Remove(link)
+	if err := os.Symlink(slave.Name(), link); err != nil {
+		t.Fatal(err)
+	}
+	b.write(b.core.Boot()) // a board announces that it started
+	go func() {
+		defer close(b.done)
+		buf := make([]byte, 1024)
+		for {
+			n, err := master.Read(buf)
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			b.write(b.core.FromHost(now, buf[:n]))
+			for {
+				before := len(b.chip.sent)
+				b.core.Poll(now)
+				if len(b.chip.sent) == before {
+					break
+				}
+				b.write(b.core.TxDone(now))
+			}
+		}
+	}()
+	t.Cleanup(b.unplug)
+	return b
+}
+
+func (b *board) write(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.master.Write(p)
+}
+
+// unplug is the cable pulled: both ends of the terminal go away.
+func (b *board) unplug() {
+	b.master.Close()
+	b.slave.Close()
+	<-b.done
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDriverThroughPTY: the driver opens a pseudo-terminal with
+// tarm/serial, configures the board behind it, sends and receives, and
+// when the board is unplugged and plugged back (at the same path, as
+// /dev/serial/by-id keeps it), reports the link down and comes back.
+func TestDriverThroughPTY(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "radio")
+	b := plugBoard(t, link)
+	cfg := rnode.Config{Frequency: 869525000, Bandwidth: 250000, TxPower: 14, SF: 11, CR: 5}
+	d := rnode.NewDriver(rnode.DriverConfig{Path: link, Radio: cfg, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		Answer: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the radio ready", func() bool { return d.Status().State == "ready" })
+	if st := d.Status(); st.Platform != bridge.Platform || st.Firmware != "1.00" {
+		t.Fatalf("status %+v", st)
+	}
+	if err := d.Send([]byte("hello air")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the frame on air", func() bool { return b.chip.has("hello air") })
+
+	b.write(b.core.Received(time.Now(), []byte("hello node"), -101, 6.25))
+	select {
+	case r := <-d.Received():
+		if string(r.Frame) != "hello node" || r.RSSI != -101 || r.SNR != 6.25 {
+			t.Fatalf("received %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing received")
+	}
+
+	// Unplugged mid-operation: the link goes down and keeps retrying.
+	b.unplug()
+	waitFor(t, "the link down", func() bool { st := d.Status(); return st.State == "down" && st.LastError != "" })
+	// Plugged back in.
+	b2 := plugBoard(t, link)
+	waitFor(t, "the radio ready again", func() bool { return d.Status().State == "ready" })
+	if err := d.Send([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the frame on air after re-plugging", func() bool { return b2.chip.has("still here") })
+	if st := d.Status(); st.Reopened < 1 || st.Sent != 2 || st.Received != 1 || st.LastRSSI != -101 {
+		t.Fatalf("status %+v", st)
+	}
+}
