@@ -26,21 +26,7 @@ func (d *DutyCycle) Budget() time.Duration {
 // (the parts of them inside it).
 func (d *DutyCycle) Used(now time.Time) time.Duration {
 	d.forget(now)
-	var used time.Duration
-	from := now.Add(-d.Window)
-	for _, t := range d.sent {
-		start, end := t.start, t.start.Add(t.dur)
-		if start.Before(from) {
-			start = from
-		}
-		if end.After(now) {
-			end = now
-		}
-		if end.After(start) {
-			used += end.Sub(start)
-		}
-	}
-	return used
+	return d.usedBetween(now.Add(-d.Window), now)
 }
 
 // Wait is how long to wait from now before a transmission of airtime d
