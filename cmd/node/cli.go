@@ -48,6 +48,7 @@ Usage:
   lifeline outages [--api URL] [--json | --csv]
   lifeline export  [--api URL] [--out FILE] ID
   lifeline import  [--api URL] [FILE]
+  lifeline radios  [--json]
   lifeline id      [--data DIR]
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
@@ -56,7 +57,8 @@ Usage:
 run starts a node (Ctrl-C stops it): a field node, or with --role hub a node
 for a public server that field nodes reach with --hub. send, read, status and
 outages talk to a running node (default ` + defaultAPI + `, or $LIFELINE_API);
-outages lists the uplink losses in the signed reports the node holds. export writes a message's
+outages lists the uplink losses in the signed reports the node holds; radios
+lists the USB serial ports a LoRa board may be behind. export writes a message's
 signed envelope, import gives one to a node: a way to carry messages between
 nodes by hand (a USB stick) while they have no link. id prints the node's
 public key; keygen writes a new identity file; meshkey writes a key for a
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.export
 	case "import":
 		f = c.importEnvelope
+	case "radios":
+		f = c.radios
 	case "id":
 		f = c.id
 	case "keygen":
@@ -571,6 +575,41 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 			end = fmt.Sprintf("%s  (%s)", o.End.Local().Format(time.RFC3339), time.Duration(o.Duration*float64(time.Second)).Round(time.Second))
 		}
 		fmt.Fprintf(c.stdout, "%s  %s -> %s\n", short(o.Node), o.Start.Local().Format(time.RFC3339), end)
+	}
+	return nil
+}
+
+// radios lists the USB serial ports a LoRa board could be behind.
+func (c *cli) radios(_ context.Context, args []string) error {
+	fs := c.flags("radios", "[--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	ports := lifeline.RadioPorts()
+	if *asJSON {
+		if ports == nil {
+			ports = []lifeline.RadioPort{}
+		}
+		return json.NewEncoder(c.stdout).Encode(ports)
+	}
+	if len(ports) == 0 {
+		fmt.Fprintln(c.stdout, "no USB serial ports: plug the radio board in (a board that is not listed needs a driver: see dmesg)")
+		return nil
+	}
+	for _, p := range ports {
+		line := p.Path
+		if p.Driver != "" {
+			line += "  (" + p.Driver + ")"
+		}
+		if p.ByID != "" {
+			line += "  " + p.ByID // stable across re-plugging: prefer it for --radio
+		}
+		fmt.Fprintln(c.stdout, line)
 	}
 	return nil
 }

@@ -47,6 +47,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"send", "--to", "x", "--channel", "y", "hi"}, exitUsage, "not both"},
 		{[]string{"read", "stray"}, exitUsage, `unexpected argument "stray"`},
 		{[]string{"keygen"}, exitUsage, "missing --out"},
+		{[]string{"radios", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"radios", "--json"}, exitOK, "["},
 		{[]string{"export", "--api", "127.0.0.1:1", "abc"}, exitUsage, "message id"},
 		{[]string{"status", "--api", "127.0.0.1:1"}, exitError, "cannot reach the node"},
 		{[]string{"run", "--quota", "5", "--data", t.TempDir()}, exitError, "quota"},
