@@ -166,6 +166,16 @@ func Decode(b []byte) (*Envelope, error) {
 	return e, nil
 }
 
+// PeekPriority reads an envelope's priority from its first two bytes,
+// without decoding it: for a relay that holds only a message's first
+// fragment. It reports false for bytes that are not a version 1 envelope.
+func PeekPriority(b []byte) (Priority, bool) {
+	if len(b) < 2 || b[0] != Version1 || b[1]&flagReserve != 0 {
+		return 0, false
+	}
+	return Priority((b[1] & prioMask) >> prioShift), true
+}
+
 // IDOf is the ID of the envelope whose bytes are raw: their SHA-256. It
 // does not check that raw is an envelope.
 func IDOf(raw []byte) ID { return sha256.Sum256(raw) }

@@ -95,10 +95,18 @@ func (fl *Flood) Heard(now time.Time, f Frame, rnd float64) Decision {
 	return d
 }
 
+// Seen reports whether the frame is remembered as heard or sent.
+func (fl *Flood) Seen(now time.Time, id FrameID) bool {
+	fl.forget(now, 0)
+	return fl.seen[id] != nil
+}
+
 // Sent records that a frame's relay has gone out (or that this node sent
 // it first: a node does not relay its own frames back).
-func (fl *Flood) Sent(now time.Time, f Frame) {
-	id := IDOf(f)
+func (fl *Flood) Sent(now time.Time, f Frame) { fl.SentID(now, IDOf(f)) }
+
+// SentID is Sent for a frame known by its ID.
+func (fl *Flood) SentID(now time.Time, id FrameID) {
 	if s := fl.seen[id]; s != nil {
 		if s.pending {
 			fl.Relayed++

@@ -1,25 +1,43 @@
 package radio
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
 	"lifeline/message"
+	"lifeline/reconcile"
 )
 
 // Over-the-air frames, version 1. Every byte is airtime, so the header is
 // two bytes for a message that fits one frame, eight for a fragment:
 //
 //	0  1  version (high 4 bits, 1) | type (low 4 bits)
-//	1  1  reserved (high 4 bits, 0) | hops left (low 4 bits)
+//	1  1  flags (high 4 bits: 0x1 repair, the rest 0) | hops left (low 4 bits)
 //	whole (type 0):    2  n  the envelope
 //	fragment (type 1): 2  4  key: the first 4 bytes of the envelope's ID
 //	                   6  1  index, from 0
 //	                   7  1  count, 2 .. MaxFragments
 //	                   8  n  the index-th FragmentSize bytes of the envelope
+//	digest (type 2):   2  2  origin: the sender's radio tag
+//	                   4  4  window start, unix seconds (messages created at or after)
+//	                   8  4  window end, unix seconds (created before)
+//	                  12  2  index of the first symbol
+//	                  14  n  repair symbols, 14 bytes each, 1 .. MaxSymbols
+//	want (type 3):     2  2  target: the tag of the node asked
+//	                   4  n  short IDs (first 8 bytes of message IDs), 1 .. MaxWants
+//	more (type 4):     2  2  target
+//	                   4  4  window start
+//	                   8  4  window end
+//	                  12  2  index of the first symbol wanted
+//	                  14  1  how many symbols, 1 .. MaxSymbols
 //
-// Every fragment but the last carries exactly FragmentSize bytes.
+// Every fragment but the last carries exactly FragmentSize bytes. Whole
+// frames and fragments sent in answer to a want carry the repair flag and
+// no hops: they are not relayed as they are (the node that was missing the
+// message floods it on, see Router). Digests, wants and mores have no
+// hops and no flags: they are between neighbours.
 const (
 	MaxFrame     = 255 // a LoRa payload
 	frameVersion = 1
@@ -30,6 +48,16 @@ const (
 	MaxFragments = (message.MaxEnvelope + FragmentSize - 1) / FragmentSize // 18
 	MaxHops      = 15
 	keySize      = 4
+	repairFlag   = 0x10
+	digestHeader = 14
+	wantHeader   = 4
+	moreSize     = 15
+	// MaxSymbols is how many repair symbols fit one digest.
+	MaxSymbols = (MaxFrame - digestHeader) / reconcile.SymbolSize // 17
+	// ShortID is the size of a short message ID in a want.
+	ShortID = 8
+	// MaxWants is how many short IDs fit one want.
+	MaxWants = (MaxFrame - wantHeader) / ShortID // 31
 )
 
 // FrameType says what a frame carries.
@@ -38,6 +66,9 @@ type FrameType uint8
 const (
 	FrameWhole    FrameType = 0
 	FrameFragment FrameType = 1
+	FrameDigest   FrameType = 2
+	FrameWant     FrameType = 3
+	FrameMore     FrameType = 4
 )
 
 // ErrFrame: bytes that are not a version 1 frame.
@@ -45,20 +76,37 @@ var ErrFrame = errors.New("malformed radio frame")
 
 // Frame is one over-the-air frame.
 type Frame struct {
-	Type    FrameType
-	Hops    uint8         // hops left: a relay decrements, and does not relay at 0
-	Key     [keySize]byte // fragments
-	Index   uint8         // fragments
-	Count   uint8         // fragments
+	Type FrameType
+	Hops uint8 // hops left: a relay decrements, and does not relay at 0
+	// Repair: a whole frame or fragment sent in answer to a want.
+	Repair bool
+	Key    [keySize]byte // fragments
+	Index  uint8         // fragments
+	Count  uint8         // fragments; for a more, the symbols wanted
+	// Node is the sender's tag in a digest, the target's in a want or
+	// more.
+	Node uint16
+	// From and To bound a repair window (digest, more): messages created
+	// in [From, To), unix seconds.
+	From, To uint32
+	// Start is the index of the first symbol (digest) or the first wanted
+	// (more).
+	Start uint16
+	// Payload: the envelope or its part (whole, fragment), the symbols
+	// (digest), the short IDs (want).
 	Payload []byte
 }
 
 // Append appends the frame's bytes to dst.
 func (f Frame) Append(dst []byte) ([]byte, error) {
-	if f.Hops > MaxHops {
-		return dst, fmt.Errorf("%w: %d hops, at most %d", ErrFrame, f.Hops, MaxHops)
+	if err := f.checkHeader(); err != nil {
+		return dst, err
 	}
-	dst = append(dst, frameVersion<<4|byte(f.Type), f.Hops)
+	b1 := f.Hops
+	if f.Repair {
+		b1 |= repairFlag
+	}
+	dst = append(dst, frameVersion<<4|byte(f.Type), b1)
 	switch f.Type {
 	case FrameWhole:
 		if len(f.Payload) == 0 || len(f.Payload) > MaxWhole {
@@ -69,10 +117,73 @@ func (f Frame) Append(dst []byte) ([]byte, error) {
 			return dst, err
 		}
 		dst = append(append(dst, f.Key[:]...), f.Index, f.Count)
+	case FrameDigest:
+		if err := f.checkDigest(); err != nil {
+			return dst, err
+		}
+		dst = binary.BigEndian.AppendUint16(dst, f.Node)
+		dst = binary.BigEndian.AppendUint32(dst, f.From)
+		dst = binary.BigEndian.AppendUint32(dst, f.To)
+		dst = binary.BigEndian.AppendUint16(dst, f.Start)
+	case FrameWant:
+		if err := f.checkWant(); err != nil {
+			return dst, err
+		}
+		dst = binary.BigEndian.AppendUint16(dst, f.Node)
+	case FrameMore:
+		if err := f.checkMore(); err != nil {
+			return dst, err
+		}
+		dst = binary.BigEndian.AppendUint16(dst, f.Node)
+		dst = binary.BigEndian.AppendUint32(dst, f.From)
+		dst = binary.BigEndian.AppendUint32(dst, f.To)
+		dst = binary.BigEndian.AppendUint16(dst, f.Start)
+		return append(dst, f.Count), nil
 	default:
 		return dst, fmt.Errorf("%w: type %d", ErrFrame, f.Type)
 	}
 	return append(dst, f.Payload...), nil
+}
+
+// checkHeader: hops and the repair flag belong to envelopes only.
+func (f Frame) checkHeader() error {
+	switch {
+	case f.Hops > MaxHops:
+		return fmt.Errorf("%w: %d hops, at most %d", ErrFrame, f.Hops, MaxHops)
+	case f.Type > FrameFragment && (f.Hops != 0 || f.Repair):
+		return fmt.Errorf("%w: a type %d frame with hops or flags", ErrFrame, f.Type)
+	case f.Repair && f.Hops != 0:
+		return fmt.Errorf("%w: a repair frame with hops", ErrFrame)
+	}
+	return nil
+}
+
+func (f Frame) checkDigest() error {
+	if n := len(f.Payload); n == 0 || n%reconcile.SymbolSize != 0 || n/reconcile.SymbolSize > MaxSymbols {
+		return fmt.Errorf("%w: digest of %d symbol bytes", ErrFrame, n)
+	}
+	return f.checkWindow()
+}
+
+func (f Frame) checkWindow() error {
+	if f.To <= f.From {
+		return fmt.Errorf("%w: window [%d, %d)", ErrFrame, f.From, f.To)
+	}
+	return nil
+}
+
+func (f Frame) checkWant() error {
+	if n := len(f.Payload); n == 0 || n%ShortID != 0 || n/ShortID > MaxWants {
+		return fmt.Errorf("%w: want of %d bytes", ErrFrame, n)
+	}
+	return nil
+}
+
+func (f Frame) checkMore() error {
+	if f.Count == 0 || int(f.Count) > MaxSymbols {
+		return fmt.Errorf("%w: more of %d symbols", ErrFrame, f.Count)
+	}
+	return f.checkWindow()
 }
 
 func (f Frame) checkFragment() error {
@@ -98,10 +209,13 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if v := b[0] >> 4; v != frameVersion {
 		return f, fmt.Errorf("%w: version %d", ErrFrame, v)
 	}
-	if b[1]>>4 != 0 {
+	if b[1]&^(repairFlag|0x0f) != 0 {
 		return f, fmt.Errorf("%w: reserved bits set", ErrFrame)
 	}
-	f.Type, f.Hops = FrameType(b[0]&0x0f), b[1]
+	f.Type, f.Hops, f.Repair = FrameType(b[0]&0x0f), b[1]&0x0f, b[1]&repairFlag != 0
+	if err := f.checkHeader(); err != nil {
+		return f, err
+	}
 	switch f.Type {
 	case FrameWhole:
 		f.Payload = b[wholeHeader:]
@@ -115,6 +229,32 @@ func DecodeFrame(b []byte) (Frame, error) {
 		copy(f.Key[:], b[2:6])
 		f.Index, f.Count, f.Payload = b[6], b[7], b[fragHeader:]
 		if err := f.checkFragment(); err != nil {
+			return f, err
+		}
+	case FrameDigest:
+		if len(b) <= digestHeader {
+			return f, fmt.Errorf("%w: digest of %d bytes", ErrFrame, len(b))
+		}
+		f.Node, f.From, f.To = binary.BigEndian.Uint16(b[2:]), binary.BigEndian.Uint32(b[4:]), binary.BigEndian.Uint32(b[8:])
+		f.Start, f.Payload = binary.BigEndian.Uint16(b[12:]), b[digestHeader:]
+		if err := f.checkDigest(); err != nil {
+			return f, err
+		}
+	case FrameWant:
+		if len(b) <= wantHeader {
+			return f, fmt.Errorf("%w: want of %d bytes", ErrFrame, len(b))
+		}
+		f.Node, f.Payload = binary.BigEndian.Uint16(b[2:]), b[wantHeader:]
+		if err := f.checkWant(); err != nil {
+			return f, err
+		}
+	case FrameMore:
+		if len(b) != moreSize {
+			return f, fmt.Errorf("%w: more of %d bytes", ErrFrame, len(b))
+		}
+		f.Node, f.From, f.To = binary.BigEndian.Uint16(b[2:]), binary.BigEndian.Uint32(b[4:]), binary.BigEndian.Uint32(b[8:])
+		f.Start, f.Count = binary.BigEndian.Uint16(b[12:]), b[14]
+		if err := f.checkMore(); err != nil {
 			return f, err
 		}
 	default:

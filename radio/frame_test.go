@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"lifeline/message"
+	"lifeline/reconcile"
 )
 
 func testIdentity() *message.Identity {
@@ -79,6 +81,54 @@ func TestFrameRoundTrip(t *testing.T) {
 		}
 		if !bytes.Equal(got, env) {
 			t.Fatalf("%d-byte envelope did not survive", len(env))
+		}
+	}
+}
+
+// TestRepairFramesRoundTrip: digests, wants and mores, and the repair flag
+// on envelopes, encode and decode to the same values, at their largest
+// within one LoRa payload.
+func TestRepairFramesRoundTrip(t *testing.T) {
+	syms := make([]byte, MaxSymbols*reconcile.SymbolSize)
+	ids := make([]byte, MaxWants*ShortID)
+	for i := range syms {
+		syms[i] = byte(i)
+	}
+	for i := range ids {
+		ids[i] = byte(3 * i)
+	}
+	for _, f := range []Frame{
+		{Type: FrameDigest, Node: 0xBEEF, From: 1_700_000_000, To: 1_700_003_600, Start: 17, Payload: syms},
+		{Type: FrameDigest, Node: 1, From: 0, To: 1, Payload: syms[:reconcile.SymbolSize]},
+		{Type: FrameWant, Node: 0xBEEF, Payload: ids},
+		{Type: FrameWant, Node: 7, Payload: ids[:ShortID]},
+		{Type: FrameMore, Node: 2, From: 10, To: 20, Start: 34, Count: MaxSymbols},
+		{Type: FrameWhole, Repair: true, Payload: []byte("an envelope")},
+	} {
+		b, err := f.Append(nil)
+		if err != nil || len(b) > MaxFrame {
+			t.Fatalf("%+v: %d bytes, %v", f, len(b), err)
+		}
+		got, err := DecodeFrame(b)
+		if err != nil {
+			t.Fatalf("decode %x: %v", b, err)
+		}
+		if got.Payload == nil {
+			got.Payload = f.Payload // a more carries none
+		}
+		if !reflect.DeepEqual(got, f) {
+			t.Fatalf("decoded %+v, sent %+v", got, f)
+		}
+	}
+	for _, bad := range []Frame{
+		{Type: FrameDigest, Node: 1, From: 0, To: 1, Payload: append(syms, syms[:reconcile.SymbolSize]...)},
+		{Type: FrameWant, Node: 1, Payload: append(ids, ids[:ShortID]...)},
+		{Type: FrameWant, Hops: 1, Node: 1, Payload: ids[:ShortID]},
+		{Type: FrameWhole, Hops: 3, Repair: true, Payload: []byte("x")},
+		{Type: FrameMore, Node: 1, From: 5, To: 5, Count: 1},
+	} {
+		if _, err := bad.Append(nil); !errors.Is(err, ErrFrame) {
+			t.Errorf("%+v encoded: %v", bad, err)
 		}
 	}
 }
@@ -159,7 +209,15 @@ func TestDecodeFrameRejects(t *testing.T) {
 		"empty":       {},
 		"header only": good[:2],
 		"version 2":   append([]byte{0x20}, good[1:]...),
-		"reserved":    append([]byte{good[0], 0x11}, good[2:]...),
+		"reserved":    append([]byte{good[0], 0x21}, good[2:]...),
+		"repair hops": append([]byte{good[0], 0x11}, good[2:]...),
+		"digest hops": {0x12, 0x01, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14},
+		"digest 13B":  {0x12, 0x00, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13},
+		"window 2..1": {0x12, 0x00, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14},
+		"want 7B":     {0x13, 0x00, 0, 1, 1, 2, 3, 4, 5, 6, 7},
+		"more 0":      {0x14, 0x00, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0},
+		"more 18":     {0x14, 0x00, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 18},
+		"more long":   {0x14, 0x00, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 1, 0},
 		"type 9":      append([]byte{0x19}, good[1:]...),
 		"too long":    append(good, make([]byte, MaxFrame)...),
 		"one of one":  {0x11, 0, 1, 2, 3, 4, 0, 1, 9},
@@ -183,6 +241,14 @@ func FuzzDecodeFrame(f *testing.F) {
 	}
 	whole, _ := Frame{Type: FrameWhole, Hops: 3, Payload: envelope(f, "hi")}.Append(nil)
 	f.Add(whole)
+	for _, fr := range []Frame{
+		{Type: FrameDigest, Node: 9, From: 1, To: 2, Payload: make([]byte, 2*reconcile.SymbolSize)},
+		{Type: FrameWant, Node: 9, Payload: make([]byte, 2*ShortID)},
+		{Type: FrameMore, Node: 9, From: 1, To: 2, Start: 4, Count: 8},
+	} {
+		b, _ := fr.Append(nil)
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := DecodeFrame(b)
 		if err != nil {

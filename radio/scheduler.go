@@ -3,10 +3,10 @@ package radio
 import (
 	"errors"
 	"fmt"
-	"lifeline/radio/lora"
 	"time"
 
 	"lifeline/message"
+	"lifeline/radio/lora"
 )
 
 // Scheduler decides what the radio sends next: the highest priority first
@@ -109,6 +109,21 @@ func (s *Scheduler) Next(now time.Time) (*Queued, time.Duration, string) {
 	s.duty.Record(now, head.Airtime)
 	s.Sent++
 	return head, 0, ""
+}
+
+// Done reports that the frame Next returned last finished on air at end.
+// Hand the radio one frame at a time and report each end: the budget is
+// then counted where the frames really were.
+func (s *Scheduler) Done(end time.Time) { s.duty.Ended(end) }
+
+// Has reports whether a frame with key waits.
+func (s *Scheduler) Has(key string) bool {
+	for _, q := range s.queue {
+		if q.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // Cancel removes the queued frames with key, and reports how many.

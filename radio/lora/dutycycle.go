@@ -92,6 +92,22 @@ func (d *DutyCycle) Record(start time.Time, airtime time.Duration) {
 	d.sent = append(d.sent, transmission{start: start, dur: airtime})
 }
 
+// Ended moves the latest transmission to end at end, if that is later
+// than recorded. A host records a frame when it hands it to the board,
+// but the board may hold it (listen before talk, its own queue): the
+// budget must follow the air. Moving a record later never makes past
+// decisions wrong (windows that gain of it hold nothing sent before it),
+// and decisions from now on see where the frame really was.
+func (d *DutyCycle) Ended(end time.Time) {
+	if len(d.sent) == 0 {
+		return
+	}
+	t := &d.sent[len(d.sent)-1]
+	if start := end.Add(-t.dur); start.After(t.start) {
+		t.start = start
+	}
+}
+
 // forget drops transmissions that ended before the window ending at now.
 func (d *DutyCycle) forget(now time.Time) {
 	from := now.Add(-d.Window)

@@ -130,3 +130,21 @@ func TestDutyCycleNeverExceeded(t *testing.T) {
 		}
 	}
 }
+
+// TestDutyCycleEnded: a frame the board held back is counted where it
+// really was, so the budget frees up from its real end.
+func TestDutyCycleEnded(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	d := DutyCycle{Window: 10 * time.Second, Fraction: 0.1} // 1 s per 10 s
+	d.Record(t0, time.Second)
+	d.Ended(t0.Add(3 * time.Second)) // held 2 s by listen before talk
+	// The next 1 s frame must wait until the window no longer holds the
+	// frame's real airtime [2 s, 3 s]: 9 s from +3 s (7 s as recorded).
+	if w := d.Wait(t0.Add(3*time.Second), time.Second); w != 9*time.Second {
+		t.Fatalf("wait %v, want 9s", w)
+	}
+	d.Ended(t0.Add(time.Second)) // earlier than recorded: never moves back
+	if w := d.Wait(t0.Add(3*time.Second), time.Second); w != 9*time.Second {
+		t.Fatalf("moved back: wait %v", w)
+	}
+}

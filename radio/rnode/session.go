@@ -53,6 +53,9 @@ const (
 	EventFailed
 	// EventBoardError: the board reported an error (its code in Err).
 	EventBoardError
+	// EventTxDone: the board finished a transmission and can take the
+	// next frame (READY).
+	EventTxDone
 )
 
 // Session drives one board: detect, configure with echo checks, then
@@ -165,6 +168,9 @@ func (s *Session) Handle(f kiss.Frame) ([]Event, []kiss.Frame) {
 		ev.Kind = EventReady
 		return []Event{ev}, nil
 	case Ready:
+		if f.Command == CmdReady {
+			return []Event{{Kind: EventTxDone}}, nil
+		}
 		if f.Command == CmdData && len(f.Data) > 0 {
 			ev := Event{Kind: EventReceived, Frame: f.Data, RSSI: s.rssi, SNR: s.snr, HasStats: s.stats}
 			s.stats = false

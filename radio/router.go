@@ -1,0 +1,707 @@
+package radio
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"lifeline/message"
+	"lifeline/radio/lora"
+	"lifeline/reconcile"
+)
+
+// Messages is what the router reads of the node's store.
+type Messages interface {
+	// Window lists the IDs of the messages created in [from, to) (unix
+	// milliseconds), oldest first, at most max of them.
+	Window(from, to int64, max int) ([]message.ID, error)
+	// Envelope returns a stored message's bytes.
+	Envelope(id message.ID) ([]byte, error)
+	// Has reports whether a message is stored.
+	Has(id message.ID) (bool, error)
+}
+
+// RouterConfig configures a Router. Zero values take the defaults.
+type RouterConfig struct {
+	// Tag names this node to its neighbours in repair frames.
+	Tag    uint16
+	Region lora.Region
+	Modem  lora.Modem
+	// Hops is the hop limit of the floods this node starts; DefaultHops
+	// if 0.
+	Hops uint8
+	// MaxQueue bounds the frames waiting to be sent; 256 if 0.
+	MaxQueue int
+	// RelayDelay bounds the random wait before a relay or a repair answer:
+	// long enough that a neighbour's relay is heard first now and then.
+	// Twice the airtime of a full frame if 0.
+	RelayDelay time.Duration
+	// RepairEvery is the mean interval between this node's digests; if
+	// 0, 2 minutes or longer, so that digests take at most a tenth of the
+	// duty-cycle budget; no repair at all if negative.
+	RepairEvery time.Duration
+	// RepairWindow: messages created this long before a digest are
+	// repaired; 24 hours if 0.
+	RepairWindow time.Duration
+	// Settle: a digest leaves out messages younger than this, which may
+	// still be flooding. Hops × (RelayDelay + a full frame's airtime) if 0.
+	Settle time.Duration
+	// Plain makes this node a plain flooder, the baseline the benchmarks
+	// compare with: every frame relayed once, never cancelled, no repair.
+	Plain bool
+	// Seed seeds the random delays.
+	Seed     uint64
+	Messages Messages
+}
+
+// Defaults of a Router.
+const (
+	DefaultHops = 6
+	// InitialSymbols is how many repair symbols a digest starts with:
+	// enough to confirm equal sets or find one or two differences.
+	InitialSymbols = 3
+	// maxRoundSymbols bounds the symbols one repair round asks of a
+	// neighbour (16 digests): about 180 differing messages.
+	maxRoundSymbols = 16 * MaxSymbols
+	// maxWindow bounds the messages a digest covers.
+	maxWindow = 4096
+	// maxPeers bounds the neighbours whose repair rounds are followed.
+	maxPeers = 16
+	// peerRoundAge: a round not continued for this long is forgotten.
+	peerRoundAge = 10 * time.Minute
+)
+
+// Router is a node's LoRa logic: it turns new messages into frames, relays
+// what it hears by managed flood, reassembles fragments, repairs what was
+// lost by reconciling with its neighbours, and sends it all through the
+// scheduler within the duty cycle. It is a pure state machine: the caller
+// passes the time, feeds it what the radio hears (Heard) and what the
+// store newly holds (Stored), stores the envelopes Heard returns, sends
+// what Next returns, one frame at a time, and reports each frame's end
+// (Done).
+//
+// Repair: every RepairEvery a node broadcasts a digest, the first few
+// rateless IBLT symbols (reconcile/riblt.go) of the short IDs of the
+// messages it holds in a recent window. A neighbour subtracts its own set;
+// if the symbols do not decode it asks for more (a more), and once they
+// do it wants what it lacks (a want, answered with the message, flagged
+// repair) and offers what the sender lacks after a random delay. A node
+// that gets a message by repair floods it on like a new one, so a frame
+// lost on one hop costs one repair there, not a re-flood of everything.
+type Router struct {
+	cfg   RouterConfig
+	rnd   *rand.Rand
+	flood *Flood
+	reasm *Reassembler
+	sched *Scheduler
+
+	delayed  []delayed // by at
+	inflight *Queued
+	deadline time.Time // when an unreported inflight frame is taken as ended
+
+	nextDigest time.Time
+	round      *ownRound
+	peers      map[uint16]*peerRound
+	wants      map[string]*want // by queue key
+
+	stats RouterStats
+}
+
+type delayed struct {
+	at    time.Time
+	frame []byte
+	prio  message.Priority
+	key   string
+}
+
+// want is a want frame waiting to be sent, with what it asks for, so that
+// a message that arrives meanwhile is not asked for.
+type want struct {
+	node uint16
+	ids  []uint64
+}
+
+// ownRound is this node's latest digest: what it answers mores and wants
+// from.
+type ownRound struct {
+	from, to uint32
+	enc      *reconcile.Encoder
+	ids      map[uint64]message.ID
+	keys     []string // queued digest frames
+}
+
+// peerRound is a neighbour's digest being collected.
+type peerRound struct {
+	from, to uint32
+	syms     []reconcile.Symbol
+	at       time.Time
+	done     bool // decoded or given up: later symbols of it are for others
+}
+
+// RouterStats are the router's counters since it started.
+type RouterStats struct {
+	Heard      int           `json:"heard"`     // frames decoded
+	Malformed  int           `json:"malformed"` // frames that were not version 1 frames
+	Delivered  int           `json:"delivered"` // envelopes handed on (whole or reassembled)
+	Sent       int           `json:"sent"`      // frames sent
+	Airtime    time.Duration `json:"airtime_ns"`
+	QueueFull  int           `json:"queue_full"` // frames refused by a full queue
+	Digests    int           `json:"digests"`    // digest frames sent or queued
+	Mores      int           `json:"mores"`
+	Wants      int           `json:"wants"`
+	Answered   int           `json:"answered"`  // messages queued in answer to a want
+	Offered    int           `json:"offered"`   // messages queued for a neighbour that lacked them
+	Repaired   int           `json:"repaired"`  // repair frames heard
+	Decoded    int           `json:"decoded"`   // neighbours' digests that decoded
+	GaveUp     int           `json:"gave_up"`   // repair rounds abandoned undecoded
+	StoreError int           `json:"store_err"` // reads of the store that failed
+}
+
+// NewRouter returns a router.
+func NewRouter(cfg RouterConfig) *Router {
+	if cfg.Hops == 0 {
+		cfg.Hops = DefaultHops
+	}
+	cfg.Hops = min(cfg.Hops, MaxHops)
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 256
+	}
+	full := cfg.Modem.Airtime(MaxFrame)
+	if cfg.RelayDelay <= 0 {
+		cfg.RelayDelay = 2 * full
+	}
+	if cfg.RepairEvery == 0 {
+		// Digests take at most a tenth of the budget: every 2 minutes
+		// at 10 %, every 9 at 1 % (LongFast).
+		cfg.RepairEvery = 2 * time.Minute
+		if d := cfg.Region.DutyCycle; d > 0 && d < 1 {
+			digest := cfg.Modem.Airtime(digestHeader + InitialSymbols*reconcile.SymbolSize)
+			cfg.RepairEvery = max(cfg.RepairEvery, time.Duration(10*float64(digest)/d))
+		}
+	}
+	if cfg.RepairWindow <= 0 {
+		cfg.RepairWindow = 24 * time.Hour
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = time.Duration(cfg.Hops) * (cfg.RelayDelay + full)
+	}
+	if cfg.Plain {
+		cfg.RepairEvery = -1
+	}
+	return &Router{
+		cfg:   cfg,
+		rnd:   rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Tag))),
+		flood: NewFlood(cfg.RelayDelay, 30*time.Minute, 4096),
+		reasm: NewReassembler(32, 10*time.Minute),
+		sched: NewScheduler(cfg.Region, cfg.Modem, cfg.MaxQueue),
+		peers: map[uint16]*peerRound{},
+		wants: map[string]*want{},
+	}
+}
+
+func (r *Router) repairs() bool { return r.cfg.RepairEvery > 0 && r.cfg.Messages != nil }
+
+// Stored takes a message the store has newly stored, from anywhere: a
+// local user, the IP mesh, or the radio itself. Frames of it already
+// heard or sent (it came by flood) are not sent again; the rest go out as
+// a new flood.
+func (r *Router) Stored(now time.Time, env []byte) error {
+	frames, err := Fragment(env, r.cfg.Hops)
+	if err != nil {
+		return err
+	}
+	prio, _ := message.PeekPriority(env)
+	for _, f := range frames {
+		id := IDOf(f)
+		if r.flood.Seen(now, id) {
+			continue
+		}
+		r.flood.SentID(now, id)
+		b, err := f.Append(nil)
+		if err != nil {
+			return err
+		}
+		r.enqueue(now, b, prio, keyOwn+string(id[:]))
+	}
+	return nil
+}
+
+// Keys of queued frames, by what they are: own floods, relays, repair
+// answers and offers, digests, mores, wants.
+const (
+	keyOwn    = "o"
+	keyRelay  = "f"
+	keyRepair = "r"
+	keyDigest = "d"
+	keyMore   = "m"
+	keyWant   = "w"
+)
+
+// Heard takes a frame the radio received at now, and returns the
+// envelopes it completed, for the store. Malformed frames are counted and
+// dropped.
+func (r *Router) Heard(now time.Time, payload []byte) [][]byte {
+	f, err := DecodeFrame(payload)
+	if err != nil {
+		r.stats.Malformed++
+		return nil
+	}
+	r.stats.Heard++
+	switch f.Type {
+	case FrameWhole, FrameFragment:
+		id := IDOf(f)
+		if f.Repair {
+			r.stats.Repaired++
+			r.cancel(keyRepair + string(id[:])) // answered by someone else
+			return r.take(now, f)
+		}
+		d := r.flood.Heard(now, f, r.rnd.Float64())
+		if d.Cancel && !r.cfg.Plain {
+			r.cancel(keyRelay + string(id[:]))
+		}
+		if !d.New {
+			return nil
+		}
+		if !d.Relay.IsZero() && !r.holds(f) {
+			relay := f
+			relay.Hops--
+			if b, err := relay.Append(nil); err == nil {
+				r.later(d.Relay, b, framePriority(f), keyRelay+string(id[:]))
+			}
+		}
+		return r.take(now, f)
+	case FrameDigest:
+		if r.repairs() && f.Node != r.cfg.Tag {
+			r.digest(now, f)
+		}
+	case FrameWant:
+		if r.repairs() && f.Node == r.cfg.Tag {
+			r.answerWant(now, f)
+		}
+	case FrameMore:
+		switch {
+		case !r.repairs():
+		case f.Node == r.cfg.Tag:
+			r.answerMore(now, f)
+		default:
+			// Someone asked the same neighbour for more of the same round:
+			// its answer is broadcast, so ours can wait and see.
+			r.cancel(moreKey(f.Node, f.From, f.To))
+		}
+	}
+	return nil
+}
+
+// holds reports whether the store already holds the message a whole
+// frame carries: then the frame is a late echo (a neighbour repaired it
+// and flooded it on), and this node flooded it long ago. Fragments cannot
+// tell; they rely on the flood's memory.
+func (r *Router) holds(f Frame) bool {
+	if f.Type != FrameWhole || r.cfg.Messages == nil || r.cfg.Plain {
+		return false
+	}
+	ok, err := r.cfg.Messages.Has(message.IDOf(f.Payload))
+	return ok && err == nil
+}
+
+// take hands on a whole envelope, or adds a fragment to its message.
+func (r *Router) take(now time.Time, f Frame) [][]byte {
+	env := f.Payload
+	if f.Type == FrameWhole {
+		env = append([]byte(nil), env...)
+	} else {
+		var err error
+		if env, err = r.reasm.Add(now, f); err != nil || env == nil {
+			return nil
+		}
+	}
+	r.stats.Delivered++
+	r.unwant(now, shortKey(message.IDOf(env)))
+	return [][]byte{env}
+}
+
+// unwant takes a message that has arrived out of the wants still
+// waiting.
+func (r *Router) unwant(now time.Time, k uint64) {
+	for key, w := range r.wants {
+		i := slices.Index(w.ids, k)
+		if i < 0 {
+			continue
+		}
+		r.cancel(key)
+		delete(r.wants, key)
+		if ids := slices.Delete(w.ids, i, i+1); len(ids) > 0 {
+			r.sendWant(now, w.node, ids)
+		}
+	}
+}
+
+// sendWant asks node for the messages with the given short IDs.
+func (r *Router) sendWant(now time.Time, node uint16, ids []uint64) {
+	b := make([]byte, 0, len(ids)*ShortID)
+	for _, k := range ids {
+		b = binary.BigEndian.AppendUint64(b, k)
+	}
+	frame, err := Frame{Type: FrameWant, Node: node, Payload: b}.Append(nil)
+	if err != nil {
+		return
+	}
+	key := fmt.Sprintf("%s%d/%x", keyWant, node, b)
+	r.stats.Wants++
+	r.enqueue(now, frame, message.PriorityLow, key)
+	r.wants[key] = &want{node: node, ids: ids}
+}
+
+// framePriority is the priority of the message a frame carries, when the
+// frame shows it (a whole envelope or a first fragment); normal otherwise.
+func framePriority(f Frame) message.Priority {
+	if f.Type == FrameWhole || f.Index == 0 {
+		if p, ok := message.PeekPriority(f.Payload); ok {
+			return p
+		}
+	}
+	return message.PriorityNormal
+}
+
+// Next returns the frame to send now, or nil and how long to wait before
+// asking again (negative: nothing to do until something is heard or
+// stored). After sending a frame, report its end with Done before asking
+// again; a frame never reported is taken as ended after twice its airtime
+// and two seconds more.
+func (r *Router) Next(now time.Time) ([]byte, time.Duration) {
+	r.due(now)
+	if r.inflight != nil {
+		if now.Before(r.deadline) {
+			return nil, r.deadline.Sub(now)
+		}
+		r.Done(now)
+	}
+	q, wait, _ := r.sched.Next(now)
+	if q != nil {
+		r.inflight, r.deadline = q, now.Add(2*q.Airtime+2*time.Second)
+		switch q.Key[:1] {
+		case keyRelay:
+			r.flood.SentID(now, FrameID([]byte(q.Key[1:])))
+		case keyWant:
+			delete(r.wants, q.Key)
+		}
+		r.stats.Sent++
+		r.stats.Airtime += q.Airtime
+		return q.Frame, 0
+	}
+	soonest := func(t time.Time) {
+		if t.IsZero() {
+			return
+		}
+		if w := max(t.Sub(now), 0); wait < 0 || w < wait {
+			wait = w
+		}
+	}
+	if len(r.delayed) > 0 {
+		soonest(r.delayed[0].at)
+	}
+	if r.repairs() {
+		soonest(r.nextDigest)
+	}
+	return nil, wait
+}
+
+// Done reports that the frame Next returned last finished on air at end.
+func (r *Router) Done(end time.Time) {
+	if r.inflight == nil {
+		return
+	}
+	r.inflight = nil
+	r.sched.Done(end)
+}
+
+// due moves relays and answers whose time has come to the scheduler, and
+// starts a repair round when one is due.
+func (r *Router) due(now time.Time) {
+	i := 0
+	for ; i < len(r.delayed) && !r.delayed[i].at.After(now); i++ {
+		d := r.delayed[i]
+		r.enqueue(now, d.frame, d.prio, d.key)
+	}
+	if i > 0 {
+		r.delayed = append(r.delayed[:0], r.delayed[i:]...)
+	}
+	if !r.repairs() {
+		return
+	}
+	if r.nextDigest.IsZero() {
+		// The first digest soon after starting, but not in step with
+		// neighbours that started at the same moment.
+		r.nextDigest = now.Add(time.Duration(r.rnd.Float64() * float64(r.cfg.RepairEvery) / 4))
+	}
+	if now.Before(r.nextDigest) {
+		return
+	}
+	r.nextDigest = now.Add(time.Duration((0.75 + r.rnd.Float64()/2) * float64(r.cfg.RepairEvery)))
+	r.startRound(now)
+	for k, p := range r.peers {
+		if now.Sub(p.at) > peerRoundAge {
+			delete(r.peers, k)
+		}
+	}
+}
+
+func (r *Router) enqueue(now time.Time, frame []byte, p message.Priority, key string) {
+	if err := r.sched.Enqueue(now, frame, p, key); err != nil {
+		r.stats.QueueFull++
+	}
+}
+
+// later queues a frame to be sent at at, unless one with its key waits.
+func (r *Router) later(at time.Time, frame []byte, p message.Priority, key string) {
+	if r.pending(key) {
+		return
+	}
+	if len(r.delayed) >= r.cfg.MaxQueue {
+		r.stats.QueueFull++
+		return
+	}
+	i := len(r.delayed)
+	for i > 0 && r.delayed[i-1].at.After(at) {
+		i--
+	}
+	r.delayed = append(r.delayed, delayed{})
+	copy(r.delayed[i+1:], r.delayed[i:])
+	r.delayed[i] = delayed{at: at, frame: frame, prio: p, key: key}
+}
+
+func (r *Router) pending(key string) bool {
+	for _, d := range r.delayed {
+		if d.key == key {
+			return true
+		}
+	}
+	return r.sched.Has(key)
+}
+
+// cancel takes every frame with key off the delayed list and the queue.
+func (r *Router) cancel(key string) {
+	kept := r.delayed[:0]
+	for _, d := range r.delayed {
+		if d.key != key {
+			kept = append(kept, d)
+		}
+	}
+	clear(r.delayed[len(kept):])
+	r.delayed = kept
+	r.sched.Cancel(key)
+}
+
+func shortKey(id message.ID) uint64 { return binary.BigEndian.Uint64(id[:ShortID]) }
+
+// window reads the short IDs of the messages created in [from, to)
+// seconds.
+func (r *Router) window(from, to uint32) ([]uint64, map[uint64]message.ID, error) {
+	list, err := r.cfg.Messages.Window(int64(from)*1000, int64(to)*1000, maxWindow)
+	if err != nil {
+		r.stats.StoreError++
+		return nil, nil, fmt.Errorf("radio: repair window: %w", err)
+	}
+	keys := make([]uint64, 0, len(list))
+	ids := make(map[uint64]message.ID, len(list))
+	for _, id := range list {
+		k := shortKey(id)
+		if _, dup := ids[k]; dup {
+			continue // two IDs sharing 8 bytes: leave both to the flood
+		}
+		keys = append(keys, k)
+		ids[k] = id
+	}
+	return keys, ids, nil
+}
+
+// startRound sends this node's digest.
+func (r *Router) startRound(now time.Time) {
+	if r.round != nil {
+		for _, k := range r.round.keys {
+			r.cancel(k) // a digest still waiting is stale
+		}
+	}
+	end := now.Add(-r.cfg.Settle).Unix()
+	if end <= 0 {
+		return
+	}
+	to := uint32(end)
+	from := uint32(max(end-int64(r.cfg.RepairWindow/time.Second), 0))
+	keys, ids, err := r.window(from, to)
+	if err != nil {
+		return
+	}
+	r.round = &ownRound{from: from, to: to, enc: reconcile.NewEncoder(keys), ids: ids}
+	r.sendSymbols(now, 0, InitialSymbols)
+}
+
+// sendSymbols queues a digest with symbols [start, start+n) of this
+// node's round.
+func (r *Router) sendSymbols(now time.Time, start, n int) {
+	key := fmt.Sprintf("%s%d/%d", keyDigest, r.round.to, start)
+	if r.pending(key) {
+		return
+	}
+	syms := r.round.enc.Symbols(start + n)[start:]
+	f := Frame{Type: FrameDigest, Node: r.cfg.Tag, From: r.round.from, To: r.round.to, Start: uint16(start),
+		Payload: reconcile.AppendSymbols(nil, syms)}
+	b, err := f.Append(nil)
+	if err != nil {
+		return
+	}
+	r.round.keys = append(r.round.keys, key)
+	r.stats.Digests++
+	r.enqueue(now, b, message.PriorityLow, key)
+}
+
+func moreKey(node uint16, from, to uint32) string {
+	return fmt.Sprintf("%s%d/%d/%d", keyMore, node, from, to)
+}
+
+// digest follows a neighbour's repair round.
+func (r *Router) digest(now time.Time, f Frame) {
+	syms, ok := reconcile.ParseSymbols(f.Payload)
+	if !ok {
+		return
+	}
+	p := r.peers[f.Node]
+	if p == nil || p.from != f.From || p.to != f.To || f.Start == 0 {
+		if p == nil && len(r.peers) >= maxPeers {
+			r.forgetOldestPeer()
+		}
+		p = &peerRound{from: f.From, to: f.To}
+		r.peers[f.Node] = p
+	}
+	p.at = now
+	have, start := len(p.syms), int(f.Start)
+	switch {
+	case p.done:
+		return
+	case start > have: // a digest of this round was lost
+		r.askMore(now, f.Node, p)
+		return
+	case start+len(syms) <= have: // nothing new
+		return
+	}
+	p.syms = append(p.syms, syms[have-start:]...)
+	local, ids, err := r.window(f.From, f.To)
+	if err != nil {
+		return
+	}
+	diff, ok := reconcile.Decode(p.syms, local)
+	if !ok {
+		if len(p.syms) >= maxRoundSymbols {
+			r.stats.GaveUp++
+			p.done = true
+			return
+		}
+		r.askMore(now, f.Node, p)
+		return
+	}
+	r.stats.Decoded++
+	p.done = true
+	r.cancel(moreKey(f.Node, f.From, f.To))
+	if n := min(len(diff.Remote), MaxWants); n > 0 {
+		r.sendWant(now, f.Node, slices.Clone(diff.Remote[:n]))
+	}
+	// What the neighbour lacks: offered after a random delay, so that of
+	// several neighbours holding it, the first heard sends it.
+	for _, k := range diff.Local[:min(len(diff.Local), MaxWants)] {
+		r.stats.Offered++
+		r.sendRepair(now.Add(time.Duration(r.rnd.Float64()*float64(r.cfg.RelayDelay))), ids[k])
+	}
+}
+
+func (r *Router) forgetOldestPeer() {
+	var oldest uint16
+	var at time.Time
+	for k, p := range r.peers {
+		if at.IsZero() || p.at.Before(at) {
+			oldest, at = k, p.at
+		}
+	}
+	delete(r.peers, oldest)
+}
+
+// askMore asks a neighbour for the next symbols of its round, as many
+// again as already held (so a round takes a logarithmic number of asks),
+// after a short random delay in which another neighbour may ask first.
+func (r *Router) askMore(now time.Time, node uint16, p *peerRound) {
+	start := len(p.syms)
+	n := min(max(start, InitialSymbols), MaxSymbols, maxRoundSymbols-start)
+	f := Frame{Type: FrameMore, Node: node, From: p.from, To: p.to, Start: uint16(start), Count: uint8(n)}
+	b, err := f.Append(nil)
+	if err != nil {
+		return
+	}
+	r.stats.Mores++
+	r.later(now.Add(time.Duration(r.rnd.Float64()*float64(r.cfg.RelayDelay)/2)), b, message.PriorityLow,
+		moreKey(node, p.from, p.to))
+}
+
+// answerMore sends the symbols a neighbour asked for, if the round is
+// still this node's latest.
+func (r *Router) answerMore(now time.Time, f Frame) {
+	if r.round == nil || r.round.from != f.From || r.round.to != f.To || int(f.Start)+int(f.Count) > maxRoundSymbols {
+		return
+	}
+	r.sendSymbols(now, int(f.Start), int(f.Count))
+}
+
+// answerWant sends the messages a neighbour wants.
+func (r *Router) answerWant(now time.Time, f Frame) {
+	if r.round == nil {
+		return
+	}
+	for i := 0; i+ShortID <= len(f.Payload); i += ShortID {
+		if id, ok := r.round.ids[binary.BigEndian.Uint64(f.Payload[i:])]; ok {
+			r.stats.Answered++
+			r.sendRepair(now, id)
+		}
+	}
+}
+
+// sendRepair queues a stored message's frames, flagged repair, at at.
+func (r *Router) sendRepair(at time.Time, id message.ID) {
+	env, err := r.cfg.Messages.Envelope(id)
+	if err != nil {
+		r.stats.StoreError++
+		return
+	}
+	frames, err := Fragment(env, 0)
+	if err != nil {
+		return
+	}
+	prio, _ := message.PeekPriority(env)
+	for _, f := range frames {
+		f.Repair = true
+		fid := IDOf(f)
+		if b, err := f.Append(nil); err == nil {
+			r.later(at, b, prio, keyRepair+string(fid[:]))
+		}
+	}
+}
+
+// RouterStatus is what the router shows.
+type RouterStatus struct {
+	Tag          uint16          `json:"tag"`
+	Scheduler    SchedulerStatus `json:"scheduler"`
+	Delayed      int             `json:"delayed"` // relays and answers waiting for their random delay
+	Sending      bool            `json:"sending"` // a frame is on air
+	Reassembling int             `json:"reassembling"`
+	Incomplete   int             `json:"incomplete"` // messages whose fragments stopped coming
+	Relayed      int             `json:"relayed"`
+	Cancelled    int             `json:"relays_cancelled"`
+	Duplicates   int             `json:"duplicates"`
+	RouterStats
+}
+
+// Status reports the router's state at now.
+func (r *Router) Status(now time.Time) RouterStatus {
+	return RouterStatus{Tag: r.cfg.Tag, Scheduler: r.sched.Status(now), Delayed: len(r.delayed), Sending: r.inflight != nil,
+		Reassembling: r.reasm.Pending(), Incomplete: r.reasm.Dropped, Relayed: r.flood.Relayed,
+		Cancelled: r.flood.Cancelled, Duplicates: r.flood.Duplicates, RouterStats: r.stats}
+}
