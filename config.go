@@ -108,6 +108,8 @@ type Config struct {
 	// created time (0: everything). A hub may hold the world's messages;
 	// a field node wants what is current.
 	HubWindow Duration `json:"hub_window"`
+	// Radios are the LoRa boards attached by serial port.
+	Radios []RadioConfig `json:"radios"`
 
 	// Logger receives the node's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
@@ -167,6 +169,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: hub_window is %s: want 0 (everything) or a duration", time.Duration(c.HubWindow))
 	case len(c.Hubs) > 0 && c.ProbeInterval < Duration(100*time.Millisecond):
 		return fmt.Errorf("config: probe_interval is %s: at least 100ms", time.Duration(c.ProbeInterval))
+	}
+	for _, rc := range c.Radios {
+		if _, _, _, err := rc.resolve(); err != nil {
+			return err
+		}
 	}
 	for _, h := range c.Hubs {
 		if _, err := peer.AddrInfoFromString(h); err != nil {

@@ -19,6 +19,7 @@ import (
 	"lifeline/api"
 	"lifeline/mesh"
 	"lifeline/message"
+	"lifeline/radio"
 	"lifeline/store"
 )
 
@@ -167,13 +168,28 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			err = errors.Join(err, fmt.Errorf("close mesh host: %w", cerr))
 		}
 	}()
+	var stations []*radio.Station
+	for _, rc := range cfg.Radios {
+		s, err := newStation(rc, st, id.Public(), n.log)
+		if err != nil {
+			return err
+		}
+		stations = append(stations, s)
+	}
 	srv, err := api.New(api.Options{
-		Store:        st,
-		Identity:     id,
-		Version:      Version,
-		Now:          cfg.Now,
-		Logger:       n.log,
-		Mesh:         m.Status,
+		Store:    st,
+		Identity: id,
+		Version:  Version,
+		Now:      cfg.Now,
+		Logger:   n.log,
+		Mesh:     m.Status,
+		Radio: func() []radio.StationStatus {
+			out := make([]radio.StationStatus, len(stations))
+			for i, s := range stations {
+				out[i] = s.Status()
+			}
+			return out
+		},
 		AllowedHosts: cfg.APIHosts,
 		Public:       hub, // a hub's API faces the internet
 	})
@@ -209,6 +225,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
 	start("receipts", func(ctx context.Context) error { rc.run(ctx); return nil })
 	start("reports", func(ctx context.Context) error { n.recordUplink(ctx, st, id, reports); return nil })
+	for i, s := range stations {
+		start(fmt.Sprintf("radio %s", cfg.Radios[i].Device), s.Run)
+	}
 
 	n.apiAddr, n.id = ln.Addr().String(), id.Public()
 	close(n.ready)

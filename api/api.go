@@ -26,6 +26,7 @@ import (
 
 	"lifeline/mesh"
 	"lifeline/message"
+	"lifeline/radio"
 	"lifeline/store"
 )
 
@@ -68,6 +69,8 @@ type Options struct {
 	// Mesh reports the IP mesh for GET /api/v1/status; nil if the node
 	// has none.
 	Mesh func() mesh.Status
+	// Radio reports the LoRa radios for GET /api/v1/status; nil if none.
+	Radio func() []radio.StationStatus
 	// AllowedHosts are the host names, besides IP literals and localhost,
 	// that requests may carry in their Host header: the names the node is
 	// reached by, e.g. "lifeline.local". Without a port; matched without

@@ -14,6 +14,7 @@ import (
 
 	"lifeline/mesh"
 	"lifeline/message"
+	"lifeline/radio"
 	"lifeline/store"
 )
 
@@ -27,8 +28,13 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		m := s.opts.Mesh()
 		ms = &m
 	}
+	var radios []radio.StationStatus
+	if s.opts.Radio != nil && s.trusted(r) {
+		radios = s.opts.Radio()
+	}
 	writeJSON(w, http.StatusOK, Status{
 		Status:   ms,
+		Radio:    radios,
 		ID:       s.opts.Identity.Public().String(),
 		Version:  s.opts.Version,
 		Messages: st.Messages,

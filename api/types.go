@@ -3,6 +3,7 @@ package api
 import (
 	"lifeline/mesh"
 	"lifeline/message"
+	"lifeline/radio"
 	"lifeline/store"
 )
 
@@ -25,6 +26,11 @@ type Status struct {
 	// The mesh's fields (peer_id, addrs, peers, peer_list, ...) sit at the
 	// top level; absent when the node runs no mesh.
 	*mesh.Status
+	// Radio is each LoRa radio: its device and link state, region and
+	// preset, the scheduler's queue and airtime in the current window,
+	// frames sent, heard and lost, the last RSSI and SNR. Absent when the
+	// node has none, and for strangers on a public hub.
+	Radio []radio.StationStatus `json:"radio,omitempty"`
 }
 
 // SendRequest is the body of POST /api/v1/messages: exactly one of Channel

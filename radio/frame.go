@@ -26,7 +26,11 @@ import (
 //	                  12  2  index of the first symbol
 //	                  14  n  repair symbols, 14 bytes each, 1 .. MaxSymbols
 //	want (type 3):     2  2  target: the tag of the node asked
-//	                   4  n  short IDs (first 8 bytes of message IDs), 1 .. MaxWants
+//	                   4  n  1 .. MaxWants entries of WantEntry bytes: a short
+//	                         ID (the first 8 bytes of a message ID) and a
+//	                         3-byte mask of the fragments wanted (bit i,
+//	                         counting from the last byte's low bit, is
+//	                         fragment i; all ones: the whole message)
 //	more (type 4):     2  2  target
 //	                   4  4  window start
 //	                   8  4  window end
@@ -56,8 +60,13 @@ const (
 	MaxSymbols = (MaxFrame - digestHeader) / reconcile.SymbolSize // 17
 	// ShortID is the size of a short message ID in a want.
 	ShortID = 8
-	// MaxWants is how many short IDs fit one want.
-	MaxWants = (MaxFrame - wantHeader) / ShortID // 31
+	// WantEntry is the size of one entry of a want: a short ID and the
+	// mask of the fragments wanted.
+	WantEntry = ShortID + 3
+	// AllFragments is the mask that wants a whole message.
+	AllFragments = 1<<24 - 1
+	// MaxWants is how many entries fit one want.
+	MaxWants = (MaxFrame - wantHeader) / WantEntry // 22
 )
 
 // FrameType says what a frame carries.
@@ -173,7 +182,7 @@ func (f Frame) checkWindow() error {
 }
 
 func (f Frame) checkWant() error {
-	if n := len(f.Payload); n == 0 || n%ShortID != 0 || n/ShortID > MaxWants {
+	if n := len(f.Payload); n == 0 || n%WantEntry != 0 || n/WantEntry > MaxWants {
 		return fmt.Errorf("%w: want of %d bytes", ErrFrame, n)
 	}
 	return nil
@@ -351,6 +360,25 @@ func (r *Reassembler) Add(now time.Time, f Frame) ([]byte, error) {
 		return nil, fmt.Errorf("%w: reassembled %d bytes do not match their key %x", ErrFrame, len(env), f.Key)
 	}
 	return env, nil
+}
+
+// Missing returns the mask of the fragments still missing of a message
+// being collected whose key is key (bit i: fragment i), or AllFragments
+// if none is.
+func (r *Reassembler) Missing(key [keySize]byte) uint32 {
+	for k, p := range r.partials {
+		if k.key != key {
+			continue
+		}
+		var mask uint32
+		for i, part := range p.parts {
+			if part == nil {
+				mask |= 1 << i
+			}
+		}
+		return mask
+	}
+	return AllFragments
 }
 
 // Pending is how many messages are partly collected.

@@ -90,7 +90,7 @@ func TestFrameRoundTrip(t *testing.T) {
 // within one LoRa payload.
 func TestRepairFramesRoundTrip(t *testing.T) {
 	syms := make([]byte, MaxSymbols*reconcile.SymbolSize)
-	ids := make([]byte, MaxWants*ShortID)
+	ids := make([]byte, MaxWants*WantEntry)
 	for i := range syms {
 		syms[i] = byte(i)
 	}
@@ -101,7 +101,7 @@ func TestRepairFramesRoundTrip(t *testing.T) {
 		{Type: FrameDigest, Node: 0xBEEF, From: 1_700_000_000, To: 1_700_003_600, Start: 17, Payload: syms},
 		{Type: FrameDigest, Node: 1, From: 0, To: 1, Payload: syms[:reconcile.SymbolSize]},
 		{Type: FrameWant, Node: 0xBEEF, Payload: ids},
-		{Type: FrameWant, Node: 7, Payload: ids[:ShortID]},
+		{Type: FrameWant, Node: 7, Payload: ids[:WantEntry]},
 		{Type: FrameMore, Node: 2, From: 10, To: 20, Start: 34, Count: MaxSymbols},
 		{Type: FrameWhole, Repair: true, Payload: []byte("an envelope")},
 	} {
@@ -122,8 +122,8 @@ func TestRepairFramesRoundTrip(t *testing.T) {
 	}
 	for _, bad := range []Frame{
 		{Type: FrameDigest, Node: 1, From: 0, To: 1, Payload: append(syms, syms[:reconcile.SymbolSize]...)},
-		{Type: FrameWant, Node: 1, Payload: append(ids, ids[:ShortID]...)},
-		{Type: FrameWant, Hops: 1, Node: 1, Payload: ids[:ShortID]},
+		{Type: FrameWant, Node: 1, Payload: append(ids, ids[:WantEntry]...)},
+		{Type: FrameWant, Hops: 1, Node: 1, Payload: ids[:WantEntry]},
 		{Type: FrameWhole, Hops: 3, Repair: true, Payload: []byte("x")},
 		{Type: FrameMore, Node: 1, From: 5, To: 5, Count: 1},
 	} {
@@ -214,7 +214,7 @@ func TestDecodeFrameRejects(t *testing.T) {
 		"digest hops": {0x12, 0x01, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14},
 		"digest 13B":  {0x12, 0x00, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13},
 		"window 2..1": {0x12, 0x00, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14},
-		"want 7B":     {0x13, 0x00, 0, 1, 1, 2, 3, 4, 5, 6, 7},
+		"want 10B":    {0x13, 0x00, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
 		"more 0":      {0x14, 0x00, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0},
 		"more 18":     {0x14, 0x00, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 18},
 		"more long":   {0x14, 0x00, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 1, 0},
@@ -243,7 +243,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(whole)
 	for _, fr := range []Frame{
 		{Type: FrameDigest, Node: 9, From: 1, To: 2, Payload: make([]byte, 2*reconcile.SymbolSize)},
-		{Type: FrameWant, Node: 9, Payload: make([]byte, 2*ShortID)},
+		{Type: FrameWant, Node: 9, Payload: make([]byte, 2*WantEntry)},
 		{Type: FrameMore, Node: 9, From: 1, To: 2, Start: 4, Count: 8},
 	} {
 		b, _ := fr.Append(nil)

@@ -102,6 +102,7 @@ type Router struct {
 	deadline time.Time // when an unreported inflight frame is taken as ended
 
 	nextDigest time.Time
+	lastDigest time.Time
 	round      *ownRound
 	peers      map[uint16]*peerRound
 	wants      map[string]*want // by queue key
@@ -121,6 +122,7 @@ type delayed struct {
 type want struct {
 	node uint16
 	ids  []uint64
+	mask []uint32
 }
 
 // ownRound is this node's latest digest: what it answers mores and wants
@@ -213,6 +215,9 @@ func (r *Router) Stored(now time.Time, env []byte) error {
 		return err
 	}
 	prio, _ := message.PeekPriority(env)
+	if e, err := message.Decode(env); err == nil {
+		r.soon(now, time.UnixMilli(e.Created))
+	}
 	for _, f := range frames {
 		id := IDOf(f)
 		if r.flood.Seen(now, id) {
@@ -226,6 +231,27 @@ func (r *Router) Stored(now time.Time, env []byte) error {
 		r.enqueue(now, b, prio, keyOwn+string(id[:]))
 	}
 	return nil
+}
+
+// soon brings the next digest forward after a new message: a neighbour
+// that lost part of it learns so from the digest that holds it, a round
+// rather than a period later. The digest waits until the message is old
+// enough to be in it, and digests stay at least a quarter period apart.
+func (r *Router) soon(now, created time.Time) {
+	if !r.repairs() || r.nextDigest.IsZero() {
+		return
+	}
+	at := created.Add(r.cfg.Settle + time.Second) // a window ends on a whole second
+	if at.Before(now) {
+		at = now
+	}
+	at = at.Add(time.Duration(r.rnd.Float64() * float64(r.cfg.RelayDelay)))
+	if earliest := r.lastDigest.Add(r.cfg.RepairEvery / 4); at.Before(earliest) {
+		at = earliest
+	}
+	if at.Before(r.nextDigest) {
+		r.nextDigest = at
+	}
 }
 
 // Keys of queued frames, by what they are: own floods, relays, repair
@@ -333,16 +359,18 @@ func (r *Router) unwant(now time.Time, k uint64) {
 		r.cancel(key)
 		delete(r.wants, key)
 		if ids := slices.Delete(w.ids, i, i+1); len(ids) > 0 {
-			r.sendWant(now, w.node, ids)
+			r.sendWant(now, w.node, ids, slices.Delete(w.mask, i, i+1))
 		}
 	}
 }
 
-// sendWant asks node for the messages with the given short IDs.
-func (r *Router) sendWant(now time.Time, node uint16, ids []uint64) {
-	b := make([]byte, 0, len(ids)*ShortID)
-	for _, k := range ids {
+// sendWant asks node for the messages with the given short IDs, or the
+// fragments of them in mask.
+func (r *Router) sendWant(now time.Time, node uint16, ids []uint64, mask []uint32) {
+	b := make([]byte, 0, len(ids)*WantEntry)
+	for i, k := range ids {
 		b = binary.BigEndian.AppendUint64(b, k)
+		b = append(b, byte(mask[i]>>16), byte(mask[i]>>8), byte(mask[i]))
 	}
 	frame, err := Frame{Type: FrameWant, Node: node, Payload: b}.Append(nil)
 	if err != nil {
@@ -351,7 +379,7 @@ func (r *Router) sendWant(now time.Time, node uint16, ids []uint64) {
 	key := fmt.Sprintf("%s%d/%x", keyWant, node, b)
 	r.stats.Wants++
 	r.enqueue(now, frame, message.PriorityLow, key)
-	r.wants[key] = &want{node: node, ids: ids}
+	r.wants[key] = &want{node: node, ids: ids, mask: mask}
 }
 
 // framePriority is the priority of the message a frame carries, when the
@@ -440,6 +468,7 @@ func (r *Router) due(now time.Time) {
 		return
 	}
 	r.nextDigest = now.Add(time.Duration((0.75 + r.rnd.Float64()/2) * float64(r.cfg.RepairEvery)))
+	r.lastDigest = now
 	r.startRound(now)
 	for k, p := range r.peers {
 		if now.Sub(p.at) > peerRoundAge {
@@ -605,13 +634,20 @@ func (r *Router) digest(now time.Time, f Frame) {
 	p.done = true
 	r.cancel(moreKey(f.Node, f.From, f.To))
 	if n := min(len(diff.Remote), MaxWants); n > 0 {
-		r.sendWant(now, f.Node, slices.Clone(diff.Remote[:n]))
+		// Of a message partly collected here, only the missing fragments.
+		ids, mask := slices.Clone(diff.Remote[:n]), make([]uint32, n)
+		for i, k := range ids {
+			var key [keySize]byte
+			binary.BigEndian.PutUint32(key[:], uint32(k>>32))
+			mask[i] = r.reasm.Missing(key)
+		}
+		r.sendWant(now, f.Node, ids, mask)
 	}
 	// What the neighbour lacks: offered after a random delay, so that of
 	// several neighbours holding it, the first heard sends it.
 	for _, k := range diff.Local[:min(len(diff.Local), MaxWants)] {
 		r.stats.Offered++
-		r.sendRepair(now.Add(time.Duration(r.rnd.Float64()*float64(r.cfg.RelayDelay))), ids[k])
+		r.sendRepair(now.Add(time.Duration(r.rnd.Float64()*float64(r.cfg.RelayDelay))), ids[k], AllFragments)
 	}
 }
 
@@ -656,16 +692,17 @@ func (r *Router) answerWant(now time.Time, f Frame) {
 	if r.round == nil {
 		return
 	}
-	for i := 0; i+ShortID <= len(f.Payload); i += ShortID {
-		if id, ok := r.round.ids[binary.BigEndian.Uint64(f.Payload[i:])]; ok {
+	for e := f.Payload; len(e) >= WantEntry; e = e[WantEntry:] {
+		if id, ok := r.round.ids[binary.BigEndian.Uint64(e)]; ok {
 			r.stats.Answered++
-			r.sendRepair(now, id)
+			r.sendRepair(now, id, uint32(e[8])<<16|uint32(e[9])<<8|uint32(e[10]))
 		}
 	}
 }
 
-// sendRepair queues a stored message's frames, flagged repair, at at.
-func (r *Router) sendRepair(at time.Time, id message.ID) {
+// sendRepair queues a stored message's frames in mask, flagged repair, at
+// at.
+func (r *Router) sendRepair(at time.Time, id message.ID, mask uint32) {
 	env, err := r.cfg.Messages.Envelope(id)
 	if err != nil {
 		r.stats.StoreError++
@@ -677,6 +714,9 @@ func (r *Router) sendRepair(at time.Time, id message.ID) {
 	}
 	prio, _ := message.PeekPriority(env)
 	for _, f := range frames {
+		if f.Type == FrameFragment && mask&(1<<f.Index) == 0 {
+			continue
+		}
 		f.Repair = true
 		fid := IDOf(f)
 		if b, err := f.Append(nil); err == nil {

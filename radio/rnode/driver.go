@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/tarm/serial"
-
 	"lifeline/radio/kiss"
+	"lifeline/radio/link"
+	"lifeline/radio/serialport"
 )
 
 // DriverConfig configures a Driver.
@@ -31,79 +30,47 @@ type DriverConfig struct {
 	Logger *slog.Logger
 }
 
-// Received is a frame from the air.
-type Received struct {
-	Frame    []byte
-	RSSI     int
-	SNR      float64
-	HasStats bool
-	At       time.Time
-}
-
-// Status is what the driver shows.
-type Status struct {
-	Device    string    `json:"device"`
-	State     string    `json:"state"` // down, detecting, configuring, ready, failed
-	Since     time.Time `json:"since"`
-	Platform  byte      `json:"platform,omitempty"`
-	Firmware  string    `json:"firmware,omitempty"`
-	Received  int       `json:"received"`
-	Sent      int       `json:"sent"`
-	Dropped   int       `json:"dropped"` // received frames nobody took in time
-	Reopened  int       `json:"reopened"`
-	Reboots   int       `json:"reboots"`
-	LastRSSI  int       `json:"last_rssi,omitempty"`
-	LastSNR   float64   `json:"last_snr,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
-}
-
 // Driver keeps an RNode session running on a serial port: it opens the
 // port, detects and configures the board, passes frames both ways, and
 // when the port fails (the board unplugged, a cable pulled) or the board
 // misbehaves, reports the link down and reopens it with backoff. It sends
 // LEAVE when it stops.
 type Driver struct {
-	cfg DriverConfig
-	log *slog.Logger
-	rx  chan Received
-	tx  chan []byte
+	cfg  DriverConfig
+	log  *slog.Logger
+	rx   chan link.Packet
+	tx   chan []byte
+	done chan time.Time
 
 	mu     sync.Mutex
-	status Status
+	status link.Status
 }
 
 // rxQueue and txQueue bound the frames waiting each way.
 const rxQueue, txQueue = 64, 64
 
-// readTimeout is how long one read of the port waits: so that the reader
-// notices when to stop, and Close is never left waiting behind a read
-// (tarm/serial's Close blocks while a read without timeout is pending).
-const readTimeout = 100 * time.Millisecond
-
 // NewDriver returns a driver; Run starts it.
 func NewDriver(cfg DriverConfig) *Driver {
-	if cfg.Baud == 0 {
-		cfg.Baud = 115200
-	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = time.Second
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = 30 * time.Second
-	}
+	// Baud and the retry bounds left zero get serialport's defaults,
+	// which are the ones documented above.
 	if cfg.Answer <= 0 {
 		cfg.Answer = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger, rx: make(chan Received, rxQueue), tx: make(chan []byte, txQueue),
-		status: Status{Device: cfg.Path, State: "down", Since: time.Now()}}
+	return &Driver{cfg: cfg, log: cfg.Logger, rx: make(chan link.Packet, rxQueue), tx: make(chan []byte, txQueue),
+		done: make(chan time.Time, txQueue), status: link.Status{Driver: "rnode", Device: cfg.Path, State: "down", Since: time.Now()}}
 }
 
 // Received delivers frames from the air. A frame that waits while the
 // channel is full is dropped (and counted): the air does not wait either.
-func (d *Driver) Received() <-chan Received { return d.rx }
+func (d *Driver) Received() <-chan link.Packet { return d.rx }
+
+// Done delivers the time of each transmission's end, as the board reports
+// it (READY): the host's duty-cycle accounting follows the air, not the
+// serial line, and it hands the board one frame at a time.
+func (d *Driver) Done() <-chan time.Time { return d.done }
 
 // Send queues a payload for the air; it fails if the queue is full.
 func (d *Driver) Send(payload []byte) error {
@@ -116,20 +83,20 @@ func (d *Driver) Send(payload []byte) error {
 }
 
 // Status returns the driver's status.
-func (d *Driver) Status() Status {
+func (d *Driver) Status() link.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.status
 }
 
-func (d *Driver) update(f func(*Status)) {
+func (d *Driver) update(f func(*link.Status)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	f(&d.status)
 }
 
 func (d *Driver) setState(state string) {
-	d.update(func(s *Status) {
+	d.update(func(s *link.Status) {
 		if s.State != state {
 			s.State, s.Since = state, time.Now()
 		}
@@ -138,81 +105,22 @@ func (d *Driver) setState(state string) {
 
 // Run keeps the link up until ctx ends.
 func (d *Driver) Run(ctx context.Context) error {
-	wait := d.cfg.RetryMin
-	for {
-		ready, err := d.session(ctx)
-		if ctx.Err() != nil {
-			d.setState("down")
-			return nil
-		}
-		d.update(func(s *Status) { s.LastError, s.Reopened = err.Error(), s.Reopened+1 })
-		d.setState("down")
-		d.log.Warn("radio link down", "device", d.cfg.Path, "err", err, "retry_in", wait)
-		if ready {
-			wait = d.cfg.RetryMin
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		if !ready {
-			wait = min(2*wait, d.cfg.RetryMax)
-		}
-	}
+	port := serialport.Config{Path: d.cfg.Path, Baud: d.cfg.Baud, RetryMin: d.cfg.RetryMin, RetryMax: d.cfg.RetryMax, Logger: d.log}
+	serialport.Run(ctx, port, d.session, d.down)
+	d.setState("down")
+	return nil
 }
 
-// session runs one opening of the port, until it fails or ctx ends. It
+// down is told why the port or the session failed, before the wait to
+// reopen it.
+func (d *Driver) down(err error, _ time.Duration) {
+	d.update(func(s *link.Status) { s.LastError, s.Reopened = err.Error(), s.Reopened+1 })
+	d.setState("down")
+}
+
+// session runs on one opening of the port, until it fails or ctx ends. It
 // reports whether the board became ready.
-func (d *Driver) session(ctx context.Context) (ready bool, err error) {
-	port, err := serial.OpenPort(&serial.Config{Name: d.cfg.Path, Baud: d.cfg.Baud, ReadTimeout: readTimeout})
-	if err != nil {
-		return false, fmt.Errorf("open %s: %w", d.cfg.Path, err)
-	}
-	stop := make(chan struct{})
-	in := make(chan []byte, 16)
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 1024)
-		quick := 0 // empty reads in a row that came back well before the timeout
-		for {
-			start := time.Now()
-			n, err := port.Read(buf)
-			if n > 0 {
-				quick = 0
-				select {
-				case in <- append([]byte(nil), buf[:n]...):
-				case <-stop:
-					return
-				}
-			}
-			// A read timeout comes back as io.EOF with nothing read. The
-			// same, at once and again and again, is a line hung up (a
-			// pseudo-terminal whose other end closed).
-			if err != nil && errors.Is(err, io.EOF) && n == 0 {
-				if time.Since(start) < readTimeout/2 {
-					quick++
-				} else {
-					quick = 0
-				}
-				if quick >= 3 {
-					err = errors.New("the device hung up")
-				} else {
-					err = nil
-				}
-			}
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case <-stop:
-				return
-			default:
-			}
-		}
-	})
+func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool, err error) {
 	s := NewSession(d.cfg.Radio)
 	write := func(frames []kiss.Frame) error {
 		var b []byte
@@ -227,15 +135,12 @@ func (d *Driver) session(ctx context.Context) (ready bool, err error) {
 	}
 	defer func() {
 		if ctx.Err() != nil {
-			write([]kiss.Frame{s.Leave()}) // best effort: the host is going
+			write([]kiss.Frame{s.Leave()}) // best effort: the host is going; the port closes after this
 		}
-		close(stop)
-		wg.Wait() // the reader returns within a read timeout
-		port.Close()
 	}()
 	d.setState("detecting")
 	if err := write(s.Start()); err != nil {
-		return false, fmt.Errorf("write to %s: %w", d.cfg.Path, err)
+		return false, err
 	}
 	deframer := kiss.NewDeframer(MaxFrame)
 	answer := time.NewTimer(d.cfg.Answer)
@@ -248,22 +153,22 @@ func (d *Driver) session(ctx context.Context) (ready bool, err error) {
 		select {
 		case <-ctx.Done():
 			return ready, ctx.Err()
-		case err := <-errc:
-			return ready, fmt.Errorf("read %s: %w", d.cfg.Path, err)
+		case err := <-port.Failed():
+			return ready, err
 		case <-answer.C:
 			if s.State() != Ready {
 				return false, fmt.Errorf("%s: no RNode answered within %v (state %s)", d.cfg.Path, d.cfg.Answer, s.State())
 			}
 		case p := <-txc:
 			f, err := s.Transmit(p)
-			if err == nil {
-				err = write([]kiss.Frame{f})
-			}
 			if err != nil {
-				return ready, fmt.Errorf("write to %s: %w", d.cfg.Path, err)
+				return ready, fmt.Errorf("%s: %w", d.cfg.Path, err)
 			}
-			d.update(func(st *Status) { st.Sent++ })
-		case b := <-in:
+			if err := write([]kiss.Frame{f}); err != nil {
+				return ready, err
+			}
+			d.update(func(st *link.Status) { st.Sent++ })
+		case b := <-port.Incoming():
 			for _, f := range deframer.Feed(b) {
 				events, out := s.Handle(f)
 				for _, ev := range events {
@@ -275,7 +180,7 @@ func (d *Driver) session(ctx context.Context) (ready bool, err error) {
 					}
 				}
 				if err := write(out); err != nil {
-					return ready, fmt.Errorf("write to %s: %w", d.cfg.Path, err)
+					return ready, err
 				}
 				d.setState(s.State().String())
 			}
@@ -286,30 +191,35 @@ func (d *Driver) session(ctx context.Context) (ready bool, err error) {
 func (d *Driver) event(ev Event, answer *time.Timer) error {
 	switch ev.Kind {
 	case EventReady:
-		d.update(func(s *Status) {
+		d.update(func(s *link.Status) {
 			s.Platform, s.Firmware, s.LastError = ev.Platform, fmt.Sprintf("%d.%02d", ev.Firmware[0], ev.Firmware[1]), ""
 		})
 		d.log.Info("radio ready", "device", d.cfg.Path, "platform", ev.Platform)
 	case EventRebooted:
-		d.update(func(s *Status) { s.Reboots++ })
+		d.update(func(s *link.Status) { s.Reboots++ })
 		d.log.Warn("radio board rebooted: configuring it again", "device", d.cfg.Path)
 		answer.Reset(d.cfg.Answer)
 	case EventReceived:
-		r := Received{Frame: ev.Frame, RSSI: ev.RSSI, SNR: ev.SNR, HasStats: ev.HasStats, At: time.Now()}
+		r := link.Packet{Payload: ev.Frame, RSSI: ev.RSSI, SNR: ev.SNR, HasStats: ev.HasStats, At: time.Now()}
 		select {
 		case d.rx <- r:
-			d.update(func(s *Status) {
+			d.update(func(s *link.Status) {
 				s.Received++
 				if r.HasStats {
 					s.LastRSSI, s.LastSNR = r.RSSI, r.SNR
 				}
 			})
 		default:
-			d.update(func(s *Status) { s.Dropped++ })
+			d.update(func(s *link.Status) { s.Dropped++ })
+		}
+	case EventTxDone:
+		select {
+		case d.done <- time.Now():
+		default: // nobody is counting: the channel holds the latest few
 		}
 	case EventBoardError:
 		d.log.Warn("radio board error", "device", d.cfg.Path, "err", ev.Err)
-		d.update(func(s *Status) { s.LastError = ev.Err.Error() })
+		d.update(func(s *link.Status) { s.LastError = ev.Err.Error() })
 	case EventFailed:
 		return ev.Err
 	}

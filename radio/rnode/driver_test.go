@@ -154,7 +154,7 @@ func TestDriverThroughPTY(t *testing.T) {
 	b.write(b.core.Received(time.Now(), []byte("hello node"), -101, 6.25))
 	select {
 	case r := <-d.Received():
-		if string(r.Frame) != "hello node" || r.RSSI != -101 || r.SNR != 6.25 {
+		if string(r.Payload) != "hello node" || r.RSSI != -101 || r.SNR != 6.25 {
 			t.Fatalf("received %+v", r)
 		}
 	case <-time.After(10 * time.Second):

@@ -1,0 +1,239 @@
+// Package testbed is a radio testbed without radios: the simulated air
+// (radio/air) with a firmware-bridge core for each board, each behind a
+// pseudo-terminal. A node opens the terminal's path through tarm/serial
+// exactly as it opens /dev/ttyUSB0, configures the board over the RNode
+// protocol, and sends and hears frames that cross the simulated air with
+// real airtime, loss, collisions and half-duplex radios, in real time.
+//
+// Tests use it for end-to-end runs of the whole stack; `lifeline testbed`
+// runs one for people to try the radio without hardware.
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+
+	bridge "lifeline/firmware-bridge"
+	"lifeline/radio/air"
+)
+
+// Testbed is the air and the boards on it.
+type Testbed struct {
+	mu     sync.Mutex // guards the air and every core
+	air    *air.Air
+	boards []*Board
+	kick   chan struct{}
+}
+
+// Board is one simulated board: its firmware core, its transceiver on the
+// air, and the pseudo-terminal it is plugged in through.
+type Board struct {
+	index  int
+	tb     *Testbed
+	core   *bridge.Core
+	chip   *chip
+	master *os.File
+	slave  *os.File
+	wmu    sync.Mutex // orders writes to master
+	done   chan struct{}
+}
+
+// Transmission is a frame a board put on air.
+type Transmission struct {
+	Start   time.Time
+	Airtime time.Duration
+	Frame   []byte
+}
+
+// chip is the board's transceiver on the simulated air.
+type chip struct {
+	b        *Board
+	set      bridge.Settings
+	sending  bool
+	ends     time.Time
+	sent     []Transmission
+	received int
+}
+
+func (c *chip) Apply(s bridge.Settings) bridge.Settings { c.set = s; return s }
+
+func (c *chip) Transmit(now time.Time, p []byte) {
+	d := c.b.core.Airtime(len(p))
+	c.b.tb.air.Transmit(c.b.index, now, d, p)
+	c.sending, c.ends = true, now.Add(d)
+	c.sent = append(c.sent, Transmission{Start: now, Airtime: d, Frame: append([]byte(nil), p...)})
+}
+
+func (c *chip) Busy(now time.Time) bool { return c.b.tb.air.Busy(c.b.index, now) }
+
+// New returns a testbed of n boards, none of which hear each other yet
+// (see Link and Line), whose air draws its randomness from seed.
+func New(n int, seed uint64) (*Testbed, error) {
+	tb := &Testbed{air: air.New(seed), kick: make(chan struct{}, 1)}
+	for i := range n {
+		b, err := tb.plug(i)
+		if err != nil {
+			tb.Close()
+			return nil, err
+		}
+		tb.boards = append(tb.boards, b)
+	}
+	return tb, nil
+}
+
+// Link lets boards x and y hear each other, losing each frame with
+// probability loss.
+func (tb *Testbed) Link(x, y int, loss float64) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.air.Link(x, y, loss)
+}
+
+// Line links the boards in a line, each to its neighbours only.
+func (tb *Testbed) Line(loss float64) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.air.Line(len(tb.boards), loss)
+}
+
+// Path is the serial device of board i, for --radio.
+func (tb *Testbed) Path(i int) string { return tb.boards[i].slave.Name() }
+
+// Sent lists what board i has put on air.
+func (tb *Testbed) Sent(i int) []Transmission {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return append([]Transmission(nil), tb.boards[i].chip.sent...)
+}
+
+// Stats are the air's counters: frames sent, and per receiver delivered,
+// lost to the link, collided, and missed while transmitting.
+func (tb *Testbed) Stats() (sent, delivered, lost, collided, deaf int) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	a := tb.air
+	return a.Sent, a.Delivered, a.Lost, a.Collided, a.Deaf
+}
+
+// plug starts board i behind a new pseudo-terminal.
+func (tb *Testbed) plug(i int) (*Board, error) {
+	ptmx, slave, err := pty.Open()
+	if err != nil {
+		return nil, fmt.Errorf("testbed: pseudo-terminal: %w", err)
+	}
+	// pty.Open leaves the master blocking, where Close does not interrupt a
+	// Read; a non-blocking copy goes through the poller, so closing it ends
+	// the board's reader at once.
+	fd, err := syscall.Dup(int(ptmx.Fd()))
+	ptmx.Close()
+	if err == nil {
+		err = syscall.SetNonblock(fd, true)
+	}
+	if err != nil {
+		slave.Close()
+		return nil, fmt.Errorf("testbed: pseudo-terminal: %w", err)
+	}
+	b := &Board{index: i, tb: tb, master: os.NewFile(uintptr(fd), "ptmx"), slave: slave, done: make(chan struct{})}
+	b.chip = &chip{b: b}
+	b.core = bridge.New(b.chip, bridge.MCUHost, 4096)
+	b.write(b.core.Boot())
+	go b.read()
+	return b, nil
+}
+
+// read feeds the host's bytes to the core.
+func (b *Board) read() {
+	defer close(b.done)
+	buf := make([]byte, 1024)
+	for {
+		n, err := b.master.Read(buf)
+		if err != nil {
+			return
+		}
+		b.tb.mu.Lock()
+		out := b.core.FromHost(time.Now(), buf[:n])
+		b.tb.mu.Unlock()
+		b.write(out)
+		b.tb.wake()
+	}
+}
+
+func (b *Board) write(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.master.Write(p) // a host that is gone loses the bytes, as on a real line
+}
+
+func (tb *Testbed) wake() {
+	select {
+	case tb.kick <- struct{}{}:
+	default:
+	}
+}
+
+// tick is how often the air is looked at when nothing else wakes it: it
+// bounds how late a frame ends or a board retries after listening.
+const tick = 5 * time.Millisecond
+
+// Run moves the air in real time until ctx ends: frames that finish
+// reach their receivers, transmissions end, and boards send what they
+// queued.
+func (tb *Testbed) Run(ctx context.Context) error {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-tb.kick:
+		}
+		tb.step(time.Now())
+	}
+}
+
+func (tb *Testbed) step(now time.Time) {
+	type out struct {
+		b *Board
+		p []byte
+	}
+	var outs []out
+	tb.mu.Lock()
+	for _, d := range tb.air.Until(now) {
+		b := tb.boards[d.To]
+		b.chip.received++
+		outs = append(outs, out{b, b.core.Received(d.At, d.Frame, -95, 7.5)})
+	}
+	for _, b := range tb.boards {
+		if b.chip.sending && !b.chip.ends.After(now) {
+			b.chip.sending = false
+			outs = append(outs, out{b, b.core.TxDone(b.chip.ends)})
+		}
+		b.core.Poll(now)
+	}
+	tb.mu.Unlock()
+	for _, o := range outs {
+		o.b.write(o.p)
+	}
+}
+
+// Close unplugs every board.
+func (tb *Testbed) Close() error {
+	var errs []error
+	for _, b := range tb.boards {
+		errs = append(errs, b.master.Close())
+		<-b.done
+		errs = append(errs, b.slave.Close())
+	}
+	return errors.Join(errs...)
+}
