@@ -19,6 +19,8 @@ import (
 	"lifeline"
 	"lifeline/api"
 	"lifeline/message"
+	"lifeline/radio"
+	"lifeline/radio/testbed"
 )
 
 // Exit codes.
@@ -41,7 +43,8 @@ Usage:
   lifeline run     [--data DIR] [--api ADDR] [--config FILE] [--quota BYTES]
                    [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]...
                    [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]...
-                   [--probe DURATION] [--retention DURATION]
+                   [--probe DURATION] [--retention DURATION] [--radio DEVICE]...
+                   [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
   lifeline status  [--api URL] [--json]
@@ -49,6 +52,7 @@ Usage:
   lifeline export  [--api URL] [--out FILE] ID
   lifeline import  [--api URL] [FILE]
   lifeline radios  [--json]
+  lifeline testbed [--boards N] [--loss FRACTION] [--seed N]
   lifeline id      [--data DIR]
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
@@ -58,7 +62,8 @@ run starts a node (Ctrl-C stops it): a field node, or with --role hub a node
 for a public server that field nodes reach with --hub. send, read, status and
 outages talk to a running node (default ` + defaultAPI + `, or $LIFELINE_API);
 outages lists the uplink losses in the signed reports the node holds; radios
-lists the USB serial ports a LoRa board may be behind. export writes a message's
+lists the USB serial ports a LoRa board may be behind, and testbed simulates
+LoRa boards in a line on pseudo-terminals, for --radio without hardware. export writes a message's
 signed envelope, import gives one to a node: a way to carry messages between
 nodes by hand (a USB stick) while they have no link. id prints the node's
 public key; keygen writes a new identity file; meshkey writes a key for a
@@ -105,6 +110,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.importEnvelope
 	case "radios":
 		f = c.radios
+	case "testbed":
+		f = c.testbed
 	case "id":
 		f = c.id
 	case "keygen":
@@ -179,7 +186,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--probe DURATION] [--retention DURATION]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -209,6 +216,14 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	})
 	probe := fs.Duration("probe", time.Duration(def.ProbeInterval), "how often the uplink to the hubs is checked")
+	var radios []string
+	fs.Func("radio", "LoRa board's serial `device`, repeatable (e.g. /dev/ttyUSB0, or its /dev/serial/by-id/ name; see lifeline radios)", func(v string) error {
+		radios = append(radios, v)
+		return nil
+	})
+	radioDriver := fs.String("radio-driver", "", "radio `driver`: rnode (an RNode or Lifeline board, the default) or kiss (a plain KISS TNC)")
+	radioRegion := fs.String("radio-region", "", "radio `region`: EU868 (default), EU868-1, US915, AU915, IN865, AS923")
+	radioPreset := fs.String("radio-preset", "", "radio modem `preset`: LongFast (default), LongSlow, LongModerate, MediumFast, MediumSlow, ShortFast, ShortSlow")
 	verbose := fs.Bool("v", false, "log debug detail")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -253,6 +268,25 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.Retention = lifeline.Duration(*retention)
 		}
 	})
+	if len(radios) > 0 {
+		cfg.Radios = nil
+		for _, dev := range radios {
+			cfg.Radios = append(cfg.Radios, lifeline.RadioConfig{Device: dev})
+		}
+	}
+	// The --radio-* flags set every radio, from --radio or the file.
+	for i := range cfg.Radios {
+		r := &cfg.Radios[i]
+		if *radioDriver != "" {
+			r.Driver = *radioDriver
+		}
+		if *radioRegion != "" {
+			r.Region = *radioRegion
+		}
+		if *radioPreset != "" {
+			r.Preset = *radioPreset
+		}
+	}
 	quotaGiven := false
 	fs.Visit(func(f *flag.Flag) { quotaGiven = quotaGiven || f.Name == "quota" })
 	if cfg.Role == lifeline.RoleHub && !quotaGiven && *cfgFile == "" {
@@ -517,7 +551,46 @@ func (c *cli) status(ctx context.Context, args []string) error {
 			fmt.Fprintf(c.stdout, "  peer    %s %s\n", p.ID, last)
 		}
 	}
+	for _, r := range st.Radio {
+		printRadio(c.stdout, r)
+	}
 	return nil
+}
+
+// printRadio prints one radio of the status: the link, the airtime budget
+// and what waits, and the frames.
+func printRadio(w io.Writer, r radio.StationStatus) {
+	board := r.Driver
+	if r.Firmware != "" {
+		board += ", firmware " + r.Firmware
+	}
+	fmt.Fprintf(w, "radio     %s %s since %s (%s), %s %s\n", r.Device, r.State, r.Since.Local().Format(time.TimeOnly), board, r.Region, r.Preset)
+	if r.LastError != "" {
+		fmt.Fprintf(w, "  error   %s\n", r.LastError)
+	}
+	s := r.Router.Scheduler
+	fmt.Fprintf(w, "  air     %v of %v used in the last %v; %d queued", s.Used.Round(time.Millisecond), s.Budget, s.Window, s.Queue)
+	if s.Queue > 0 {
+		var parts []string
+		for _, p := range []string{"alert", "high", "normal", "low"} {
+			if n := s.ByPriority[p]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", p, n))
+			}
+		}
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	if s.Why != "" {
+		fmt.Fprintf(w, "  waits   %s\n", s.Why)
+	}
+	rt := r.Router
+	fmt.Fprintf(w, "  frames  %d sent, %d heard, %d malformed, %d relayed; %d messages stored from the air, %d refused\n",
+		rt.Sent, rt.Heard, rt.Malformed, rt.Relayed, r.Stored, r.Refused)
+	fmt.Fprintf(w, "  repair  %d digests, %d wants, %d answered, %d offered, %d repair frames heard; %d incomplete messages dropped\n",
+		rt.Digests, rt.Wants, rt.Answered, rt.Offered, rt.Repaired, rt.Incomplete)
+	if r.LastRSSI != 0 || r.LastSNR != 0 {
+		fmt.Fprintf(w, "  signal  last frame %d dBm, SNR %.2f dB\n", r.LastRSSI, r.LastSNR)
+	}
 }
 
 func (c *cli) outages(ctx context.Context, args []string) error {
@@ -577,6 +650,36 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "%s  %s -> %s\n", short(o.Node), o.Start.Local().Format(time.RFC3339), end)
 	}
 	return nil
+}
+
+// testbed runs simulated LoRa boards in a line until Ctrl-C: each on a
+// pseudo-terminal that `lifeline run --radio` opens like a real port.
+func (c *cli) testbed(ctx context.Context, args []string) error {
+	fs := c.flags("testbed", "[--boards N] [--loss FRACTION] [--seed N]")
+	boards := fs.Int("boards", 3, "how many boards, in a line: each hears only its neighbours")
+	loss := fs.Float64("loss", 0.1, "the fraction of frames lost on each link")
+	seed := fs.Uint64("seed", 1, "seed of the air's randomness (loss and collisions)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
+		return err
+	}
+	if *boards < 1 || *boards > 64 || *loss < 0 || *loss >= 1 {
+		return usagef("testbed: want 1 to 64 boards and a loss from 0 to below 1")
+	}
+	tb, err := testbed.New(*boards, *seed)
+	if err != nil {
+		return err
+	}
+	defer tb.Close()
+	tb.Line(*loss)
+	for i := range *boards {
+		fmt.Fprintf(c.stdout, "board %d: %s\n", i, tb.Path(i))
+	}
+	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s\n", tb.Path(0))
+	return tb.Run(ctx)
 }
 
 // radios lists the USB serial ports a LoRa board could be behind.
