@@ -84,7 +84,10 @@ func (rc RadioConfig) resolve() (RadioConfig, lora.Region, lora.Modem, error) {
 	case rc.DutyWindow < 0 || time.Duration(rc.DutyWindow) > region.Window:
 		return rc, region, modem, fmt.Errorf("config: radio %s: duty_window %s: %s measures over %s; it may only be made shorter", rc.Device, time.Duration(rc.DutyWindow), region.Name, region.Window)
 	case rc.Hops < 0 || rc.Hops > radio.MaxHops:
-		return rc, region, modem, fmt.Errorf("config: radio %s: hops %d: want 1 to %d", rc.Device, rc.Hops, radio.MaxHops)
+		return rc, region, modem, fmt.Errorf("config: radio %s: hops %d: want 1 to %d (0: the default, %d)", rc.Device, rc.Hops, radio.MaxHops, radio.DefaultHops)
+	case region.MaxDwell > 0 && modem.Airtime(radio.MaxFrame) > region.MaxDwell:
+		return rc, region, modem, fmt.Errorf("config: radio %s: %s allows %v on air at a time, and a full frame at %s takes %v: choose a faster preset (MediumFast, ShortFast, ...)",
+			rc.Device, region.Name, region.MaxDwell, rc.Preset, modem.Airtime(radio.MaxFrame).Round(time.Millisecond))
 	case rc.TxPower < 0 || rc.TxPower > region.MaxPower:
 		return rc, region, modem, fmt.Errorf("config: radio %s: tx_power %d dBm: %s allows at most %d", rc.Device, rc.TxPower, region.Name, region.MaxPower)
 	case rc.RepairEvery < 0:

@@ -71,6 +71,11 @@ const (
 	maxPeers = 16
 	// peerRoundAge: a round not continued for this long is forgotten.
 	peerRoundAge = 10 * time.Minute
+	// maxWantsWaiting bounds the wants queued at once.
+	maxWantsWaiting = 16
+	// maxAnswers bounds the messages one round of this node sends in
+	// answer to wants and as offers: what neighbours can make it spend.
+	maxAnswers = 4 * MaxWants
 )
 
 // Router is a node's LoRa logic: it turns new messages into frames, relays
@@ -100,6 +105,10 @@ type Router struct {
 	delayed  []delayed // by at
 	inflight *Queued
 	deadline time.Time // when an unreported inflight frame is taken as ended
+	// late counts frames taken as ended at their deadline: the ends the
+	// radio reports for them later belong to them, not to the frame then
+	// in flight, and are skipped so every later end stays with its frame.
+	late int
 
 	nextDigest time.Time
 	lastDigest time.Time
@@ -131,7 +140,9 @@ type ownRound struct {
 	from, to uint32
 	enc      *reconcile.Encoder
 	ids      map[uint64]message.ID
-	keys     []string // queued digest frames
+	keys     []string        // queued digest frames
+	sent     map[uint64]bool // messages answered or offered this round
+	mores    map[int]bool    // symbol ranges sent this round, by start
 }
 
 // peerRound is a neighbour's digest being collected.
@@ -158,6 +169,7 @@ type RouterStats struct {
 	Repaired   int           `json:"repaired"`  // repair frames heard
 	Decoded    int           `json:"decoded"`   // neighbours' digests that decoded
 	GaveUp     int           `json:"gave_up"`   // repair rounds abandoned undecoded
+	Forged     int           `json:"forged"`    // whole envelopes that failed verification, not relayed
 	StoreError int           `json:"store_err"` // reads of the store that failed
 }
 
@@ -193,9 +205,11 @@ func NewRouter(cfg RouterConfig) *Router {
 		cfg.RepairEvery = -1
 	}
 	return &Router{
-		cfg:   cfg,
-		rnd:   rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Tag))),
-		flood: NewFlood(cfg.RelayDelay, 30*time.Minute, 4096),
+		cfg: cfg,
+		rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Tag))),
+		// The flood remembers frames as long as they may be repaired, so a
+		// repaired fragment is not relayed again as new.
+		flood: NewFlood(cfg.RelayDelay, cfg.RepairWindow, 4096),
 		reasm: NewReassembler(32, 10*time.Minute),
 		sched: NewScheduler(cfg.Region, cfg.Modem, cfg.MaxQueue),
 		peers: map[uint16]*peerRound{},
@@ -217,6 +231,7 @@ func (r *Router) Stored(now time.Time, env []byte) error {
 	prio, _ := message.PeekPriority(env)
 	if e, err := message.Decode(env); err == nil {
 		r.soon(now, time.UnixMilli(e.Created))
+		r.unwant(now, shortKey(e.ID()))
 	}
 	for _, f := range frames {
 		id := IDOf(f)
@@ -283,6 +298,15 @@ func (r *Router) Heard(now time.Time, payload []byte) [][]byte {
 			r.cancel(keyRepair + string(id[:])) // answered by someone else
 			return r.take(now, f)
 		}
+		if f.Type == FrameWhole && !r.cfg.Plain {
+			// A whole envelope can be checked before it costs anyone
+			// airtime: one that is not genuine is neither relayed nor
+			// handed on. (Fragments are checked once joined.)
+			if _, err := message.Verify(f.Payload, now.UnixMilli()); err != nil {
+				r.stats.Forged++
+				return nil
+			}
+		}
 		d := r.flood.Heard(now, f, r.rnd.Float64())
 		if d.Cancel && !r.cfg.Plain {
 			r.cancel(keyRelay + string(id[:]))
@@ -292,7 +316,7 @@ func (r *Router) Heard(now time.Time, payload []byte) [][]byte {
 		}
 		if !d.Relay.IsZero() && !r.holds(f) {
 			relay := f
-			relay.Hops--
+			relay.Hops = min(f.Hops, r.cfg.Hops) - 1
 			if b, err := relay.Append(nil); err == nil {
 				r.later(d.Relay, b, framePriority(f), keyRelay+string(id[:]))
 			}
@@ -312,9 +336,13 @@ func (r *Router) Heard(now time.Time, payload []byte) [][]byte {
 		case f.Node == r.cfg.Tag:
 			r.answerMore(now, f)
 		default:
-			// Someone asked the same neighbour for more of the same round:
-			// its answer is broadcast, so ours can wait and see.
-			r.cancel(moreKey(f.Node, f.From, f.To))
+			// Someone asked the same neighbour for more of the same round,
+			// from where this node needs it: the answer is broadcast, so
+			// ours can wait and see.
+			if p := r.peers[f.Node]; p != nil && p.from == f.From && p.to == f.To &&
+				int(f.Start) <= len(p.syms) && int(f.Start)+int(f.Count) > len(p.syms) {
+				r.cancel(moreKey(f.Node, f.From, f.To))
+			}
 		}
 	}
 	return nil
@@ -377,8 +405,20 @@ func (r *Router) sendWant(now time.Time, node uint16, ids []uint64, mask []uint3
 		return
 	}
 	key := fmt.Sprintf("%s%d/%x", keyWant, node, b)
+	for k := range r.wants {
+		if !r.sched.Has(k) {
+			delete(r.wants, k) // pushed out of the queue or cancelled
+		}
+	}
+	if len(r.wants) >= maxWantsWaiting {
+		r.stats.QueueFull++
+		return
+	}
+	if err := r.sched.Enqueue(now, frame, message.PriorityLow, key); err != nil {
+		r.stats.QueueFull++
+		return
+	}
 	r.stats.Wants++
-	r.enqueue(now, frame, message.PriorityLow, key)
 	r.wants[key] = &want{node: node, ids: ids, mask: mask}
 }
 
@@ -397,7 +437,8 @@ func framePriority(f Frame) message.Priority {
 // asking again (negative: nothing to do until something is heard or
 // stored). After sending a frame, report its end with Done before asking
 // again; a frame never reported is taken as ended after twice its airtime
-// and two seconds more.
+// and inflightSlack more, and its end, should it come, is skipped. Call
+// Reset when the radio was lost, so no end is awaited.
 func (r *Router) Next(now time.Time) ([]byte, time.Duration) {
 	r.due(now)
 	if r.inflight != nil {
@@ -405,10 +446,11 @@ func (r *Router) Next(now time.Time) ([]byte, time.Duration) {
 			return nil, r.deadline.Sub(now)
 		}
 		r.Done(now)
+		r.late++
 	}
 	q, wait, _ := r.sched.Next(now)
 	if q != nil {
-		r.inflight, r.deadline = q, now.Add(2*q.Airtime+2*time.Second)
+		r.inflight, r.deadline = q, now.Add(2*q.Airtime+inflightSlack)
 		switch q.Key[:1] {
 		case keyRelay:
 			r.flood.SentID(now, FrameID([]byte(q.Key[1:])))
@@ -436,13 +478,32 @@ func (r *Router) Next(now time.Time) ([]byte, time.Duration) {
 	return nil, wait
 }
 
+// inflightSlack is how long past twice its airtime a frame may stay
+// unreported before it is taken as ended: long enough for a board's
+// listen-before-talk to wait out a busy channel.
+const inflightSlack = 10 * time.Second
+
 // Done reports that the frame Next returned last finished on air at end.
 func (r *Router) Done(end time.Time) {
+	if r.late > 0 {
+		r.late-- // the end of a frame already taken as ended
+		return
+	}
 	if r.inflight == nil {
 		return
 	}
 	r.inflight = nil
 	r.sched.Done(end)
+}
+
+// Reset forgets the frame in flight and the ends awaited: the radio was
+// lost (unplugged, rebooted), and whatever it held will not be sent.
+func (r *Router) Reset(now time.Time) {
+	if r.inflight != nil {
+		r.sched.Done(now)
+		r.inflight = nil
+	}
+	r.late = 0
 }
 
 // due moves relays and answers whose time has come to the scheduler, and
@@ -563,7 +624,7 @@ func (r *Router) startRound(now time.Time) {
 	if err != nil {
 		return
 	}
-	r.round = &ownRound{from: from, to: to, enc: reconcile.NewEncoder(keys), ids: ids}
+	r.round = &ownRound{from: from, to: to, enc: reconcile.NewEncoder(keys), ids: ids, sent: map[uint64]bool{}, mores: map[int]bool{}}
 	r.sendSymbols(now, 0, InitialSymbols)
 }
 
@@ -597,7 +658,7 @@ func (r *Router) digest(now time.Time, f Frame) {
 		return
 	}
 	p := r.peers[f.Node]
-	if p == nil || p.from != f.From || p.to != f.To || f.Start == 0 {
+	if p == nil || p.from != f.From || p.to != f.To {
 		if p == nil && len(r.peers) >= maxPeers {
 			r.forgetOldestPeer()
 		}
@@ -612,7 +673,10 @@ func (r *Router) digest(now time.Time, f Frame) {
 	case start > have: // a digest of this round was lost
 		r.askMore(now, f.Node, p)
 		return
-	case start+len(syms) <= have: // nothing new
+	case start+len(syms) <= have: // nothing new: an answer to someone else
+		if !r.pending(moreKey(f.Node, p.from, p.to)) {
+			r.askMore(now, f.Node, p)
+		}
 		return
 	}
 	p.syms = append(p.syms, syms[have-start:]...)
@@ -646,6 +710,9 @@ func (r *Router) digest(now time.Time, f Frame) {
 	// What the neighbour lacks: offered after a random delay, so that of
 	// several neighbours holding it, the first heard sends it.
 	for _, k := range diff.Local[:min(len(diff.Local), MaxWants)] {
+		if r.round != nil && !r.answer(k) {
+			continue
+		}
 		r.stats.Offered++
 		r.sendRepair(now.Add(time.Duration(r.rnd.Float64()*float64(r.cfg.RelayDelay))), ids[k], AllFragments)
 	}
@@ -681,9 +748,11 @@ func (r *Router) askMore(now time.Time, node uint16, p *peerRound) {
 // answerMore sends the symbols a neighbour asked for, if the round is
 // still this node's latest.
 func (r *Router) answerMore(now time.Time, f Frame) {
-	if r.round == nil || r.round.from != f.From || r.round.to != f.To || int(f.Start)+int(f.Count) > maxRoundSymbols {
-		return
+	if r.round == nil || r.round.from != f.From || r.round.to != f.To || int(f.Start)+int(f.Count) > maxRoundSymbols ||
+		r.round.mores[int(f.Start)] {
+		return // each range once a round: a neighbour that lost it asks again next round
 	}
+	r.round.mores[int(f.Start)] = true
 	r.sendSymbols(now, int(f.Start), int(f.Count))
 }
 
@@ -693,11 +762,23 @@ func (r *Router) answerWant(now time.Time, f Frame) {
 		return
 	}
 	for e := f.Payload; len(e) >= WantEntry; e = e[WantEntry:] {
-		if id, ok := r.round.ids[binary.BigEndian.Uint64(e)]; ok {
+		k := binary.BigEndian.Uint64(e)
+		if id, ok := r.round.ids[k]; ok && r.answer(k) {
 			r.stats.Answered++
 			r.sendRepair(now, id, uint32(e[8])<<16|uint32(e[9])<<8|uint32(e[10]))
 		}
 	}
+}
+
+// answer reports whether this round may still send the message with
+// short ID k, and counts it: each message once a round, and at most
+// maxAnswers messages.
+func (r *Router) answer(k uint64) bool {
+	if r.round.sent[k] || len(r.round.sent) >= maxAnswers {
+		return false
+	}
+	r.round.sent[k] = true
+	return true
 }
 
 // sendRepair queues a stored message's frames in mask, flagged repair, at

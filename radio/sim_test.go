@@ -102,7 +102,10 @@ type sim struct {
 }
 
 type simConfig struct {
-	nodes  int
+	nodes int
+	// grid, if set, links the nodes as a grid this wide (each hears the
+	// ones beside, above and below) instead of a line.
+	grid   int
 	loss   float64
 	region lora.Region
 	modem  lora.Modem
@@ -110,11 +113,24 @@ type simConfig struct {
 	seed   uint64
 }
 
-var simEpoch = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+var (
+	simEpoch = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	simNever = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) // a node with nothing to do
+)
 
 func newSim(t testing.TB, c simConfig) *sim {
 	s := &sim{t: t, now: simEpoch, air: air.New(c.seed), modem: c.modem, reg: c.region, rnd: rand.New(rand.NewPCG(c.seed, 1))}
-	s.air.Line(c.nodes, c.loss)
+	if c.grid == 0 {
+		s.air.Line(c.nodes, c.loss)
+	}
+	for i := 0; c.grid > 0 && i < c.nodes; i++ {
+		if (i+1)%c.grid != 0 && i+1 < c.nodes {
+			s.air.Link(i, i+1, c.loss)
+		}
+		if i+c.grid < c.nodes {
+			s.air.Link(i, i+c.grid, c.loss)
+		}
+	}
 	for i := range c.nodes {
 		st := newSimStore()
 		s.nodes = append(s.nodes, &simNode{st: st, got: map[message.ID]time.Time{},
@@ -166,7 +182,7 @@ func (s *sim) step(limit time.Time) bool {
 		if n.held == nil {
 			f, wait := n.r.Next(s.now)
 			if f == nil {
-				n.wake = time.Time{}.Add(1<<63 - 1)
+				n.wake = simNever
 				if wait >= 0 {
 					n.wake = s.now.Add(wait)
 				}

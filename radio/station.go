@@ -41,7 +41,8 @@ type Station struct {
 
 	mu      sync.Mutex // guards router
 	router  *Router
-	stored  int // envelopes from the air the store took as new
+	up      bool // the link was ready when last looked at
+	stored  int  // envelopes from the air the store took as new
 	refused int
 }
 
@@ -74,14 +75,13 @@ const notReadyPoll = 500 * time.Millisecond
 // Run runs the link and the station until ctx ends.
 func (s *Station) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := s.link.Run(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("radio link stopped", "err", err)
 		}
 	})
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // however Run ends, the link stops
 
 	sub := s.store.Subscribe(subscription)
 	defer func() { sub.Close() }()
@@ -142,12 +142,18 @@ func (s *Station) put(ctx context.Context, env []byte) {
 // pump hands the link the router's next frame, if the link is up, and
 // returns when to look again.
 func (s *Station) pump() time.Duration {
-	if s.link.Status().State != "ready" {
-		return notReadyPoll
-	}
+	ready := s.link.Status().State == "ready"
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	if !ready {
+		if s.up {
+			s.router.Reset(now) // what the board held is gone with it
+		}
+		s.up = false
+		return notReadyPoll
+	}
+	s.up = true
 	frame, wait := s.router.Next(now)
 	if frame != nil {
 		if err := s.link.Send(frame); err != nil {

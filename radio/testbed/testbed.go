@@ -41,9 +41,14 @@ type Board struct {
 	chip   *chip
 	master *os.File
 	slave  *os.File
-	wmu    sync.Mutex // orders writes to master
+	out    chan []byte // to the host, bounded: a host that stops reading loses bytes, as on a real line
 	done   chan struct{}
+	wdone  chan struct{}
 }
+
+// outbox bounds the writes waiting for a host: a board whose host stopped
+// reading must not hold up the air for the others.
+const outbox = 256
 
 // Transmission is a frame a board put on air.
 type Transmission struct {
@@ -140,7 +145,9 @@ func (tb *Testbed) plug(i int) (*Board, error) {
 		slave.Close()
 		return nil, fmt.Errorf("testbed: pseudo-terminal: %w", err)
 	}
-	b := &Board{index: i, tb: tb, master: os.NewFile(uintptr(fd), "ptmx"), slave: slave, done: make(chan struct{})}
+	b := &Board{index: i, tb: tb, master: os.NewFile(uintptr(fd), "ptmx"), slave: slave, done: make(chan struct{}),
+		out: make(chan []byte, outbox), wdone: make(chan struct{})}
+	go b.writer()
 	b.chip = &chip{b: b}
 	b.core = bridge.New(b.chip, bridge.MCUHost, 4096)
 	b.write(b.core.Boot())
@@ -169,9 +176,21 @@ func (b *Board) write(p []byte) {
 	if len(p) == 0 {
 		return
 	}
-	b.wmu.Lock()
-	defer b.wmu.Unlock()
-	b.master.Write(p) // a host that is gone loses the bytes, as on a real line
+	select {
+	case b.out <- p:
+	default: // the host is not reading
+	}
+}
+
+func (b *Board) writer() {
+	defer close(b.wdone)
+	for p := range b.out {
+		if _, err := b.master.Write(p); err != nil {
+			for range b.out { // unplugged: drain until closed
+			}
+			return
+		}
+	}
 }
 
 func (tb *Testbed) wake() {
@@ -233,6 +252,8 @@ func (tb *Testbed) Close() error {
 	for _, b := range tb.boards {
 		errs = append(errs, b.master.Close())
 		<-b.done
+		close(b.out)
+		<-b.wdone
 		errs = append(errs, b.slave.Close())
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,97 @@
+package radio
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"lifeline/radio/lora"
+)
+
+func testRouter(st *simStore) *Router {
+	return NewRouter(RouterConfig{Tag: 1, Region: lora.Regions["EU868"], Modem: lora.ModemPresets[lora.DefaultModem], Messages: st,
+		RepairEvery: time.Hour, Seed: 1})
+}
+
+// TestRouterLateEnd: a frame the radio never reported is taken as ended at
+// its deadline; when its end does come, late, it is not taken for the end
+// of the frame sent since.
+func TestRouterLateEnd(t *testing.T) {
+	st := newSimStore()
+	r := testRouter(st)
+	now := simEpoch
+	for _, text := range []string{"first", "second"} {
+		e, _ := testIdentity().NewText("general", text, now, 0)
+		if err := r.Stored(now, e.Raw()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := r.Next(now)
+	if a == nil {
+		t.Fatal("nothing to send")
+	}
+	if f, wait := r.Next(now); f != nil || wait <= 0 {
+		t.Fatalf("a second frame while the first is in flight: %v %v", f, wait)
+	}
+	now = now.Add(time.Minute) // past the first frame's deadline
+	b, _ := r.Next(now)
+	if b == nil {
+		t.Fatal("the second frame did not go after the first's deadline")
+	}
+	r.Done(now.Add(time.Second)) // the first frame's late end
+	if !r.Status(now).Sending {
+		t.Fatal("the first frame's late end was taken for the second's")
+	}
+	r.Done(now.Add(2 * time.Second))
+	if r.Status(now).Sending {
+		t.Fatal("the second frame's end was not taken")
+	}
+}
+
+// TestRouterRefusesForgedWhole: a whole frame whose envelope does not
+// verify is neither relayed nor handed on, whatever hops it claims.
+func TestRouterRefusesForgedWhole(t *testing.T) {
+	r := testRouter(newSimStore())
+	e, _ := testIdentity().NewText("general", "genuine", simEpoch, 0)
+	forged := append([]byte(nil), e.Raw()...)
+	forged[len(forged)-1] ^= 1
+	b, _ := Frame{Type: FrameWhole, Hops: MaxHops, Payload: forged}.Append(nil)
+	if got := r.Heard(simEpoch, b); len(got) != 0 {
+		t.Fatal("a forged envelope was handed on")
+	}
+	if st := r.Status(simEpoch); st.Forged != 1 || st.Delayed != 0 || st.Scheduler.Queue != 0 {
+		t.Fatalf("forged frame: %+v", st)
+	}
+	good, _ := Frame{Type: FrameWhole, Hops: MaxHops, Payload: e.Raw()}.Append(nil)
+	if got := r.Heard(simEpoch, good); len(got) != 1 {
+		t.Fatal("the genuine envelope was not handed on")
+	}
+	// Relayed with this node's own hop limit less one, not the sender's.
+	if len(r.delayed) != 1 {
+		t.Fatalf("%d relays", len(r.delayed))
+	}
+	if f, _ := DecodeFrame(r.delayed[0].frame); f.Hops != DefaultHops-1 {
+		t.Fatalf("relayed with %d hops", f.Hops)
+	}
+}
+
+// TestRouterAnswersOnce: the same want heard five times (or from five
+// neighbours) is answered once a round.
+func TestRouterAnswersOnce(t *testing.T) {
+	st := newSimStore()
+	e, _ := testIdentity().NewText("general", "wanted", simEpoch.Add(-time.Hour), 0)
+	st.put(e.Raw(), simEpoch)
+	r := testRouter(st)
+	r.Next(simEpoch)
+	r.startRound(simEpoch) // the round the want answers from
+	id := e.ID()
+	entry := binary.BigEndian.AppendUint64(nil, binary.BigEndian.Uint64(id[:8]))
+	entry = append(entry, 0xFF, 0xFF, 0xFF)
+	w, _ := Frame{Type: FrameWant, Node: 1, Payload: entry}.Append(nil)
+	for range 5 {
+		r.Heard(simEpoch, w)
+	}
+	if st := r.Status(simEpoch); st.Answered != 1 {
+		t.Fatalf("answered %d times", st.Answered)
+	}
+}
