@@ -152,3 +152,32 @@ func waitForLong(t *testing.T, what string, limit time.Duration, cond func() boo
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestRadioConfig: radio settings that cannot work, or would break the
+// band's rules, are refused with the reason.
+func TestRadioConfig(t *testing.T) {
+	for _, c := range []struct {
+		rc   lifeline.RadioConfig
+		says string
+	}{
+		{lifeline.RadioConfig{}, "without a device"},
+		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Region: "EU433"}, `unknown region "EU433"`},
+		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Preset: "VeryFast"}, `unknown preset "VeryFast"`},
+		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Driver: "meshtastic"}, `unknown driver "meshtastic"`},
+		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Region: "EU868-1", DutyCycle: 0.1}, "at most 0.01"},
+		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", DutyWindow: lifeline.Duration(2 * time.Hour)}, "only be made shorter"},
+		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Region: "AS923", TxPower: 20}, "at most 16"},
+		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Region: "US915"}, "choose a faster preset"},
+	} {
+		cfg := lifeline.DefaultConfig()
+		cfg.Radios = []lifeline.RadioConfig{c.rc}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%+v: %v, want %q", c.rc, err, c.says)
+		}
+	}
+	cfg := lifeline.DefaultConfig()
+	cfg.Radios = []lifeline.RadioConfig{{Device: "/dev/ttyUSB0", Region: "US915", Preset: "ShortFast"}}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("US915 at ShortFast: %v", err)
+	}
+}

@@ -215,7 +215,7 @@ func (d *Driver) event(ev Event, answer *time.Timer) error {
 	case EventTxDone:
 		select {
 		case d.done <- time.Now():
-		default: // nobody is counting: the channel holds the latest few
+		default: // nobody is taking them: the first few wait, later ones are dropped
 		}
 	case EventBoardError:
 		d.log.Warn("radio board error", "device", d.cfg.Path, "err", ev.Err)
