@@ -95,3 +95,31 @@ func TestRouterAnswersOnce(t *testing.T) {
 		t.Fatalf("answered %d times", st.Answered)
 	}
 }
+
+// FuzzRouterHeard: whatever neighbours send, the router does not panic,
+// and its queues stay within their bounds.
+func FuzzRouterHeard(f *testing.F) {
+	e, _ := testIdentity().NewText("general", "seed", simEpoch.Add(-time.Hour), 0)
+	whole, _ := Frame{Type: FrameWhole, Hops: 3, Payload: e.Raw()}.Append(nil)
+	digest, _ := Frame{Type: FrameDigest, Node: 9, From: 1, To: 2_000_000_000, Payload: make([]byte, 3*14)}.Append(nil)
+	want, _ := Frame{Type: FrameWant, Node: 1, Payload: make([]byte, WantEntry)}.Append(nil)
+	more, _ := Frame{Type: FrameMore, Node: 1, From: 1, To: 2_000_000_000, Start: 3, Count: 6}.Append(nil)
+	for _, b := range [][]byte{whole, digest, want, more} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st := newSimStore()
+		st.put(e.Raw(), simEpoch)
+		r := testRouter(st)
+		r.Next(simEpoch)
+		r.startRound(simEpoch)
+		for i := range 3 {
+			now := simEpoch.Add(time.Duration(i) * time.Second)
+			r.Heard(now, b)
+			r.Next(now)
+		}
+		if s := r.Status(simEpoch); s.Scheduler.Queue > 256 || s.Delayed > 256 || len(r.wants) > maxWantsWaiting || len(r.peers) > maxPeers {
+			t.Fatalf("bounds broken: %+v", s)
+		}
+	})
+}
