@@ -181,3 +181,54 @@ func TestRadioConfig(t *testing.T) {
 		t.Errorf("US915 at ShortFast: %v", err)
 	}
 }
+
+// TestRadioUnplugged: a board pulled out mid-operation shows as down in
+// the status; a message sent meanwhile waits in the other node's store,
+// and once the board is back (a fresh board, at the same path) the node
+// configures it again and repair brings the message over.
+func TestRadioUnplugged(t *testing.T) {
+	tb, err := testbed.New(2, 11)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	tb.Line(0)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	go tb.Run(ctx)
+	t.Cleanup(func() { tb.Close() })
+	radio := func(i int) func(*lifeline.Config) {
+		return func(c *lifeline.Config) {
+			c.Radios = []lifeline.RadioConfig{{Device: tb.Path(i), Preset: "ShortFast", RepairEvery: lifeline.Duration(time.Second)}}
+		}
+	}
+	a, b := startNodeWith(t, t.TempDir(), radio(0)), startNodeWith(t, t.TempDir(), radio(1))
+	state := func(s *started) string {
+		st, err := s.client.Status(ctx)
+		if err != nil || len(st.Radio) != 1 {
+			return ""
+		}
+		return st.Radio[0].State
+	}
+	for _, s := range []*started{a, b} {
+		waitFor(t, "radio ready", func() bool { return state(s) == "ready" })
+	}
+
+	tb.Unplug(1)
+	waitFor(t, "the unplugged radio down", func() bool { return state(b) == "down" })
+	id, err := a.client.Send(ctx, api.SendRequest{Channel: "general", Text: "sent while the other board was out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Plug(1); err != nil {
+		t.Fatal(err)
+	}
+	waitForLong(t, "the radio ready again", 30*time.Second, func() bool { return state(b) == "ready" })
+	waitForLong(t, "the message across after re-plugging", time.Minute, func() bool {
+		ms, err := b.client.List(ctx, api.ListQuery{Channel: "general"})
+		return err == nil && len(ms) == 1 && ms[0].ID == id
+	})
+	st, err := b.client.Status(ctx)
+	if err != nil || st.Radio[0].Reopened < 1 || st.Radio[0].Stored != 1 {
+		t.Fatalf("status after re-plugging: %+v %v", st.Radio, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -26,10 +27,11 @@ import (
 
 // Testbed is the air and the boards on it.
 type Testbed struct {
-	mu     sync.Mutex // guards the air and every core
+	mu     sync.Mutex // guards the air, the boards and every core
 	air    *air.Air
 	boards []*Board
 	kick   chan struct{}
+	dir    string // the stable paths: board-N, a link to the terminal
 }
 
 // Board is one simulated board: its firmware core, its transceiver on the
@@ -44,6 +46,10 @@ type Board struct {
 	out    chan []byte // to the host, bounded: a host that stops reading loses bytes, as on a real line
 	done   chan struct{}
 	wdone  chan struct{}
+	quit   chan struct{}
+	off    bool // unplugged: no power, off the air (guarded by tb.mu)
+	once   sync.Once
+	err    error
 }
 
 // outbox bounds the writes waiting for a host: a board whose host stopped
@@ -81,7 +87,11 @@ func (c *chip) Busy(now time.Time) bool { return c.b.tb.air.Busy(c.b.index, now)
 // New returns a testbed of n boards, none of which hear each other yet
 // (see Link and Line), whose air draws its randomness from seed.
 func New(n int, seed uint64) (*Testbed, error) {
-	tb := &Testbed{air: air.New(seed), kick: make(chan struct{}, 1)}
+	dir, err := os.MkdirTemp("", "lifeline-testbed-")
+	if err != nil {
+		return nil, fmt.Errorf("testbed: %w", err)
+	}
+	tb := &Testbed{air: air.New(seed), kick: make(chan struct{}, 1), dir: dir}
 	for i := range n {
 		b, err := tb.plug(i)
 		if err != nil {
@@ -108,8 +118,33 @@ func (tb *Testbed) Line(loss float64) {
 	tb.air.Line(len(tb.boards), loss)
 }
 
-// Path is the serial device of board i, for --radio.
-func (tb *Testbed) Path(i int) string { return tb.boards[i].slave.Name() }
+// Path is the serial device of board i, for --radio: a link to its
+// terminal that stays the same when the board is unplugged and plugged
+// back in, as /dev/serial/by-id/ names do.
+func (tb *Testbed) Path(i int) string { return filepath.Join(tb.dir, fmt.Sprintf("board-%d", i)) }
+
+// Unplug pulls board i's cable: the host's port fails, and the board
+// loses power, with whatever it had queued.
+func (tb *Testbed) Unplug(i int) {
+	tb.mu.Lock()
+	b := tb.boards[i]
+	tb.mu.Unlock()
+	b.unplug()
+}
+
+// Plug puts board i back in: a fresh board (it boots and says so) behind
+// a new terminal, at the same Path.
+func (tb *Testbed) Plug(i int) error {
+	b, err := tb.plug(i)
+	if err != nil {
+		return err
+	}
+	tb.mu.Lock()
+	b.chip.sent = tb.boards[i].chip.sent // what was on air stays on the record
+	tb.boards[i] = b
+	tb.mu.Unlock()
+	return nil
+}
 
 // Sent lists what board i has put on air.
 func (tb *Testbed) Sent(i int) []Transmission {
@@ -146,7 +181,20 @@ func (tb *Testbed) plug(i int) (*Board, error) {
 		return nil, fmt.Errorf("testbed: pseudo-terminal: %w", err)
 	}
 	b := &Board{index: i, tb: tb, master: os.NewFile(uintptr(fd), "ptmx"), slave: slave, done: make(chan struct{}),
-		out: make(chan []byte, outbox), wdone: make(chan struct{})}
+		out: make(chan []byte, outbox), wdone: make(chan struct{}), quit: make(chan struct{})}
+	link := tb.Path(i)
+	tmp := link + ".new"
+	os.Remove(tmp)
+	if err := os.Symlink(slave.Name(), tmp); err != nil {
+		b.master.Close()
+		slave.Close()
+		return nil, fmt.Errorf("testbed: %w", err)
+	}
+	if err := os.Rename(tmp, link); err != nil { // atomically: a host never sees no path
+		b.master.Close()
+		slave.Close()
+		return nil, fmt.Errorf("testbed: %w", err)
+	}
 	go b.writer()
 	b.chip = &chip{b: b}
 	b.core = bridge.New(b.chip, bridge.MCUHost, 4096)
@@ -184,10 +232,13 @@ func (b *Board) write(p []byte) {
 
 func (b *Board) writer() {
 	defer close(b.wdone)
-	for p := range b.out {
-		if _, err := b.master.Write(p); err != nil {
-			for range b.out { // unplugged: drain until closed
+	for {
+		select {
+		case p := <-b.out:
+			if _, err := b.master.Write(p); err != nil {
+				return // unplugged
 			}
+		case <-b.quit:
 			return
 		}
 	}
@@ -230,10 +281,16 @@ func (tb *Testbed) step(now time.Time) {
 	tb.mu.Lock()
 	for _, d := range tb.air.Until(now) {
 		b := tb.boards[d.To]
+		if b.off {
+			continue
+		}
 		b.chip.received++
 		outs = append(outs, out{b, b.core.Received(d.At, d.Frame, -95, 7.5)})
 	}
 	for _, b := range tb.boards {
+		if b.off {
+			continue
+		}
 		if b.chip.sending && !b.chip.ends.After(now) {
 			b.chip.sending = false
 			outs = append(outs, out{b, b.core.TxDone(b.chip.ends)})
@@ -246,15 +303,30 @@ func (tb *Testbed) step(now time.Time) {
 	}
 }
 
+// unplug closes both ends of the board's terminal, once.
+func (b *Board) unplug() error {
+	b.once.Do(func() {
+		b.tb.mu.Lock()
+		b.off = true
+		b.tb.mu.Unlock()
+		b.err = errors.Join(b.master.Close())
+		<-b.done
+		close(b.quit)
+		<-b.wdone
+		b.err = errors.Join(b.err, b.slave.Close())
+	})
+	return b.err
+}
+
 // Close unplugs every board.
 func (tb *Testbed) Close() error {
+	tb.mu.Lock()
+	boards := append([]*Board(nil), tb.boards...)
+	tb.mu.Unlock()
 	var errs []error
-	for _, b := range tb.boards {
-		errs = append(errs, b.master.Close())
-		<-b.done
-		close(b.out)
-		<-b.wdone
-		errs = append(errs, b.slave.Close())
+	for _, b := range boards {
+		errs = append(errs, b.unplug())
 	}
+	errs = append(errs, os.RemoveAll(tb.dir))
 	return errors.Join(errs...)
 }
