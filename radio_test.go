@@ -98,7 +98,7 @@ func TestRadioLineOnTestbed(t *testing.T) {
 	budget := time.Duration(float64(window) * fraction)
 	for i := range n {
 		txs := tb.Sent(i)
-		if u := maxWindowUse(txs, window); u > budget {
+		if u := testbed.MaxWindowUse(txs, window); u > budget {
 			t.Errorf("board %d spent %v of airtime in one %v window, budget %v", i, u, window, budget)
 		}
 	}
@@ -114,31 +114,6 @@ func TestRadioLineOnTestbed(t *testing.T) {
 	sentN, delivered, lost, collided, deaf := tb.Stats()
 	t.Logf("air: %d frames sent, %d received, %d lost, %d collided, %d missed while sending; far end %+v",
 		sentN, delivered, lost, collided, deaf, r.Router.RouterStats)
-}
-
-// maxWindowUse is the most airtime in any window of the given length:
-// the check of the duty cycle from the air's side.
-func maxWindowUse(txs []testbed.Transmission, window time.Duration) time.Duration {
-	var most time.Duration
-	for _, e := range txs {
-		end := e.Start.Add(e.Airtime)
-		from := end.Add(-window)
-		var used time.Duration
-		for _, x := range txs {
-			a, b := x.Start, x.Start.Add(x.Airtime)
-			if a.Before(from) {
-				a = from
-			}
-			if b.After(end) {
-				b = end
-			}
-			if b.After(a) {
-				used += b.Sub(a)
-			}
-		}
-		most = max(most, used)
-	}
-	return most
 }
 
 // waitForLong is waitFor with a deadline of its own.

@@ -40,11 +40,11 @@ func (s *sim) onAir(before time.Time, nodes ...int) map[FrameType]int {
 	out := map[FrameType]int{}
 	for _, i := range nodes {
 		for _, tx := range s.nodes[i].sent {
-			f, err := DecodeFrame(tx.frame)
-			if err != nil || !tx.start.Before(before) {
+			f, err := DecodeFrame(tx.Frame)
+			if err != nil || !tx.Start.Before(before) {
 				continue
 			}
-			out[f.Type] += len(tx.frame)
+			out[f.Type] += len(tx.Frame)
 		}
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 	"lifeline/message"
 	"lifeline/radio/air"
 	"lifeline/radio/lora"
+	"lifeline/radio/testbed"
 )
 
 // The radio simulation: Routers on the simulated air, in virtual time, each
@@ -80,14 +81,8 @@ type simNode struct {
 	wake    time.Time // when to ask the router again (zero: now)
 	sending bool
 	txEnd   time.Time
-	sent    []simTx
+	sent    []testbed.Transmission
 	got     map[message.ID]time.Time
-}
-
-type simTx struct {
-	start time.Time
-	dur   time.Duration
-	frame []byte
 }
 
 type sim struct {
@@ -196,7 +191,7 @@ func (s *sim) step(limit time.Time) bool {
 		}
 		dur := s.modem.Airtime(len(n.held))
 		s.air.Transmit(i, s.now, dur, n.held)
-		n.sent = append(n.sent, simTx{s.now, dur, n.held})
+		n.sent = append(n.sent, testbed.Transmission{Start: s.now, Airtime: dur, Frame: n.held})
 		n.held, n.sending, n.txEnd = nil, true, s.now.Add(dur)
 	}
 	next := limit
@@ -237,36 +232,14 @@ func (s *sim) runUntil(limit time.Duration, done func() bool) bool {
 }
 
 // maxUse is the most airtime node i spent in any window of the region's
-// length: the independent check of the duty cycle, from the air's side.
-func (s *sim) maxUse(i int) time.Duration {
-	var most time.Duration
-	txs := s.nodes[i].sent
-	for _, e := range txs {
-		end := e.start.Add(e.dur)
-		from := end.Add(-s.reg.Window)
-		var used time.Duration
-		for _, t := range txs {
-			a, b := t.start, t.start.Add(t.dur)
-			if a.Before(from) {
-				a = from
-			}
-			if b.After(end) {
-				b = end
-			}
-			if b.After(a) {
-				used += b.Sub(a)
-			}
-		}
-		most = max(most, used)
-	}
-	return most
-}
+// length.
+func (s *sim) maxUse(i int) time.Duration { return testbed.MaxWindowUse(s.nodes[i].sent, s.reg.Window) }
 
 func (s *sim) airtime() (frames int, total time.Duration) {
 	for _, n := range s.nodes {
 		for _, t := range n.sent {
 			frames++
-			total += t.dur
+			total += t.Airtime
 		}
 	}
 	return frames, total
@@ -331,7 +304,7 @@ func TestLineTwentyPercentLoss(t *testing.T) {
 				}
 				// Alerts first: stored last, the alert is the first frame
 				// on air.
-				if f, err := DecodeFrame(s.nodes[0].sent[0].frame); err != nil || !bytes.Equal(f.Payload, alert) {
+				if f, err := DecodeFrame(s.nodes[0].sent[0].Frame); err != nil || !bytes.Equal(f.Payload, alert) {
 					t.Errorf("the first frame on air is not the alert: %+v %v", f, err)
 				}
 				budget := time.Duration(float64(s.reg.Window) * s.reg.DutyCycle)

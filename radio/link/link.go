@@ -4,7 +4,10 @@
 // consumes them through its own Link interface.
 package link
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Packet is a frame from the air.
 type Packet struct {
@@ -33,4 +36,37 @@ type Status struct {
 	LastRSSI  int       `json:"last_rssi,omitempty"`
 	LastSNR   float64   `json:"last_snr,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
+}
+
+// Live is a driver's status as it changes, safe for concurrent use: the
+// driver updates it, the node reads it.
+type Live struct {
+	mu sync.Mutex
+	s  Status
+}
+
+// NewLive returns a Live starting at s.
+func NewLive(s Status) *Live { return &Live{s: s} }
+
+// Status returns a copy of the status.
+func (l *Live) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s
+}
+
+// Update changes the status under the lock.
+func (l *Live) Update(f func(*Status)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(&l.s)
+}
+
+// SetState changes the state, and Since if it is a change.
+func (l *Live) SetState(state string) {
+	l.Update(func(s *Status) {
+		if s.State != state {
+			s.State, s.Since = state, time.Now()
+		}
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"lifeline/radio/kiss"
@@ -42,8 +41,7 @@ type Driver struct {
 	tx   chan []byte
 	done chan time.Time
 
-	mu     sync.Mutex
-	status link.Status
+	live *link.Live
 }
 
 // rxQueue and txQueue bound the frames waiting each way.
@@ -60,7 +58,7 @@ func NewDriver(cfg DriverConfig) *Driver {
 		cfg.Logger = slog.Default()
 	}
 	return &Driver{cfg: cfg, log: cfg.Logger, rx: make(chan link.Packet, rxQueue), tx: make(chan []byte, txQueue),
-		done: make(chan time.Time, txQueue), status: link.Status{Driver: "rnode", Device: cfg.Path, State: "down", Since: time.Now()}}
+		done: make(chan time.Time, txQueue), live: link.NewLive(link.Status{Driver: "rnode", Device: cfg.Path, State: "down", Since: time.Now()})}
 }
 
 // Received delivers frames from the air. A frame that waits while the
@@ -83,39 +81,21 @@ func (d *Driver) Send(payload []byte) error {
 }
 
 // Status returns the driver's status.
-func (d *Driver) Status() link.Status {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.status
-}
-
-func (d *Driver) update(f func(*link.Status)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	f(&d.status)
-}
-
-func (d *Driver) setState(state string) {
-	d.update(func(s *link.Status) {
-		if s.State != state {
-			s.State, s.Since = state, time.Now()
-		}
-	})
-}
+func (d *Driver) Status() link.Status { return d.live.Status() }
 
 // Run keeps the link up until ctx ends.
 func (d *Driver) Run(ctx context.Context) error {
 	port := serialport.Config{Path: d.cfg.Path, Baud: d.cfg.Baud, RetryMin: d.cfg.RetryMin, RetryMax: d.cfg.RetryMax, Logger: d.log}
 	serialport.Run(ctx, port, d.session, d.down)
-	d.setState("down")
+	d.live.SetState("down")
 	return nil
 }
 
 // down is told why the port or the session failed, before the wait to
 // reopen it.
 func (d *Driver) down(err error, _ time.Duration) {
-	d.update(func(s *link.Status) { s.LastError, s.Reopened = err.Error(), s.Reopened+1 })
-	d.setState("down")
+	d.live.Update(func(s *link.Status) { s.LastError, s.Reopened = err.Error(), s.Reopened+1 })
+	d.live.SetState("down")
 }
 
 // session runs on one opening of the port, until it fails or ctx ends. It
@@ -138,7 +118,7 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 			write([]kiss.Frame{s.Leave()}) // best effort: the host is going; the port closes after this
 		}
 	}()
-	d.setState("detecting")
+	d.live.SetState("detecting")
 	if err := write(s.Start()); err != nil {
 		return false, err
 	}
@@ -167,7 +147,7 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 			if err := write([]kiss.Frame{f}); err != nil {
 				return ready, err
 			}
-			d.update(func(st *link.Status) { st.Sent++ })
+			d.live.Update(func(st *link.Status) { st.Sent++ })
 		case b := <-port.Incoming():
 			for _, f := range deframer.Feed(b) {
 				events, out := s.Handle(f)
@@ -182,7 +162,7 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 				if err := write(out); err != nil {
 					return ready, err
 				}
-				d.setState(s.State().String())
+				d.live.SetState(s.State().String())
 			}
 		}
 	}
@@ -191,26 +171,26 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 func (d *Driver) event(ev Event, answer *time.Timer) error {
 	switch ev.Kind {
 	case EventReady:
-		d.update(func(s *link.Status) {
+		d.live.Update(func(s *link.Status) {
 			s.Platform, s.Firmware, s.LastError = ev.Platform, fmt.Sprintf("%d.%02d", ev.Firmware[0], ev.Firmware[1]), ""
 		})
 		d.log.Info("radio ready", "device", d.cfg.Path, "platform", ev.Platform)
 	case EventRebooted:
-		d.update(func(s *link.Status) { s.Reboots++ })
+		d.live.Update(func(s *link.Status) { s.Reboots++ })
 		d.log.Warn("radio board rebooted: configuring it again", "device", d.cfg.Path)
 		answer.Reset(d.cfg.Answer)
 	case EventReceived:
 		r := link.Packet{Payload: ev.Frame, RSSI: ev.RSSI, SNR: ev.SNR, HasStats: ev.HasStats, At: time.Now()}
 		select {
 		case d.rx <- r:
-			d.update(func(s *link.Status) {
+			d.live.Update(func(s *link.Status) {
 				s.Received++
 				if r.HasStats {
 					s.LastRSSI, s.LastSNR = r.RSSI, r.SNR
 				}
 			})
 		default:
-			d.update(func(s *link.Status) { s.Dropped++ })
+			d.live.Update(func(s *link.Status) { s.Dropped++ })
 		}
 	case EventTxDone:
 		select {
@@ -219,7 +199,7 @@ func (d *Driver) event(ev Event, answer *time.Timer) error {
 		}
 	case EventBoardError:
 		d.log.Warn("radio board error", "device", d.cfg.Path, "err", ev.Err)
-		d.update(func(s *link.Status) { s.LastError = ev.Err.Error() })
+		d.live.Update(func(s *link.Status) { s.LastError = ev.Err.Error() })
 	case EventFailed:
 		return ev.Err
 	}

@@ -5,14 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-
 	bridge "lifeline/firmware-bridge"
 	"lifeline/radio/rnode"
+	"lifeline/radio/testbed"
 )
 
 // chip is the board's transceiver: it applies what it is told and records
@@ -53,22 +51,10 @@ type board struct {
 
 func plugBoard(t *testing.T, link string) *board {
 	t.Helper()
-	ptmx, slave, err := pty.Open()
+	master, slave, err := testbed.OpenTerminal()
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
-	// pty.Open leaves the master in blocking mode, where Close does not
-	// interrupt a Read; a non-blocking copy goes through the poller, so
-	// unplugging (closing it) ends the board's read at once.
-	fd, err := syscall.Dup(int(ptmx.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ptmx.Close()
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	master := os.NewFile(uintptr(fd), "ptmx")
 	b := &board{master: master, slave: slave, chip: &chip{}, done: make(chan struct{})}
 	b.core = bridge.New(b.chip, bridge.MCUHost, 4096)
 	os.Remove(link)

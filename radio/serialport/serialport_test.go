@@ -11,11 +11,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
+	"lifeline/radio/testbed"
 )
 
 // device is the far end of a pseudo-terminal, standing for a board: the
@@ -30,22 +29,11 @@ type device struct {
 
 func plug(t *testing.T, link string) *device {
 	t.Helper()
-	ptmx, slave, err := pty.Open()
+	master, slave, err := testbed.OpenTerminal()
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
-	// pty.Open leaves the master in blocking mode, where Close does not
-	// interrupt a Read; a non-blocking copy goes through the poller, so
-	// unplugging (closing it) ends the device's read at once.
-	fd, err := syscall.Dup(int(ptmx.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ptmx.Close()
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	d := &device{master: os.NewFile(uintptr(fd), "ptmx"), slave: slave, done: make(chan struct{})}
+	d := &device{master: master, slave: slave, done: make(chan struct{})}
 	os.Remove(link)
 	if err := os.Symlink(slave.Name(), link); err != nil {
 		t.Fatal(err)
@@ -164,7 +152,7 @@ func TestQuiet(t *testing.T) {
 // gone; a read already waiting then gets an I/O error instead, so here
 // the master goes before the reading starts.
 func TestHungUp(t *testing.T) {
-	ptmx, slave, err := pty.Open()
+	ptmx, slave, err := testbed.OpenTerminal()
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}

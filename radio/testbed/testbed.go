@@ -63,6 +63,32 @@ type Transmission struct {
 	Frame   []byte
 }
 
+// MaxWindowUse is the most airtime the transmissions spend in any window
+// of the given length: the duty cycle checked from the air's side,
+// independently of the scheduler's own arithmetic.
+func MaxWindowUse(txs []Transmission, window time.Duration) time.Duration {
+	var most time.Duration
+	for _, e := range txs {
+		end := e.Start.Add(e.Airtime)
+		from := end.Add(-window)
+		var used time.Duration
+		for _, x := range txs {
+			a, b := x.Start, x.Start.Add(x.Airtime)
+			if a.Before(from) {
+				a = from
+			}
+			if b.After(end) {
+				b = end
+			}
+			if b.After(a) {
+				used += b.Sub(a)
+			}
+		}
+		most = max(most, used)
+	}
+	return most
+}
+
 // chip is the board's transceiver on the simulated air.
 type chip struct {
 	b        *Board
@@ -164,23 +190,11 @@ func (tb *Testbed) Stats() (sent, delivered, lost, collided, deaf int) {
 
 // plug starts board i behind a new pseudo-terminal.
 func (tb *Testbed) plug(i int) (*Board, error) {
-	ptmx, slave, err := pty.Open()
+	master, slave, err := OpenTerminal()
 	if err != nil {
-		return nil, fmt.Errorf("testbed: pseudo-terminal: %w", err)
+		return nil, err
 	}
-	// pty.Open leaves the master blocking, where Close does not interrupt a
-	// Read; a non-blocking copy goes through the poller, so closing it ends
-	// the board's reader at once.
-	fd, err := syscall.Dup(int(ptmx.Fd()))
-	ptmx.Close()
-	if err == nil {
-		err = syscall.SetNonblock(fd, true)
-	}
-	if err != nil {
-		slave.Close()
-		return nil, fmt.Errorf("testbed: pseudo-terminal: %w", err)
-	}
-	b := &Board{index: i, tb: tb, master: os.NewFile(uintptr(fd), "ptmx"), slave: slave, done: make(chan struct{}),
+	b := &Board{index: i, tb: tb, master: master, slave: slave, done: make(chan struct{}),
 		out: make(chan []byte, outbox), wdone: make(chan struct{}), quit: make(chan struct{})}
 	link := tb.Path(i)
 	tmp := link + ".new"
@@ -201,6 +215,30 @@ func (tb *Testbed) plug(i int) (*Board, error) {
 	b.write(b.core.Boot())
 	go b.read()
 	return b, nil
+}
+
+// OpenTerminal opens a pseudo-terminal: the slave is the device a host
+// opens, the master the board's end. pty.Open leaves the master blocking,
+// where Close does not interrupt a Read; the master returned is a
+// non-blocking copy, which goes through the poller, so closing it (pulling
+// the cable) ends a read at once.
+func OpenTerminal() (master, slave *os.File, err error) {
+	ptmx, slave, err := pty.Open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("testbed: pseudo-terminal: %w", err)
+	}
+	defer ptmx.Close()
+	fd, err := syscall.Dup(int(ptmx.Fd()))
+	if err == nil {
+		if err = syscall.SetNonblock(fd, true); err != nil {
+			syscall.Close(fd)
+		}
+	}
+	if err != nil {
+		slave.Close()
+		return nil, nil, fmt.Errorf("testbed: pseudo-terminal: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "ptmx"), slave, nil
 }
 
 // read feeds the host's bytes to the core.

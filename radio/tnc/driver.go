@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"lifeline/radio/kiss"
@@ -41,8 +40,7 @@ type Driver struct {
 	tx   chan []byte
 	done chan time.Time
 
-	mu     sync.Mutex
-	status link.Status
+	live *link.Live
 }
 
 // rxQueue and txQueue bound the frames waiting each way.
@@ -57,7 +55,7 @@ func NewDriver(cfg Config) *Driver {
 		cfg.Logger = slog.Default()
 	}
 	return &Driver{cfg: cfg, log: cfg.Logger, rx: make(chan link.Packet, rxQueue), tx: make(chan []byte, txQueue),
-		done: make(chan time.Time, txQueue), status: link.Status{Driver: "kiss", Device: cfg.Path, State: "down", Since: time.Now()}}
+		done: make(chan time.Time, txQueue), live: link.NewLive(link.Status{Driver: "kiss", Device: cfg.Path, State: "down", Since: time.Now()})}
 }
 
 // Received delivers frames from the air. A frame that waits while the
@@ -85,25 +83,7 @@ func (d *Driver) Send(payload []byte) error {
 }
 
 // Status returns the driver's status.
-func (d *Driver) Status() link.Status {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.status
-}
-
-func (d *Driver) update(f func(*link.Status)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	f(&d.status)
-}
-
-func (d *Driver) setState(state string) {
-	d.update(func(s *link.Status) {
-		if s.State != state {
-			s.State, s.Since = state, time.Now()
-		}
-	})
-}
+func (d *Driver) Status() link.Status { return d.live.Status() }
 
 // Run keeps the link up until ctx ends, and then returns nil. It fails at
 // once only if the configuration is unusable.
@@ -113,15 +93,15 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 	port := serialport.Config{Path: d.cfg.Path, Baud: d.cfg.Baud, RetryMin: d.cfg.RetryMin, RetryMax: d.cfg.RetryMax, Logger: d.log}
 	serialport.Run(ctx, port, d.session, d.down)
-	d.setState("down")
+	d.live.SetState("down")
 	return nil
 }
 
 // down is told why the port or the session failed, before the wait to
 // reopen it.
 func (d *Driver) down(err error, _ time.Duration) {
-	d.update(func(s *link.Status) { s.LastError, s.Reopened = err.Error(), s.Reopened+1 })
-	d.setState("down")
+	d.live.Update(func(s *link.Status) { s.LastError, s.Reopened = err.Error(), s.Reopened+1 })
+	d.live.SetState("down")
 }
 
 // session runs on one opening of the port, until it fails or ctx ends. A
@@ -134,8 +114,8 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 		return false, err
 	}
 	defer func() { d.events(s.End(time.Now())) }()
-	d.update(func(st *link.Status) { st.LastError = "" })
-	d.setState("ready") // KISS has no handshake: an open port is a link
+	d.live.Update(func(st *link.Status) { st.LastError = "" })
+	d.live.SetState("ready") // KISS has no handshake: an open port is a link
 	d.log.Info("radio ready", "device", d.cfg.Path, "driver", "kiss")
 	deframer := kiss.NewDeframer(MaxFrame)
 	timer := time.NewTimer(time.Hour)
@@ -163,7 +143,7 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 			if _, err := port.Write(b); err != nil {
 				return true, err
 			}
-			d.update(func(st *link.Status) { st.Sent++ })
+			d.live.Update(func(st *link.Status) { st.Sent++ })
 		case <-tick:
 			d.events(s.Tick(time.Now()))
 		case b := <-port.Incoming():
@@ -182,14 +162,14 @@ func (d *Driver) events(events []Event) {
 			p := ev.Packet
 			select {
 			case d.rx <- p:
-				d.update(func(s *link.Status) {
+				d.live.Update(func(s *link.Status) {
 					s.Received++
 					if p.HasStats {
 						s.LastRSSI, s.LastSNR = p.RSSI, p.SNR
 					}
 				})
 			default:
-				d.update(func(s *link.Status) { s.Dropped++ })
+				d.live.Update(func(s *link.Status) { s.Dropped++ })
 			}
 		case EventTxDone:
 			select {
@@ -198,7 +178,7 @@ func (d *Driver) events(events []Event) {
 			}
 		case EventDeviceError:
 			d.log.Warn("radio TNC error", "device", d.cfg.Path, "err", ev.Err)
-			d.update(func(s *link.Status) { s.LastError = ev.Err.Error() })
+			d.live.Update(func(s *link.Status) { s.LastError = ev.Err.Error() })
 		}
 	}
 }

@@ -7,15 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/creack/pty"
 
 	"lifeline/radio/kiss"
 	"lifeline/radio/link"
 	"lifeline/radio/rnode"
+	"lifeline/radio/testbed"
 	"lifeline/radio/tnc"
 )
 
@@ -53,22 +51,11 @@ type heard struct {
 
 func plugTNC(t *testing.T, link string, onData func([]byte) []byte) *fakeTNC {
 	t.Helper()
-	ptmx, slave, err := pty.Open()
+	master, slave, err := testbed.OpenTerminal()
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
-	// pty.Open leaves the master in blocking mode, where Close does not
-	// interrupt a Read; a non-blocking copy goes through the poller, so
-	// unplugging (closing it) ends the device's read at once.
-	fd, err := syscall.Dup(int(ptmx.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ptmx.Close()
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	d := &fakeTNC{master: os.NewFile(uintptr(fd), "ptmx"), slave: slave, onData: onData, done: make(chan struct{})}
+	d := &fakeTNC{master: master, slave: slave, onData: onData, done: make(chan struct{})}
 	os.Remove(link)
 	if err := os.Symlink(slave.Name(), link); err != nil {
 		t.Fatal(err)
