@@ -53,7 +53,14 @@ func (id *Identity) SealDirect(rand io.Reader, recipient PublicKey, plaintext []
 	if err != nil {
 		return nil, err
 	}
-	eph, err := ecdh.X25519().GenerateKey(rand)
+	// Read the ephemeral secret from rand rather than GenerateKey(rand):
+	// since Go 1.26 GenerateKey ignores its reader, and the caller's rand
+	// is what makes test vectors reproducible.
+	var k [32]byte
+	if _, err := io.ReadFull(rand, k[:]); err != nil {
+		return nil, fmt.Errorf("ephemeral key: %w", err)
+	}
+	eph, err := ecdh.X25519().NewPrivateKey(k[:])
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral key: %w", err)
 	}

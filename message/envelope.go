@@ -200,6 +200,20 @@ func checkBody(k Kind, p Priority, body []byte) error {
 		if len(body) < sealOverhead {
 			return fmt.Errorf("%w: sealed body is %d bytes, at least %d expected", ErrMalformed, len(body), sealOverhead)
 		}
+	case KindTeam:
+		if len(body) < teamOverhead+1 {
+			return fmt.Errorf("%w: sealed team body is %d bytes, at least %d expected", ErrMalformed, len(body), teamOverhead+1)
+		}
+		if p != PriorityNormal && p != PriorityAlert {
+			return fmt.Errorf("%w: team message with priority %s (normal or alert)", ErrMalformed, p)
+		}
+	case KindProfile:
+		if p != PriorityLow {
+			return fmt.Errorf("%w: profile with priority %s (low)", ErrMalformed, p)
+		}
+		if _, err := parseProfileBody(body); err != nil {
+			return err
+		}
 	case KindReport:
 		if !json.Valid(body) || len(body) == 0 || body[0] != '{' {
 			return fmt.Errorf("%w: report body is not a JSON object", ErrMalformed)

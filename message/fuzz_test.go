@@ -19,7 +19,10 @@ func FuzzDecode(f *testing.F) {
 	alert, _ := alice.NewAlert("sos", "injured at the bridge", fixedNow, 0)
 	dm, _ := alice.NewDirect(rand.Reader, bob.Public(), "hi bob", PriorityHigh, fixedNow, 0)
 	rcpt, _ := bob.NewReceipt(alice.Public(), []ID{dm.ID()}, fixedNow)
-	for _, e := range []*Envelope{text, ttl, alert, dm, rcpt} {
+	team, _ := NewTeam(make([]byte, TeamSecretSize))
+	tm, _ := alice.NewTeamText(rand.Reader, team, "team only", PriorityNormal, fixedNow, 0)
+	prof, _ := alice.NewProfile(Profile{Name: "Amal", Status: "at the school"}, fixedNow, 0)
+	for _, e := range []*Envelope{text, ttl, alert, dm, rcpt, tm, prof} {
 		f.Add(e.Raw())
 	}
 	f.Add([]byte{})

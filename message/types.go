@@ -16,6 +16,10 @@ const (
 	// KindText is a public channel message: destination is a ChannelID, the
 	// body is UTF-8 text.
 	KindText Kind = 1
+	// KindTeam is a message to a team channel: destination is the team's
+	// ChannelID (see Team), the body is text sealed with the team's key.
+	// Priority is normal, or alert for an alert to the team.
+	KindTeam Kind = 2
 	// KindDirect is a direct message: destination is the recipient's key, the
 	// body is sealed to the recipient (see SealDirect).
 	KindDirect Kind = 3
@@ -29,6 +33,9 @@ const (
 	// lost or regained): destination is a ChannelID (ReportsChannel), the
 	// body a JSON object (see Report).
 	KindReport Kind = 6
+	// KindProfile is a person's display name and status: destination is a
+	// ChannelID (ProfilesChannel), the body a JSON object (see Profile).
+	KindProfile Kind = 7
 )
 
 // String returns the kind's name as used in the API.
@@ -44,12 +51,18 @@ func (k Kind) String() string {
 		return "alert"
 	case KindReport:
 		return "report"
+	case KindTeam:
+		return "team"
+	case KindProfile:
+		return "profile"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // ToChannel reports whether the kind's destination is a channel.
-func (k Kind) ToChannel() bool { return k == KindText || k == KindAlert || k == KindReport }
+func (k Kind) ToChannel() bool {
+	return k == KindText || k == KindAlert || k == KindReport || k == KindTeam || k == KindProfile
+}
 
 // ToRecipient reports whether the kind's destination is a public key.
 func (k Kind) ToRecipient() bool { return k == KindDirect || k == KindReceipt }
