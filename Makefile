@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 DATA     ?= ./data
 API      ?= 127.0.0.1:7777
 
-.PHONY: all build run test bench fuzz cross check vet fmt clean
+.PHONY: all build run test bench fuzz cross check vet fmt clean screenshots web vendor-js
 
 all: build
 
@@ -24,6 +24,18 @@ run: build
 vet:
 	$(GO) vet ./...
 
+# The phone web app: bundles and minifies web/app into web/dist, which the
+# node embeds (commit both). Needs no npm; the tests fail while dist is stale.
+web:
+	$(GO) run ./web/build
+
+# The page's third-party code (the audited @noble crypto libraries, the uqr
+# QR encoder) at the versions locked in web/vendor-src/package-lock.json,
+# bundled into web/app/vendor/ (commit it, VENDOR.md included). Only for
+# updating them: the build never needs npm.
+vendor-js:
+	cd web/vendor-src && npm ci --no-audit --no-fund && $(GO) run build.go
+
 # interop/ is its own module (it pulls in independent implementations that
 # must stay out of lifeline's go.mod), so it is tested from its directory.
 # Its JavaScript oracle needs `npm ci` in interop/js, which .ci/run does.
@@ -33,6 +45,12 @@ test: vet
 	$(GO) test -race -timeout $(TIMEOUT) ./...
 	cd interop && $(GO) vet ./... && $(GO) test -timeout $(TIMEOUT) ./...
 	cd firmware-bridge/boards && $(GO) vet ./... && $(GO) test -race -timeout $(TIMEOUT) ./...
+
+# The phone app's main screens at 412×915, English and Arabic, for the
+# README and docs/screenshots: the browser tests take them when asked.
+screenshots:
+	mkdir -p docs/screenshots
+	$(GO) test -count=1 -run 'TestPhone' . -args -screenshots $(CURDIR)/docs/screenshots
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

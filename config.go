@@ -14,6 +14,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"lifeline/message"
 )
 
 // ConfigVersion is the version of the configuration format this code
@@ -110,6 +112,9 @@ type Config struct {
 	HubWindow Duration `json:"hub_window"`
 	// Radios are the LoRa boards attached by serial port.
 	Radios []RadioConfig `json:"radios"`
+	// DefaultChannel is the channel a first-time visitor of the phone
+	// app lands in; "general" if empty.
+	DefaultChannel string `json:"default_channel"`
 
 	// Logger receives the node's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
@@ -173,6 +178,11 @@ func (c Config) Validate() error {
 	for _, rc := range c.Radios {
 		if _, _, _, err := rc.resolve(); err != nil {
 			return err
+		}
+	}
+	if c.DefaultChannel != "" {
+		if _, err := message.NormaliseChannelName(c.DefaultChannel); err != nil {
+			return fmt.Errorf("config: default_channel %q: %w", c.DefaultChannel, err)
 		}
 	}
 	for _, h := range c.Hubs {

@@ -21,6 +21,7 @@ import (
 	"lifeline/message"
 	"lifeline/radio"
 	"lifeline/store"
+	"lifeline/web"
 )
 
 // Version is the node software's version, reported by the API.
@@ -176,6 +177,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		}
 		stations = append(stations, s)
 	}
+	token, err := LoadOrCreateAdminToken(filepath.Join(cfg.DataDir, AdminTokenFile))
+	if err != nil {
+		return err
+	}
+	app, err := web.New()
+	if err != nil {
+		return err
+	}
 	srv, err := api.New(api.Options{
 		Store:    st,
 		Identity: id,
@@ -190,8 +199,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			}
 			return out
 		},
-		AllowedHosts: cfg.APIHosts,
-		Public:       hub, // a hub's API faces the internet
+		AllowedHosts:   cfg.APIHosts,
+		Public:         hub, // a hub's API faces the internet
+		AdminToken:     token,
+		DefaultChannel: cfg.DefaultChannel,
+		App:            app,
 	})
 	if err != nil {
 		return err

@@ -37,7 +37,7 @@ func startNode(t *testing.T, dir string) *started {
 
 // startNodeWith starts a node on loopback after edit has changed its
 // config.
-func startNodeWith(t *testing.T, dir string, edit func(*lifeline.Config)) *started {
+func startNodeWith(t testing.TB, dir string, edit func(*lifeline.Config)) *started {
 	t.Helper()
 	cfg := lifeline.DefaultConfig()
 	cfg.DataDir = dir

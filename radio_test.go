@@ -95,6 +95,17 @@ func TestRadioLineOnTestbed(t *testing.T) {
 		return got == len(sent)
 	})
 
+	// The sender's own messages went on air in full: they left it, and
+	// its status says so.
+	waitFor(t, "the sender's messages marked left", func() bool {
+		for id := range sent {
+			if m, err := nodes[0].client.Message(ctx, id); err != nil || !m.Left || m.Status != api.StatusLeft {
+				return false
+			}
+		}
+		return true
+	})
+
 	budget := time.Duration(float64(window) * fraction)
 	for i := range n {
 		txs := tb.Sent(i)

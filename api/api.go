@@ -39,6 +39,7 @@ type Store interface {
 	// PutOwn verifies and stores an envelope this node signed for its user.
 	PutOwn(ctx context.Context, raw []byte) (store.Result, error)
 	Get(id message.ID) (*store.Record, error)
+	Has(id message.ID) (bool, error)
 	List(q store.Query) ([]*store.Record, error)
 	// ListAfter pages in arrival order (Record.Seq); see store.ListAfter.
 	ListAfter(q store.Query) (store.Page, error)
@@ -81,16 +82,33 @@ type Options struct {
 	// goroutine and a store subscription. Further streams are refused with
 	// 503 and Retry-After until one ends. 64 if zero or less.
 	MaxEventStreams int
-	// Public is for an API reachable from the internet (a hub): only
-	// clients on this machine (loopback) may have the node sign for them
-	// (POST /api/v1/messages); everyone else posts envelopes they signed,
-	// each remote address at most PublicRate a second (burst
+	// Public is for an API reachable from the internet (a hub). Every
+	// API lets only trusted clients (see trusted) have the node sign for
+	// them (POST /api/v1/messages); everyone else posts envelopes they
+	// signed, each remote address at most PublicRate a second (burst
 	// PublicBurst). Behind a reverse proxy every client is the proxy's
 	// address: give the proxy its own limits.
-	Public      bool
-	PublicRate  float64 // 5 if zero
-	PublicBurst int     // 50 if zero
+	Public bool
+	// PublicRate is 5 if zero on a public API, else 20: phones on a
+	// kit's Wi-Fi are its people, and a phone arriving as a courier
+	// uploads what it carries at once (PublicBurst: 50, else 1000).
+	PublicRate  float64
+	PublicBurst int
+	// AdminToken, when not empty, lets a client that is not on this
+	// machine act as the node's operator by sending
+	// "Authorization: Bearer <token>": sign as the node, read what is
+	// sealed to it, see its peers. Without it only loopback clients can
+	// (see trusted). People on the kit's Wi-Fi act as themselves.
+	AdminToken string
+	// DefaultChannel is the channel the phone app opens for a first-time
+	// visitor; DefaultChannelName if empty.
+	DefaultChannel string
+	// App, when not nil, serves the phone app: every GET outside /api/.
+	App http.Handler
 }
+
+// DefaultChannelName is Options.DefaultChannel when unset.
+const DefaultChannelName = "general"
 
 // Request body limits. A JSON send request carries at most MaxBody bytes of
 // text, which JSON escaping can inflate up to six times; anything larger is
@@ -129,7 +147,7 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	limits *clientLimits // Public only
+	limits *clientLimits // for clients that are not trusted
 }
 
 // New returns a Server. It does not listen; see Serve or use it as a Handler.
@@ -159,10 +177,22 @@ func New(opts Options) (*Server, error) {
 		opts.MaxEventStreams = DefaultMaxEventStreams
 	}
 	if opts.PublicRate <= 0 {
-		opts.PublicRate = 5
+		opts.PublicRate = 20
+		if opts.Public {
+			opts.PublicRate = 5
+		}
 	}
 	if opts.PublicBurst <= 0 {
-		opts.PublicBurst = 50
+		opts.PublicBurst = 1000
+		if opts.Public {
+			opts.PublicBurst = 50
+		}
+	}
+	if opts.DefaultChannel == "" {
+		opts.DefaultChannel = DefaultChannelName
+	}
+	if _, err := message.NormaliseChannelName(opts.DefaultChannel); err != nil {
+		return nil, fmt.Errorf("api: default channel %q: %w", opts.DefaultChannel, err)
 	}
 	allowed := make(map[string]bool, len(opts.AllowedHosts))
 	for _, h := range opts.AllowedHosts {
@@ -181,9 +211,7 @@ func New(opts Options) (*Server, error) {
 		streams: make(chan struct{}, opts.MaxEventStreams),
 		closing: make(chan struct{}),
 	}
-	if opts.Public {
-		s.limits = newClientLimits(opts.PublicRate, opts.PublicBurst)
-	}
+	s.limits = newClientLimits(opts.PublicRate, opts.PublicBurst)
 	s.routes()
 	s.handler = s.hostGuard(s.mux)
 	return s, nil
@@ -202,6 +230,8 @@ func (s *Server) routes() {
 		"/api/v1/messages":       {{"GET", s.listMessages}, {"POST", s.localOnly(s.postMessage)}},
 		"/api/v1/messages/{id}":  {{"GET", s.getMessage}},
 		"/api/v1/envelopes":      {{"POST", s.limited(s.postEnvelope)}},
+		"/api/v1/batch":          {{"POST", s.postEnvelopeBatch}},
+		"/api/v1/missing":        {{"POST", s.postMissing}},
 		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},
 		"/api/v1/events":         {{"GET", s.events}},
 		"/api/v1/outages":        {{"GET", s.getOutages}},
@@ -223,6 +253,16 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: %s (see docs/API.md)", r.URL.Path)
 	})
+	if s.opts.App != nil {
+		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				w.Header().Set("Allow", "GET, HEAD")
+				writeError(w, http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: GET, HEAD)", r.Method, r.URL.Path)
+				return
+			}
+			s.opts.App.ServeHTTP(w, r)
+		})
+	}
 }
 
 // ServeHTTP implements http.Handler.

@@ -18,6 +18,10 @@ type Client struct {
 	// BaseURL is the node's address, e.g. "http://127.0.0.1:7777".
 	BaseURL string
 	HTTP    *http.Client
+	// Token, when set, is sent as the node's admin token (see
+	// Options.AdminToken): what lets an operator on another machine act
+	// as the node.
+	Token string
 }
 
 // maxResponse bounds what the client reads from a node: a full listing of
@@ -96,6 +100,15 @@ func (c *Client) Send(ctx context.Context, req SendRequest) (string, error) {
 		return "", err
 	}
 	return res.ID, nil
+}
+
+// Message fetches one message (GET /api/v1/messages/{id}).
+func (c *Client) Message(ctx context.Context, id string) (*Message, error) {
+	var m Message
+	if err := c.doJSON(ctx, http.MethodGet, "/api/v1/messages/"+url.PathEscape(id), nil, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 // List returns messages, oldest first.
@@ -206,6 +219,9 @@ func (c *Client) doHeader(ctx context.Context, method, path, contentType string,
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -106,7 +106,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	// event sends one message with its seq as the event id.
 	event := func(rec *store.Record) bool {
 		sent, sentAny = rec.Seq, true
-		b, err := json.Marshal(s.message(rec, q.named, s.trusted(r)))
+		b, err := json.Marshal(s.message(rec, q.named, s.trusted(r), q.raw))
 		if err != nil {
 			s.opts.Logger.Error("api: encode event", "err", err)
 			return false

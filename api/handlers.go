@@ -33,18 +33,45 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		radios = s.opts.Radio()
 	}
 	writeJSON(w, http.StatusOK, Status{
-		Status:   ms,
-		Radio:    radios,
-		ID:       s.opts.Identity.Public().String(),
-		Version:  s.opts.Version,
-		Messages: st.Messages,
-		Bytes:    st.Bytes,
-		Quota:    st.Quota,
-		Evicted:  st.Evicted,
-		Expired:  st.Expired,
-		UptimeS:  int64(now.Sub(s.start) / time.Second),
-		Time:     now.UnixMilli(),
+		Status:         ms,
+		Radio:          radios,
+		LastSeq:        st.LastSeq,
+		DefaultChannel: s.opts.DefaultChannel,
+		Summary:        s.summary(),
+		ID:             s.opts.Identity.Public().String(),
+		Version:        s.opts.Version,
+		Messages:       st.Messages,
+		Bytes:          st.Bytes,
+		Quota:          st.Quota,
+		Evicted:        st.Evicted,
+		Expired:        st.Expired,
+		UptimeS:        int64(now.Sub(s.start) / time.Second),
+		Time:           now.UnixMilli(),
 	})
+}
+
+// summary is the node's links in a few words, for everyone.
+func (s *Server) summary() Summary {
+	sum := Summary{Uplink: "none", Radios: []string{}}
+	if s.opts.Mesh != nil {
+		m := s.opts.Mesh()
+		sum.Peers = m.Peers
+		if u := m.Uplink; u.Hubs > 0 {
+			sum.Uplink = u.State
+			if !u.Since.IsZero() {
+				sum.UplinkSince = u.Since.UnixMilli()
+			}
+			if !u.LastUp.IsZero() {
+				sum.LastUp = u.LastUp.UnixMilli()
+			}
+		}
+	}
+	if s.opts.Radio != nil {
+		for _, r := range s.opts.Radio() {
+			sum.Radios = append(sum.Radios, r.State)
+		}
+	}
+	return sum
 }
 
 // postMessage signs a message as the node and stores it.
@@ -194,7 +221,12 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.message(rec, nil, s.trusted(r)))
+	raw, err := rawParam(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.message(rec, nil, s.trusted(r), raw))
 }
 
 // getEnvelope returns the exact signed bytes of a message, so they can be
@@ -262,7 +294,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Message, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, s.message(rec, q.named, s.trusted(r)))
+		out = append(out, s.message(rec, q.named, s.trusted(r), q.raw))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -290,17 +322,30 @@ type query struct {
 	// that channel in this request's answer only: it is not remembered,
 	// since anyone may ask about any name (see channelNames).
 	named *channelName
+	// raw: the answer carries each message's envelope (Message.Envelope).
+	raw bool
+}
+
+// rawParam reads raw=1 (or raw=0).
+func rawParam(v url.Values) (bool, error) {
+	switch v.Get("raw") {
+	case "", "0":
+		return false, nil
+	case "1":
+		return true, nil
+	}
+	return false, fmt.Errorf("raw is %q: want 1 (with envelopes) or 0", v.Get("raw"))
 }
 
 // parseQuery reads the filter of GET /api/v1/messages and /api/v1/events:
-// at most one of channel, channel_id and to; after; and for listings since
-// and limit. Unknown parameters are refused, so a typo is not silently
-// ignored.
+// at most one of channel, channel_id and to; after; raw; and for listings
+// since or before (with before_id), and limit. Unknown parameters are
+// refused, so a typo is not silently ignored.
 func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
 	var q query
-	known := map[string]bool{"channel": true, "channel_id": true, "to": true, "after": true}
+	known := map[string]bool{"channel": true, "channel_id": true, "to": true, "after": true, "raw": true}
 	if listing {
-		known["since"], known["limit"] = true, true
+		known["since"], known["limit"], known["before"], known["before_id"] = true, true, true, true
 	}
 	for k, vs := range v {
 		if !known[k] {
@@ -343,6 +388,11 @@ func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
 	if n > 1 {
 		return q, errors.New("give at most one of channel, channel_id and to")
 	}
+	raw, err := rawParam(v)
+	if err != nil {
+		return q, err
+	}
+	q.raw = raw
 	if v.Has("after") {
 		after, err := parseSeq(v.Get("after"))
 		if err != nil {
@@ -362,6 +412,26 @@ func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
 			return q, fmt.Errorf("since is %q: want unix milliseconds, 0 or more", v.Get("since"))
 		}
 		q.Since = since
+	}
+	if v.Has("before_id") && !v.Has("before") {
+		return q, errors.New("before_id goes with before")
+	}
+	if v.Has("before") {
+		if v.Has("since") || q.arrival {
+			return q, errors.New("give one of since, before and after")
+		}
+		before, err := strconv.ParseInt(v.Get("before"), 10, 64)
+		if err != nil || before < 1 {
+			return q, fmt.Errorf("before is %q: want unix milliseconds, 1 or more", v.Get("before"))
+		}
+		q.Before = before
+		if v.Has("before_id") {
+			id, err := message.ParseID(v.Get("before_id"))
+			if err != nil {
+				return q, fmt.Errorf("before_id: %w", err)
+			}
+			q.BeforeID = id
+		}
 	}
 	q.Limit = DefaultLimit
 	if v.Has("limit") {

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"crypto/subtle"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -11,12 +14,18 @@ import (
 // A public API (Options.Public, a hub) serves strangers: it must not sign
 // for them, and one of them must not fill the hub.
 
-// trusted reports whether r may act as the node's user: always on a field
-// node, and on a public API only from this machine, not through a proxy
-// on it (a proxy's requests all come from loopback).
+// trusted reports whether r may act as the node's operator: sign as the
+// node, read direct messages sealed to it, see its peers and radios. That
+// is a client on this machine, not through a proxy on it (a proxy's
+// requests all come from loopback), or one that holds the admin token.
+// Everyone else (a phone on the kit's Wi-Fi, a stranger on a hub) acts
+// as themselves: they sign with their own key.
 func (s *Server) trusted(r *http.Request) bool {
-	if !s.opts.Public {
-		return true
+	if tok := s.opts.AdminToken; tok != "" {
+		if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok &&
+			subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
+			return true
+		}
 	}
 	return fromLoopback(r) && r.Header.Get("X-Forwarded-For") == "" && r.Header.Get("Forwarded") == "" &&
 		r.Header.Get("X-Real-Ip") == ""
@@ -26,25 +35,31 @@ func (s *Server) trusted(r *http.Request) bool {
 func (s *Server) localOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.trusted(r) {
-			writeError(w, http.StatusForbidden, "this node signs only for clients on its own machine: "+
-				"sign the envelope with your own key and POST it to /api/v1/envelopes")
+			writeError(w, http.StatusForbidden, "this node signs only for its operator (on its own machine, or with "+
+				"its admin token): sign the envelope with your own key and POST it to /api/v1/envelopes")
 			return
 		}
 		h(w, r)
 	}
 }
 
-// limited bounds how fast each remote address may call h, when the API is
-// public. Clients on this machine are not limited.
+// limited bounds how fast each remote address may call h. Trusted clients
+// are not limited.
 func (s *Server) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.limits != nil && !s.trusted(r) && !s.limits.allow(clientKey(r)) {
+		if !s.allow(r, 1) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "too many envelopes from %s: at most %g a second", remoteIP(r), s.opts.PublicRate)
 			return
 		}
 		h(w, r)
 	}
+}
+
+// allow takes n envelopes from r's budget. Trusted clients are not
+// limited.
+func (s *Server) allow(r *http.Request, n int) bool {
+	return s.trusted(r) || s.limits.allow(clientKey(r), n)
 }
 
 func remoteIP(r *http.Request) string {
@@ -85,7 +100,7 @@ func newClientLimits(r float64, burst int) *clientLimits {
 	return &clientLimits{rate: rate.Limit(r), burst: burst, by: make(map[string]*rate.Limiter)}
 }
 
-func (c *clientLimits) allow(addr string) bool {
+func (c *clientLimits) allow(addr string, n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := c.by[addr]
@@ -104,5 +119,5 @@ func (c *clientLimits) allow(addr string) bool {
 		l = rate.NewLimiter(c.rate, c.burst)
 		c.by[addr] = l
 	}
-	return l.Allow()
+	return l.AllowN(time.Now(), n)
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/base64"
+
 	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/radio"
@@ -23,6 +25,15 @@ type Status struct {
 	// Time is the node's clock, unix milliseconds. Field nodes often boot
 	// without a real-time clock; showing it lets people notice.
 	Time int64 `json:"time"`
+	// LastSeq is the newest arrival sequence number: a client that has
+	// seen nothing yet starts its event stream or listing near it.
+	LastSeq uint64 `json:"last_seq"`
+	// DefaultChannel is the channel a first-time visitor of the phone
+	// app lands in.
+	DefaultChannel string `json:"default_channel"`
+	// Summary is the node's links in a few words, for everyone,
+	// including people on the kit's Wi-Fi who do not see the details.
+	Summary Summary `json:"summary"`
 	// The mesh's fields (peer_id, addrs, peers, peer_list, ...) sit at the
 	// top level; absent when the node runs no mesh.
 	*mesh.Status
@@ -31,6 +42,24 @@ type Status struct {
 	// frames sent, heard and lost, the last RSSI and SNR. Absent when the
 	// node has none, and for strangers on a public hub.
 	Radio []radio.StationStatus `json:"radio,omitempty"`
+}
+
+// Summary is what a person needs to know of the node's links: whether it
+// reaches other nodes, its radios, and the internet. No addresses, no peer
+// ids: who is connected from where is not for everyone on the Wi-Fi.
+type Summary struct {
+	// Peers is how many mesh peers are connected.
+	Peers int `json:"peers"`
+	// Radios holds each LoRa radio's state (down, detecting,
+	// configuring, ready, failed).
+	Radios []string `json:"radios"`
+	// Uplink is "up", "down", "unknown" (no probe yet), or "none" (no
+	// hub configured).
+	Uplink string `json:"uplink"`
+	// UplinkSince is when the uplink entered its state, LastUp when it
+	// last worked; unix milliseconds, 0 if unknown.
+	UplinkSince int64 `json:"uplink_since,omitempty"`
+	LastUp      int64 `json:"last_up,omitempty"`
 }
 
 // SendRequest is the body of POST /api/v1/messages: exactly one of Channel
@@ -64,6 +93,8 @@ type EnvelopeResponse struct {
 const (
 	// StatusStored: an own message, in this node's store.
 	StatusStored = "stored"
+	// StatusLeft: an own message a mesh peer, hub or radio took.
+	StatusLeft = "left"
 	// StatusDelivered: an own message whose recipient's receipt came back.
 	StatusDelivered = "delivered"
 	// StatusReceived: a message that reached this node from elsewhere.
@@ -88,10 +119,13 @@ type Message struct {
 	// To is the recipient key of direct messages and receipts.
 	To     string `json:"to,omitempty"`
 	Author string `json:"author"`
-	// Text is the text of channel messages, and of direct messages
-	// addressed to this node (decrypted). Other direct messages are
-	// sealed to their recipient: their text is omitted.
+	// Text is the text of channel texts and alerts, and of direct
+	// messages addressed to this node, decrypted, for its operator (see
+	// trusted). Other direct messages and team messages are sealed:
+	// their text is omitted.
 	Text string `json:"text,omitempty"`
+	// Profile is the body of a profile message.
+	Profile *message.Profile `json:"profile,omitempty"`
 	// Acks lists the message ids a receipt acknowledges.
 	Acks []string `json:"acks,omitempty"`
 	// Created, Expires and Received are unix milliseconds; Created and
@@ -103,6 +137,16 @@ type Message struct {
 	// Own is true for messages authored through this node.
 	Own    bool   `json:"own"`
 	Status string `json:"status"`
+	// Left: a mesh peer, hub or radio took the message from this node.
+	// Delivered: its recipient's receipt is here (direct messages).
+	// Both hold for any author: a person's page follows its own
+	// messages by them.
+	Left      bool `json:"left"`
+	Delivered bool `json:"delivered"`
+	// Envelope is the signed envelope, standard base64, when the request
+	// asked for it (raw=1): for pages that open what is sealed to their
+	// own key, and carry envelopes between nodes.
+	Envelope string `json:"envelope,omitempty"`
 }
 
 // message converts a store record for the API. The record is not retained.
@@ -110,22 +154,30 @@ type Message struct {
 // for that channel ahead of the names the node remembers. open says whether
 // direct messages to the node are decrypted: not for strangers (see
 // trusted).
-func (s *Server) message(r *store.Record, named *channelName, open bool) Message {
+func (s *Server) message(r *store.Record, named *channelName, open, raw bool) Message {
 	e := r.Envelope
 	m := Message{
-		ID:       e.ID().String(),
-		Seq:      r.Seq,
-		Kind:     e.Kind.String(),
-		Author:   e.Author.String(),
-		Created:  e.Created,
-		Expires:  e.Expires(),
-		Received: r.Received,
-		Priority: e.Priority.String(),
-		Own:      r.Own,
-		Status:   StatusReceived,
+		Left:      r.Left,
+		Delivered: r.Delivered,
+		ID:        e.ID().String(),
+		Seq:       r.Seq,
+		Kind:      e.Kind.String(),
+		Author:    e.Author.String(),
+		Created:   e.Created,
+		Expires:   e.Expires(),
+		Received:  r.Received,
+		Priority:  e.Priority.String(),
+		Own:       r.Own,
+		Status:    StatusReceived,
+	}
+	if raw {
+		m.Envelope = base64.StdEncoding.EncodeToString(e.Raw())
 	}
 	if r.Own {
 		m.Status = StatusStored
+		if r.Left {
+			m.Status = StatusLeft
+		}
 		if r.Delivered {
 			m.Status = StatusDelivered
 		}
@@ -139,7 +191,9 @@ func (s *Server) message(r *store.Record, named *channelName, open bool) Message
 		} else if n, ok := s.names.name(e.Channel); ok {
 			m.Channel = n
 		}
-		m.Text = e.Text()
+		if e.Kind == message.KindText || e.Kind == message.KindAlert {
+			m.Text = e.Text()
+		}
 	case e.Kind.ToRecipient():
 		m.To = e.Recipient.String()
 	}
@@ -157,6 +211,13 @@ func (s *Server) message(r *store.Record, named *channelName, open bool) Message
 				break
 			}
 			m.Text = string(pt)
+		}
+	case message.KindProfile:
+		if p, err := message.ParseProfile(e); err == nil {
+			m.Profile = &p
+		}
+		if c, err := message.Channel(message.ProfilesChannel); err == nil && c == e.Channel {
+			m.Channel = message.ProfilesChannel
 		}
 	case message.KindReport:
 		if c, err := message.Channel(message.ReportsChannel); err == nil && c == e.Channel {

@@ -79,7 +79,11 @@ func (m *Mesh) publishLoop(ctx context.Context, topic *pubsub.Topic) {
 	}
 }
 
+// maxLeftBatch bounds the published messages recorded as left at once.
+const maxLeftBatch = 256
+
 func (m *Mesh) drain(ctx context.Context, topic *pubsub.Topic, sub *store.Subscription) {
+	var left []message.ID
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,6 +109,17 @@ func (m *Mesh) drain(ctx context.Context, topic *pubsub.Topic, sub *store.Subscr
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				m.log.Debug("gossip publish failed", "id", rec.Envelope.ID(), "err", err)
+				continue
+			}
+			// Published with at least one subscribed peer: GossipSub has
+			// written it to that peer's stream. Recorded in batches, when
+			// no more messages wait, so a burst costs one commit.
+			left = append(left, rec.Envelope.ID())
+			if len(sub.C) == 0 || len(left) >= maxLeftBatch {
+				if err := m.st.MarkLeft(ctx, left); err != nil && ctx.Err() == nil {
+					m.log.Debug("recording published messages failed", "err", err)
+				}
+				left = left[:0]
 			}
 		}
 	}

@@ -132,6 +132,12 @@ func TestLineOfFive(t *testing.T) {
 			t.Errorf("node holds %d messages, want 2", n.st.Stats().Messages)
 		}
 	}
+	// Each end's own message left it: a neighbour took it.
+	eventually(t, 10*time.Second, "own messages marked left", func() bool {
+		a, errA := nodes[0].st.Get(first)
+		b, errB := nodes[4].st.Get(last)
+		return errA == nil && errB == nil && a.Left && b.Left
+	})
 }
 
 // TestIslandsConverge: two islands collect messages apart, then one link

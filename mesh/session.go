@@ -20,6 +20,8 @@ type Store interface {
 	Get(id message.ID) (*store.Record, error)
 	Subscribe(buf int) *store.Subscription
 	Items(fromCreated int64, fromID message.ID, fn func(created int64, id message.ID) bool) error
+	// MarkLeft records that the peer took these messages.
+	MarkLeft(ctx context.Context, ids []message.ID) error
 }
 
 // itemView presents the store's (created, id) index to the reconciliation
@@ -60,6 +62,21 @@ type session struct {
 	// frameIdle, not at the end of the whole session's timeout.
 	rd   interface{ SetReadDeadline(time.Time) error }
 	idle time.Duration
+	// sent are the envelopes written to the peer; once the session ends
+	// well, the peer has read them all, and they count as left this node.
+	sent []message.ID
+}
+
+// finish marks what the session sent as left, if it ended well: a session
+// cut short may have lost its last frames on the way.
+func (s *session) finish(ctx context.Context, err error) error {
+	if err != nil || len(s.sent) == 0 {
+		return err
+	}
+	if merr := s.st.MarkLeft(ctx, s.sent); merr != nil {
+		return fmt.Errorf("recording what was sent: %w", merr)
+	}
+	return nil
 }
 
 // frameIdle is how long a session waits for the peer's next frame.
@@ -150,7 +167,7 @@ func Initiate(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFu
 func InitiateFrom(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc, from int64) (SessionStats, error) {
 	s := newSession(rw, st, deliver)
 	err := s.initiate(ctx, uint64(max(from, 0)))
-	return s.stats, err
+	return s.stats, s.finish(ctx, err)
 }
 
 func (s *session) initiate(ctx context.Context, from uint64) error {
@@ -220,7 +237,7 @@ func (s *session) initiate(ctx context.Context, from uint64) error {
 func Respond(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
 	s := newSession(rw, st, deliver)
 	err := s.respond(ctx)
-	return s.stats, err
+	return s.stats, s.finish(ctx, err)
 }
 
 func (s *session) respond(ctx context.Context) error {
@@ -317,6 +334,7 @@ func (s *session) sendEnvelopes(ids []message.ID) error {
 			return err
 		}
 		envs = append(envs, rec.Envelope.Raw())
+		s.sent = append(s.sent, id)
 	}
 	s.stats.Sent += len(envs)
 	return writeFrame(s.w, frameEnvelopes, encodeEnvelopes(envs))

@@ -65,6 +65,20 @@ func TestSessionExchangesDifference(t *testing.T) {
 	if is.Sent != 300 || is.Received != 7 || rs.Sent != 7 || rs.Received != 300 {
 		t.Fatalf("initiator %+v responder %+v", is, rs)
 	}
+	// What each side sent has left it; what it only received, and what
+	// both held, has not (as far as this session knows).
+	left := func(st Store, ids []message.ID, want bool) {
+		t.Helper()
+		for _, id := range ids {
+			if rec, err := st.Get(id); err != nil || rec.Left != want {
+				t.Fatalf("message %s: left %v, want %v (%v)", id, rec.Left, want, err)
+			}
+		}
+	}
+	left(a, onlyA, true)
+	left(b, onlyB, true)
+	left(a, onlyB, false)
+	left(a, common, false)
 	// A second session finds nothing to do, in one round.
 	is, _ = runPair(t, a, b)
 	if is.Sent != 0 || is.Received != 0 || is.Rounds != 1 {

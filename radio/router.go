@@ -116,8 +116,21 @@ type Router struct {
 	peers      map[uint16]*peerRound
 	wants      map[string]*want // by queue key
 
+	// outgoing follows this node's new messages out: the frames of each
+	// not yet ended on air, and the message of each own frame's queue key.
+	// A message whose last frame has ended is in left until Left takes it.
+	outgoing map[message.ID]int
+	ownKeys  map[string]message.ID
+	left     []message.ID
+
 	stats RouterStats
 }
+
+// maxOutgoing bounds the messages followed out. Frames dropped from a full
+// queue or lost with the board never end, so their entries are forgotten
+// when the bound is reached: such a message is then never reported as
+// left, which is the truthful side to err on.
+const maxOutgoing = 1024
 
 type delayed struct {
 	at    time.Time
@@ -214,6 +227,9 @@ func NewRouter(cfg RouterConfig) *Router {
 		sched: NewScheduler(cfg.Region, cfg.Modem, cfg.MaxQueue),
 		peers: map[uint16]*peerRound{},
 		wants: map[string]*want{},
+
+		outgoing: map[message.ID]int{},
+		ownKeys:  map[string]message.ID{},
 	}
 }
 
@@ -229,6 +245,7 @@ func (r *Router) Stored(now time.Time, env []byte) error {
 		return err
 	}
 	prio, _ := message.PeekPriority(env)
+	mid := message.IDOf(env)
 	if e, err := message.Decode(env); err == nil {
 		r.soon(now, time.UnixMilli(e.Created))
 		r.unwant(now, shortKey(e.ID()))
@@ -243,9 +260,38 @@ func (r *Router) Stored(now time.Time, env []byte) error {
 		if err != nil {
 			return err
 		}
-		r.enqueue(now, b, prio, keyOwn+string(id[:]))
+		key := keyOwn + string(id[:])
+		r.enqueue(now, b, prio, key)
+		if len(r.outgoing) >= maxOutgoing {
+			clear(r.outgoing)
+			clear(r.ownKeys)
+		}
+		r.outgoing[mid]++
+		r.ownKeys[key] = mid
 	}
 	return nil
+}
+
+// Left returns the messages this node put on air in full since the last
+// call: every frame of theirs has ended on air. The caller owns the slice.
+func (r *Router) Left() []message.ID {
+	out := r.left
+	r.left = nil
+	return out
+}
+
+// ended follows an own frame out: when it was its message's last, the
+// message has left this node.
+func (r *Router) ended(q *Queued) {
+	mid, ok := r.ownKeys[q.Key]
+	if !ok {
+		return
+	}
+	delete(r.ownKeys, q.Key)
+	if r.outgoing[mid]--; r.outgoing[mid] <= 0 {
+		delete(r.outgoing, mid)
+		r.left = append(r.left, mid)
+	}
 }
 
 // soon brings the next digest forward after a new message: a neighbour
@@ -492,6 +538,7 @@ func (r *Router) Done(end time.Time) {
 	if r.inflight == nil {
 		return
 	}
+	r.ended(r.inflight)
 	r.inflight = nil
 	r.sched.Done(end)
 }

@@ -123,3 +123,42 @@ func FuzzRouterHeard(f *testing.F) {
 		}
 	})
 }
+
+// TestRouterLeft: an own message has left the node once every one of its
+// frames has ended on air, not before; a message that came by flood (its
+// frames heard, none sent) is not this node's to report.
+func TestRouterLeft(t *testing.T) {
+	r := testRouter(newSimStore())
+	now := simEpoch
+	long, _ := testIdentity().NewText("general", string(make([]byte, 600)), now, 0) // three fragments
+	if err := r.Stored(now, long.Raw()); err != nil {
+		t.Fatal(err)
+	}
+	frames := 0
+	for {
+		f, _ := r.Next(now)
+		if f == nil {
+			break
+		}
+		frames++
+		if got := r.Left(); len(got) != 0 {
+			t.Fatalf("left after %d frames on air (none ended yet): %v", frames, got)
+		}
+		now = now.Add(10 * time.Second)
+		r.Done(now)
+		if frames < 3 {
+			if got := r.Left(); len(got) != 0 {
+				t.Fatalf("left after %d of 3 frames", frames)
+			}
+		}
+	}
+	if frames != 3 {
+		t.Fatalf("%d frames sent, want 3", frames)
+	}
+	if got := r.Left(); len(got) != 1 || got[0] != long.ID() {
+		t.Fatalf("after the last frame: left %v, want [%s]", got, long.ID())
+	}
+	if got := r.Left(); len(got) != 0 {
+		t.Fatal("Left reported the message twice")
+	}
+}

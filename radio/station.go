@@ -120,6 +120,20 @@ func (s *Station) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		timer.Reset(s.pump())
+		s.markLeft(ctx)
+	}
+}
+
+// markLeft records the messages the router has put on air in full.
+func (s *Station) markLeft(ctx context.Context) {
+	s.mu.Lock()
+	ids := s.router.Left()
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.store.MarkLeft(ctx, ids); err != nil && ctx.Err() == nil {
+		s.log.Warn("radio: recording sent messages failed", "err", err)
 	}
 }
 

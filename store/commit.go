@@ -21,6 +21,7 @@ type opKind uint8
 const (
 	opPut opKind = iota
 	opExpire
+	opLeft
 )
 
 // op is one request to the logger, and then the applier.
@@ -31,6 +32,7 @@ type op struct {
 	lsn      uint64            // opPut: its record in the log; 0: not logged
 	received int64             // opPut
 	now      int64             // opExpire: unix ms
+	ids      []message.ID      // opLeft
 	done     chan opResult     // buffered 1: the logger and applier never block on it
 }
 
@@ -324,6 +326,8 @@ func (s *Store) apply(batch []*op) ([]opResult, batchState, error) {
 				results[i], err = s.applyPut(b, &st, o)
 			case opExpire:
 				results[i], err = s.applyExpire(b, &st, o.now)
+			case opLeft:
+				err = s.applyLeft(b, o.ids)
 			}
 			if err != nil {
 				return err
@@ -521,6 +525,50 @@ func (s *Store) setFlags(b buckets, id message.ID, v []byte, flags byte) error {
 		}
 		if err := b.evict.Put(newKey, sizeValue(logicalSize(env))); err != nil {
 			return fmt.Errorf("update %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// MarkLeft records that a link handed these messages to another node: a
+// mesh peer or hub took them over a stream or by gossip, or the radio put
+// them on air. It is what a sender's "left this node" rests on. Messages
+// not in the database (not stored, or stored so recently that they are
+// still only in the write-ahead log: links take messages from the
+// database, so theirs never are), or already marked, are skipped; the
+// flag never affects eviction. It returns once the marks are committed;
+// a crash before that loses them, which errs on the side of "not left".
+func (s *Store) MarkLeft(ctx context.Context, ids []message.ID) error {
+	var todo []message.ID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMsg)
+		for _, id := range ids {
+			if v := b.Get(id[:]); len(v) >= hdrLen && v[1]&flagLeft == 0 {
+				todo = append(todo, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: mark left: %w", viewErr(err))
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if _, err := s.submit(ctx, &op{kind: opLeft, ids: todo, done: make(chan opResult, 1)}); err != nil {
+		return fmt.Errorf("store: mark left: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) applyLeft(b buckets, ids []message.ID) error {
+	for _, id := range ids {
+		v := b.msg.Get(id[:])
+		if v == nil || len(v) < hdrLen || v[1]&flagLeft != 0 {
+			continue
+		}
+		if err := s.setFlags(b, id, v, v[1]|flagLeft); err != nil {
+			return err
 		}
 	}
 	return nil

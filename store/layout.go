@@ -44,6 +44,8 @@ const (
 	hdrLen       = 18 // version(1) flags(1) received unix ms(8) seq(8)
 	flagOwn      = 1 << 0
 	flagDelivery = 1 << 1
+	// flagLeft: a link handed the message to another node (see MarkLeft).
+	flagLeft = 1 << 2
 )
 
 const (
@@ -186,5 +188,6 @@ func decodeRecord(v []byte) (*Record, byte, error) {
 		Seq:       binary.BigEndian.Uint64(v[10:18]),
 		Own:       flags&flagOwn != 0,
 		Delivered: flags&flagDelivery != 0,
+		Left:      flags&flagLeft != 0,
 	}, flags, nil
 }

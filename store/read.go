@@ -18,6 +18,7 @@ type Record struct {
 	Received  int64 // unix ms when this node stored it
 	Own       bool  // authored through this node (PutOwn, or signed by Options.Own)
 	Delivered bool  // a receipt from the recipient has been stored
+	Left      bool  // a link handed it to another node (see MarkLeft)
 	// Seq is this store's arrival sequence number: 1 for the first message
 	// ever stored in the file, then one more for each newly stored message,
 	// in commit order. It is never reused, even once a message has been
@@ -66,6 +67,13 @@ type Query struct {
 	Channel   *message.ChannelID // nil = any; text and alerts on this channel
 	Recipient *message.PublicKey // nil = any; direct messages and receipts addressed to this key
 	Since     int64              // created unix ms, exclusive lower bound; 0 = none
+	// Before, when > 0, pages back: the newest matches whose (created, id)
+	// sorts before (Before, BeforeID), for a client that shows the newest
+	// messages first and scrolls back to the first one. Pass the oldest
+	// message of the last page; a zero BeforeID excludes all of Before's
+	// millisecond. It excludes Since and After.
+	Before   int64
+	BeforeID message.ID
 	// After, when > 0, selects arrival order: messages with Seq > After,
 	// oldest arrival first (see ListAfter). It excludes Since.
 	After uint64
@@ -82,8 +90,9 @@ const (
 var ErrQuery = errors.New("invalid query")
 
 // List returns matching messages, oldest first (by created, then ID). With
-// Since == 0 it returns the newest Limit matches; with Since > 0 the oldest
-// Limit matches created after Since. Channel and Recipient are exclusive.
+// Since == 0 it returns the newest Limit matches (before Before, if set);
+// with Since > 0 the oldest Limit matches created after Since. Channel and
+// Recipient are exclusive.
 //
 // Created is the author's clock, and store and forward delivers messages
 // long after they were created: paging by Since misses a message that
@@ -103,6 +112,9 @@ func (s *Store) List(q Query) ([]*Record, error) {
 	if q.Channel != nil && q.Recipient != nil {
 		return nil, fmt.Errorf("store: list: %w: Channel and Recipient are exclusive", ErrQuery)
 	}
+	if q.Before > 0 && q.Since > 0 {
+		return nil, fmt.Errorf("store: list: %w: Before and Since are exclusive", ErrQuery)
+	}
 	limit := queryLimit(q.Limit)
 	index, prefix := bucketTime, []byte(nil)
 	switch {
@@ -120,9 +132,17 @@ func (s *Store) List(q Query) ([]*Record, error) {
 				keys = append(keys, k)
 			}
 		} else {
-			// Seek past the last key with this prefix, then step back.
+			// Seek past the last key with this prefix (or to the bound
+			// Before gives), then step back.
 			var k []byte
-			if upper := prefixEnd(prefix); upper == nil {
+			if q.Before > 0 {
+				bound := append(be64(bytes.Clone(prefix), q.Before), q.BeforeID[:]...)
+				if k, _ = c.Seek(bound); k == nil {
+					k, _ = c.Last()
+				} else {
+					k, _ = c.Prev()
+				}
+			} else if upper := prefixEnd(prefix); upper == nil {
 				k, _ = c.Last()
 			} else if k, _ = c.Seek(upper); k == nil {
 				k, _ = c.Last()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -669,4 +670,107 @@ func TestDeliveredOwnBecomesEvictable(t *testing.T) {
 		}
 	}
 	checkConsistent(t, s)
+}
+
+// TestMarkLeft: a link's word that a message left is kept, survives a
+// reopen, is idempotent, skips what is not stored, and changes nothing
+// else about the message (its eviction class above all).
+func TestMarkLeft(t *testing.T) {
+	clk := newClock()
+	self, bob := identity(9), identity(2)
+	path := filepath.Join(t.TempDir(), "store.db")
+	s, err := Open(path, Options{Now: clk.Now, Own: self.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm := direct(t, self, bob.Public(), "for bob", clk.Now())
+	if _, err := s.PutOwn(t.Context(), dm.Raw()); err != nil {
+		t.Fatal(err)
+	}
+	other := text(t, bob, "general", "from bob", clk.Now())
+	mustPut(t, s, other)
+	if _, err := s.Get(other.ID()); err != nil { // what links do: read it first
+		t.Fatal(err)
+	}
+	if rec, _ := s.Get(dm.ID()); rec.Left {
+		t.Fatal("a new message is marked left")
+	}
+	if err := s.MarkLeft(t.Context(), []message.ID{dm.ID(), other.ID(), {7}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkLeft(t.Context(), []message.ID{dm.ID()}); err != nil {
+		t.Fatal("marking twice:", err)
+	}
+	for _, e := range []*message.Envelope{dm, other} {
+		rec, err := s.Get(e.ID())
+		if err != nil || !rec.Left {
+			t.Fatalf("%s after MarkLeft: %+v, %v", e.Kind, rec, err)
+		}
+	}
+	if rec, _ := s.Get(dm.ID()); !rec.Own || rec.Delivered {
+		t.Fatalf("MarkLeft changed other flags: %+v", rec)
+	}
+	if has, _ := s.Has(message.ID{7}); has {
+		t.Fatal("MarkLeft of an unknown id stored something")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path, Options{Now: clk.Now, Own: self.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if rec, err := s2.Get(dm.ID()); err != nil || !rec.Left || !rec.Own {
+		t.Fatalf("after reopening: %+v, %v", rec, err)
+	}
+}
+
+// TestListBefore pages back from the newest message to the first, by
+// (created, id), without losing messages that share a millisecond.
+func TestListBefore(t *testing.T) {
+	clk := newClock()
+	s := openTemp(t, Options{Now: clk.Now})
+	alice := identity(1)
+	var want []message.ID
+	for i := range 7 {
+		// Pairs share a millisecond: 0,0,1,1,2,2,3.
+		e := text(t, alice, "general", fmt.Sprintf("m%d", i), clk.Now().Add(time.Duration(i/2)*time.Millisecond))
+		mustPut(t, s, e)
+		want = append(want, e.ID())
+	}
+	mustPut(t, s, text(t, alice, "other", "elsewhere", clk.Now()))
+	c, _ := message.Channel("general")
+	var got []*Record
+	q := Query{Channel: &c, Limit: 2}
+	for range 10 {
+		page, err := s.List(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(page, got...)
+		oldest := page[0].Envelope
+		q.Before, q.BeforeID = oldest.Created, oldest.ID()
+	}
+	if len(got) != len(want) {
+		t.Fatalf("paged back through %d messages, want %d", len(got), len(want))
+	}
+	seen := map[message.ID]bool{}
+	for i, r := range got {
+		seen[r.Envelope.ID()] = true
+		if i > 0 && got[i-1].Envelope.Created > r.Envelope.Created {
+			t.Fatal("pages out of order")
+		}
+	}
+	for _, id := range want {
+		if !seen[id] {
+			t.Fatalf("message %s missed while paging back", id)
+		}
+	}
+	if _, err := s.List(Query{Before: 5, Since: 1}); !errors.Is(err, ErrQuery) {
+		t.Fatalf("Before with Since: %v", err)
+	}
 }

@@ -186,7 +186,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--default-channel NAME]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -224,6 +224,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	radioDriver := fs.String("radio-driver", "", "radio `driver`: rnode (an RNode or Lifeline board, the default) or kiss (a plain KISS TNC)")
 	radioRegion := fs.String("radio-region", "", "radio `region`: EU868 (default), EU868-1, US915, AU915, IN865, AS923")
 	radioPreset := fs.String("radio-preset", "", "radio modem `preset`: LongFast (default), LongSlow, LongModerate, MediumFast, MediumSlow, ShortFast, ShortSlow")
+	defChannel := fs.String("default-channel", "", "the `channel` the phone app opens for a first-time visitor (default general)")
 	verbose := fs.Bool("v", false, "log debug detail")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -266,6 +267,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.ProbeInterval = lifeline.Duration(*probe)
 		case "retention":
 			cfg.Retention = lifeline.Duration(*retention)
+		case "default-channel":
+			cfg.DefaultChannel = *defChannel
 		}
 	})
 	if len(radios) > 0 {
@@ -320,7 +323,7 @@ func (c *cli) client(raw string) *api.Client {
 	if !strings.Contains(u, "://") {
 		u = "http://" + u // "127.0.0.1:7777" is what people type
 	}
-	return &api.Client{BaseURL: u}
+	return &api.Client{BaseURL: u, Token: os.Getenv("LIFELINE_TOKEN")}
 }
 
 func apiDefault() string {

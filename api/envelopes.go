@@ -1,0 +1,157 @@
+package api
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"lifeline/message"
+)
+
+// A phone is a courier between kits: when it joins a node's Wi-Fi it asks
+// which of the envelopes it holds the node lacks (POST
+// /api/v1/missing) and uploads those in one request (POST
+// /api/v1/batch). Both bodies are binary, so a batch of sealed
+// messages costs its bytes and no base64.
+
+// Batch limits. A phone holds a few thousand envelopes; it sends them in
+// requests this size.
+const (
+	// MaxBatchEnvelopes is the most envelopes one batch request carries.
+	MaxBatchEnvelopes = 256
+	// MaxBatchBytes bounds a batch request's body.
+	MaxBatchBytes = 256 << 10
+	// MaxMissingIDs is the most ids one missing request asks about.
+	MaxMissingIDs = 1024
+)
+
+// BatchResult is one envelope's outcome in the answer of POST
+// /api/v1/batch, in the order of the request: its id and
+// whether it was new here, or why it was refused.
+type BatchResult struct {
+	ID    string `json:"id,omitempty"`
+	New   bool   `json:"new"`
+	Error string `json:"error,omitempty"`
+}
+
+// DecodeBatch splits a batch body, a sequence of (length uint16 big-endian,
+// envelope) frames, into envelopes. The slices alias b.
+func DecodeBatch(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 2 {
+			return nil, errors.New("batch ends inside a length prefix")
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		b = b[2:]
+		switch {
+		case n == 0:
+			return nil, fmt.Errorf("envelope %d is empty", len(out)+1)
+		case n > message.MaxEnvelope:
+			return nil, fmt.Errorf("envelope %d is %d bytes, over the limit of %d", len(out)+1, n, message.MaxEnvelope)
+		case n > len(b):
+			return nil, fmt.Errorf("envelope %d announces %d bytes, %d follow", len(out)+1, n, len(b))
+		case len(out) == MaxBatchEnvelopes:
+			return nil, fmt.Errorf("more than %d envelopes in one batch", MaxBatchEnvelopes)
+		}
+		out = append(out, b[:n:n])
+		b = b[n:]
+	}
+	return out, nil
+}
+
+// EncodeBatch is the inverse of DecodeBatch.
+func EncodeBatch(envs [][]byte) []byte {
+	var out []byte
+	for _, e := range envs {
+		out = binary.BigEndian.AppendUint16(out, uint16(len(e)))
+		out = append(out, e...)
+	}
+	return out
+}
+
+// readBinary reads a binary request body of at most max bytes. On failure
+// it has answered and returns false.
+func readBinary(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {
+	if !contentType(w, r, "application/octet-stream") {
+		return nil, false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", max)
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "reading the body: %v", err)
+		return nil, false
+	}
+	return b, true
+}
+
+// postEnvelopeBatch stores envelopes a phone carried here. Each is
+// verified and stored on its own: one bad envelope is reported in its
+// place and costs the others nothing.
+func (s *Server) postEnvelopeBatch(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBinary(w, r, MaxBatchBytes)
+	if !ok {
+		return
+	}
+	envs, err := DecodeBatch(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "batch: %v", err)
+		return
+	}
+	if !s.allow(r, len(envs)) {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, "too many envelopes from %s: at most %g a second", remoteIP(r), s.opts.PublicRate)
+		return
+	}
+	out := make([]BatchResult, len(envs))
+	for i, raw := range envs {
+		res, err := s.opts.Store.Put(r.Context(), raw)
+		if err != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			if !messageError(err) {
+				// The node's fault (quota, closing, disk): stop here,
+				// the phone keeps the rest and tries again later.
+				s.putError(w, r, err)
+				return
+			}
+			out[i] = BatchResult{Error: err.Error()}
+			continue
+		}
+		out[i] = BatchResult{ID: res.ID.String(), New: res.New}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// postMissing answers which of the given ids (a body of 32-byte ids) this
+// node does not hold, as a body of ids in the same order.
+func (s *Server) postMissing(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBinary(w, r, MaxMissingIDs*32)
+	if !ok {
+		return
+	}
+	if len(body)%32 != 0 {
+		writeError(w, http.StatusBadRequest, "body is %d bytes: want whole 32-byte message ids", len(body))
+		return
+	}
+	var out []byte
+	for b := body; len(b) > 0; b = b[32:] {
+		has, err := s.opts.Store.Has(message.ID(b[:32]))
+		if err != nil {
+			s.internalError(w, r, "looking up messages", err)
+			return
+		}
+		if !has {
+			out = append(out, b[:32]...)
+		}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}

@@ -1,0 +1,508 @@
+package lifeline_test
+
+import (
+	"crypto/rand"
+	"flag"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"lifeline"
+	"lifeline/api"
+	"lifeline/message"
+	"lifeline/web/browsertest"
+)
+
+// phoneNode starts a node that serves phones: the page at / of its API,
+// reached by the name browsertest.KitHost (not a secure context, as on a
+// kit).
+func phoneNode(t *testing.T, edit func(*lifeline.Config)) (*started, string) {
+	t.Helper()
+	n := startNodeWith(t, t.TempDir(), func(c *lifeline.Config) {
+		c.APIHosts = []string{browsertest.KitHost}
+		if edit != nil {
+			edit(c)
+		}
+	})
+	return n, browsertest.KitURL("http://" + n.node.APIAddr() + "/")
+}
+
+// phone starts a browser that may reach only n, as a phone on n's Wi-Fi,
+// in language lang ("" for Chromium's default, en-US), with only the
+// built-ins of the app's oldest target browser (Chromium 67).
+func phone(t *testing.T, n *started, lang string) *browsertest.Browser {
+	t.Helper()
+	return browsertest.Start(t, browsertest.Options{AllowHosts: []string{n.node.APIAddr()}, Lang: lang, OldPhone: true})
+}
+
+// TestPhoneFirstVisit: a first-time visitor lands in the kit's default
+// channel and can read and write at once, as themselves.
+func TestPhoneFirstVisit(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	ctx := ctxT(t)
+	if _, err := n.client.Send(ctx, api.SendRequest{Channel: "general", Text: "welcome to the camp"}); err != nil {
+		t.Fatal(err)
+	}
+	b := phone(t, n, "")
+	b.Navigate(url)
+	b.WaitText("#title", "#general")
+	b.WaitText("ol.msgs", "welcome to the camp")
+	b.SetValue("#compose", "hello from a phone")
+	b.Click("form.compose button[type=submit]")
+	b.WaitText(".msg.mine .state", "On this node")
+	var got []api.Message
+	waitFor(t, "the phone's message on the node", func() bool {
+		got, _ = n.client.List(ctx, api.ListQuery{Channel: "general"})
+		return len(got) == 2
+	})
+	if got[1].Text != "hello from a phone" || got[1].Author == n.node.ID().String() || got[1].Own {
+		t.Fatalf("the phone's message on the node: %+v", got[1])
+	}
+	if bl := b.Blocked(); len(bl) != 0 {
+		t.Fatalf("the page asked for something outside the node: %v", bl)
+	}
+	screenshot(b, "first-visit-en.png")
+}
+
+// screenshotDir, when set (make screenshots), is where the browser tests
+// save the main screens.
+var screenshotDir = flag.String("screenshots", "", "save screenshots of the phone app's screens in this `directory`")
+
+func screenshot(b *browsertest.Browser, name string) {
+	if *screenshotDir != "" {
+		b.Screenshot(filepath.Join(*screenshotDir, name))
+	}
+}
+
+func hostPort(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(err)
+	}
+	return u.Host
+}
+
+// recordStates makes the page remember every delivery state its messages
+// show, in order, in window.__states, so that a test sees states that
+// last less than a poll.
+const recordStates = `(() => {
+	window.__states = [];
+	const seen = (e) => { if (e.classList && e.classList.contains('state')) window.__states.push(e.dataset.state); };
+	new MutationObserver((ms) => {
+		for (const m of ms) {
+			if (m.type === 'attributes') seen(m.target);
+			for (const n of m.addedNodes) if (n.querySelectorAll) n.querySelectorAll('.state').forEach(seen);
+		}
+	}).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-state']});
+})()`
+
+// TestPhonesOnTwoNodes, the main path: two people, each with a phone on
+// their own kit, the kits meshed. A channel message and a direct message
+// appear live on the other side, and the sender watches the direct
+// message go from "on this node" to "left this node" to "delivered" (the
+// recipient's page signs the receipt when it has the message).
+func TestPhonesOnTwoNodes(t *testing.T) {
+	a, urlA := phoneNode(t, nil)
+	b, urlB := phoneNode(t, func(c *lifeline.Config) { c.Peers = []string{meshAddr(t, a)} })
+	waitFor(t, "the kits meshed", func() bool {
+		st, err := a.client.Status(ctxT(t))
+		return err == nil && st.Summary.Peers == 1
+	})
+
+	// Bashir, on kit B, names himself; then puts his phone away.
+	pb := phone(t, b, "")
+	bashir := myKey(pb, urlB)
+	pb.SetValue("#name", "Bashir")
+	pb.Click("form.stack button[type=submit]")
+	pb.WaitText(".saved", "Saved")
+	pb.Navigate(urlB + "#/c/general")
+	pb.WaitText("#title", "#general")
+
+	// Amal, on kit A, sees his name arrive, and writes in #general.
+	pa := phone(t, a, "")
+	amal := myKey(pa, urlA)
+	pa.Navigate(urlA + "#/c/general")
+	pa.WaitText("#title", "#general")
+	pa.SetValue("#compose", "Water at the school")
+	pa.Click("form.compose button[type=submit]")
+	pb.WaitText("ol.msgs", "Water at the school") // live, on the other kit
+
+	pa.Navigate(urlA + "#/people")
+	pa.WaitText("ul.people", "Bashir")
+	pb.Navigate(urlB + "api/v1/status") // Bashir leaves the app
+
+	pa.Click(`ul.people a[href="#/d/` + bashir + `"]`)
+	pa.WaitText("#title", "Bashir")
+	pa.Eval(recordStates, nil)
+	pa.SetValue("#compose", "Are you safe?")
+	pa.Click("form.compose button[type=submit]")
+	pa.WaitText(".msg.mine .state", "Left this node") // kit B took it; nobody opened it yet
+	if got := b.node.ID(); got.String() == bashir {
+		t.Fatal("Bashir's key is his kit's")
+	}
+	// The direct message is on kit B, sealed: the kit cannot read it.
+	ms, err := b.client.List(ctxT(t), api.ListQuery{To: bashir})
+	if err != nil || len(ms) != 1 || ms[0].Text != "" || ms[0].Kind != "direct" {
+		t.Fatalf("the DM on kit B: %+v, %v", ms, err)
+	}
+
+	// Bashir opens his page: the message is there, and Amal sees it delivered.
+	pb.Navigate(urlB + "#/d/" + amal)
+	pb.WaitText("ol.msgs", "Are you safe?")
+	pa.WaitText(".msg.mine .state", "Delivered")
+	var states []string
+	pa.Eval(`window.__states`, &states)
+	if !inOrder(states, "queued", "stored", "left", "delivered") {
+		t.Fatalf("the DM's states, in order: %v; want queued, stored, left, delivered", states)
+	}
+	for _, p := range []*browsertest.Browser{pa, pb} {
+		if bl := p.Blocked(); len(bl) != 0 {
+			t.Fatalf("a page asked for something outside its node: %v", bl)
+		}
+	}
+}
+
+// myKey opens the page's settings and returns the person's key.
+func myKey(p *browsertest.Browser, url string) string {
+	p.Navigate(url + "#/settings")
+	p.WaitVisible("#my-key")
+	var key string
+	p.Eval(`document.getElementById('my-key').textContent`, &key)
+	return key
+}
+
+// inOrder reports whether want appear in got in that order (got's
+// consecutive repeats and other states allowed between).
+func inOrder(got []string, want ...string) bool {
+	for _, g := range got {
+		if len(want) > 0 && g == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
+}
+
+// TestPhoneAlert: the alert button asks first, then sends at alert
+// priority; other phones show it above everything and vibrate.
+func TestPhoneAlert(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	pa, pb := phone(t, n, ""), phone(t, n, "")
+	pb.Navigate(url + "#/c/general")
+	pb.WaitText("#title", "#general")
+	pb.Eval(`(navigator.vibrate = (p) => { window.__vibrated = p; return true; }, 0)`, nil)
+	pa.Navigate(url + "#/c/general")
+	pa.WaitText("#title", "#general")
+	pa.SetValue("#compose", "Fire near the north gate")
+	pa.Click(".compose .alert-btn")
+	pa.WaitText(".dialog", "Fire near the north gate") // the confirmation step
+	screenshot(pa, "alert-confirm-en.png")
+	var sent int
+	pa.Eval(`document.querySelectorAll('.msg').length`, &sent)
+	if sent != 0 {
+		t.Fatal("the alert went before it was confirmed")
+	}
+	pa.Click("#alert-send")
+	pb.WaitText("#alert", "Fire near the north gate")
+	pb.WaitText(".msg.alert", "Fire near the north gate")
+	var vibrated []int
+	pb.Eval(`window.__vibrated || []`, &vibrated)
+	if len(vibrated) == 0 {
+		t.Error("the receiving phone did not vibrate")
+	}
+	ms, err := n.client.List(ctxT(t), api.ListQuery{Channel: "general"})
+	if err != nil || len(ms) != 1 || ms[0].Kind != "alert" || ms[0].Priority != "alert" {
+		t.Fatalf("on the node: %+v, %v", ms, err)
+	}
+	screenshot(pb, "alert-received-en.png")
+}
+
+// TestPhoneOfflineFirst: the person's key and history survive a reload;
+// what is written while the node is away waits on the phone and is sent
+// once, with the same id, when the node is back.
+func TestPhoneOfflineFirst(t *testing.T) {
+	dir := t.TempDir()
+	n, url := phoneNode(t, func(c *lifeline.Config) { c.DataDir = dir })
+	addr := n.node.APIAddr()
+	p := phone(t, n, "")
+	key := myKey(p, url)
+	p.Navigate(url + "#/c/general")
+	p.SetValue("#compose", "first, while the node is up")
+	p.Click("form.compose button[type=submit]")
+	p.WaitText(".msg.mine .state", "On this node")
+
+	p.Reload()
+	p.WaitText("ol.msgs", "first, while the node is up")
+	if again := myKey(p, url); again != key {
+		t.Fatalf("the key changed on reload: %s, then %s", key, again)
+	}
+
+	if err := n.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	p.Navigate(url + "#/c/general")
+	p.WaitText("ol.msgs", "first, while the node is up") // history from the phone
+	p.WaitText("#net", "out of reach")
+	p.SetValue("#compose", "written while the node was away")
+	p.Click("form.compose button[type=submit]")
+	p.WaitText("ol.msgs li:last-child .state", "Waiting on this phone")
+	var queued string
+	p.Eval(`document.querySelector('ol.msgs li:last-child').dataset.id`, &queued)
+
+	// The node comes back at the same address, with the same store.
+	back := startNodeWith(t, dir, func(c *lifeline.Config) {
+		c.APIAddr, c.APIHosts = addr, []string{browsertest.KitHost}
+	})
+	p.WaitText("ol.msgs li:last-child .state", "On this node")
+	var ms []api.Message
+	waitFor(t, "the queued message on the node", func() bool {
+		ms, _ = back.client.List(ctxT(t), api.ListQuery{Channel: "general"})
+		return len(ms) == 2
+	})
+	if ms[1].ID != queued || ms[1].Text != "written while the node was away" || ms[1].Author != key {
+		t.Fatalf("on the node: %+v; the phone queued %s", ms[1], queued)
+	}
+	if bl := p.Blocked(); len(bl) != 0 {
+		t.Fatalf("the page asked for something outside the node: %v", bl)
+	}
+}
+
+// TestPhoneTeam: a team channel made on one phone, joined on another by
+// its invite link, is readable by its members only; the node carries it
+// sealed.
+func TestPhoneTeam(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	pa, pb, pc := phone(t, n, ""), phone(t, n, ""), phone(t, n, "")
+	pa.Navigate(url + "#/chats")
+	pa.SetValue("#team-name", "medics")
+	pa.Click("#team-name + button")
+	pa.WaitVisible("#invite-link")
+	var invite string
+	pa.Eval(`document.getElementById('invite-link').textContent`, &invite)
+	screenshot(pa, "team-invite-en.png")
+	pa.Click(".dialog button")
+	pa.WaitText("#title", "medics")
+	var teamHash string
+	pa.Eval(`location.hash`, &teamHash)
+
+	pb.Navigate(browsertest.KitURL(strings.Replace(invite, browsertest.KitHost, "127.0.0.1", 1)))
+	pb.WaitText("#title", "medics")
+	pc.Navigate(url + teamHash) // knows where, not the secret
+	pc.WaitVisible("#compose")
+
+	pa.SetValue("#compose", "bring the blue bag")
+	pa.Click("form.compose button[type=submit]")
+	pb.WaitText("ol.msgs", "bring the blue bag")
+	pc.WaitText("ol.msgs", "sealed")
+	var text string
+	pc.Eval(`document.querySelector('ol.msgs').textContent`, &text)
+	if strings.Contains(text, "blue bag") {
+		t.Fatal("a phone without the team's secret reads its message")
+	}
+	ms, err := n.client.List(ctxT(t), api.ListQuery{ChannelID: strings.TrimPrefix(teamHash, "#/t/")})
+	if err != nil || len(ms) != 1 || ms[0].Kind != "team" || ms[0].Text != "" {
+		t.Fatalf("the team message on the node: %+v, %v", ms, err)
+	}
+}
+
+// TestPhoneKeyBackup: a person restores their key from its backup text on
+// another phone at another kit, and finds the direct messages written to
+// them there.
+func TestPhoneKeyBackup(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	p := phone(t, n, "")
+	key := myKey(p, url)
+	p.Click("#show-backup")
+	p.WaitVisible("#backup-text")
+	p.WaitVisible("img.qr")
+	var backup string
+	p.Eval(`document.getElementById('backup-text').textContent`, &backup)
+	if !strings.HasPrefix(backup, "llk1-") || strings.Contains(backup, key) {
+		t.Fatalf("backup text %q", backup)
+	}
+	screenshot(p, "settings-backup-en.png")
+	// The QR code on the screen reads back as the backup text (zbarimg, an
+	// independent decoder, on a screenshot of the page).
+	shot := filepath.Join(t.TempDir(), "backup.png")
+	p.Eval(`document.querySelector('img.qr').scrollIntoView(), 0`, nil)
+	p.Screenshot(shot)
+	out, err := exec.Command("zbarimg", "-q", "--raw", shot).Output()
+	if err != nil {
+		t.Fatalf("zbarimg (Debian's zbar-tools, installed by .ci/run): %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != backup {
+		t.Fatalf("the QR code reads %q, the backup text is %q", got, backup)
+	}
+
+	// Someone writes to that key on another kit.
+	other, otherURL := phoneNode(t, nil)
+	if _, err := other.client.Send(ctxT(t), api.SendRequest{To: key, Text: "your sister is at camp 3"}); err != nil {
+		t.Fatal(err)
+	}
+	q := phone(t, other, "")
+	q.Navigate(otherURL + "#/settings")
+	q.SetValue("#restore", "  "+strings.ToUpper(backup)+"\n") // as typed
+	q.Eval(`(window.confirm = () => true, 0)`, nil)
+	q.Click("#restore-btn")
+	q.WaitVisible("#my-key")
+	waitFor(t, "the restored key", func() bool {
+		var k string
+		q.Eval(`(document.getElementById('my-key') || {}).textContent || ''`, &k)
+		return k == key
+	})
+	q.Navigate(otherURL + "#/d/" + other.node.ID().String())
+	q.WaitText("ol.msgs", "your sister is at camp 3")
+
+	// A mistyped backup is refused with the reason, and nothing changes.
+	bad := []byte(backup)
+	bad[10] ^= 1
+	q.Navigate(otherURL + "#/settings")
+	q.SetValue("#restore", string(bad))
+	q.Click("#restore-btn")
+	q.WaitText(".err", "not a key backup")
+}
+
+// TestPhoneCourier: a phone that was at kit A walks to kit B, which has
+// no link to A and answers at the same address (kits are set up alike).
+// B gets what the phone carried from A, sealed direct messages included
+// and still sealed, and the phone gets what B holds.
+func TestPhoneCourier(t *testing.T) {
+	a, url := phoneNode(t, nil)
+	addr := a.node.APIAddr()
+	ctx := ctxT(t)
+	stranger, err := message.NewIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromA := []string{}
+	for _, req := range []api.SendRequest{
+		{Channel: "general", Text: "camp A: the bridge is passable"},
+		{Channel: "general", Text: "camp A: food at noon"},
+		{To: stranger.Public().String(), Text: "sealed, for someone at camp B"},
+	} {
+		id, err := a.client.Send(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromA = append(fromA, id)
+	}
+	p := phone(t, a, "")
+	p.Navigate(url + "#/c/general")
+	p.WaitText("ol.msgs", "food at noon")
+	waitFor(t, "the phone holding what A holds", func() bool {
+		var n int
+		p.Eval(`new Promise((ok) => { const r = indexedDB.open('lifeline'); r.onsuccess = () => { const q = r.result.transaction('msgs').objectStore('msgs').count(); q.onsuccess = () => ok(q.result); }; })`, &n)
+		return n >= 3
+	})
+
+	if err := a.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitText("#net", "out of reach")
+	b := startNodeWith(t, t.TempDir(), func(c *lifeline.Config) {
+		c.APIAddr, c.APIHosts = addr, []string{browsertest.KitHost}
+	})
+	if _, err := b.client.Send(ctx, api.SendRequest{Channel: "general", Text: "camp B: clinic open"}); err != nil {
+		t.Fatal(err)
+	}
+	// The page, still open, finds a kit at the same address: kit B.
+	p.WaitText("ol.msgs", "camp B: clinic open")
+	waitFor(t, "kit B holding what the phone carried from A", func() bool {
+		for _, id := range fromA {
+			if _, err := b.client.Message(ctx, id); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	dm, err := b.client.Message(ctx, fromA[2])
+	if err != nil || dm.Kind != "direct" || dm.Text != "" || dm.To != stranger.Public().String() {
+		t.Fatalf("the carried DM on B: %+v, %v", dm, err)
+	}
+	if bl := p.Blocked(); len(bl) != 0 {
+		t.Fatalf("the page asked for something outside the node: %v", bl)
+	}
+}
+
+// unnamedControls lists the page's visible controls that have no
+// accessible name (a screen reader would say only "button").
+const unnamedControls = `[...document.querySelectorAll('button, a[href], input, select, textarea')]
+	.filter((e) => e.offsetParent !== null)
+	.filter((e) => !((e.getAttribute('aria-label') || '').trim() || (e.labels && e.labels.length && e.labels[0].textContent.trim()) ||
+		e.textContent.trim() || (e.querySelector('img') || {}).alt))
+	.map((e) => e.outerHTML.slice(0, 80))`
+
+// overflows reports whether the page is wider than the phone's screen.
+const overflows = `document.documentElement.scrollWidth > window.innerWidth + 1`
+
+// TestPhoneScreens walks the main screens in English and in Arabic: the
+// Arabic layout is mirrored (right to left), every control has an
+// accessible name, nothing overflows the screen even with the phone's
+// largest font, and the page asks for nothing outside the node. With
+// -screenshots DIR it saves each screen.
+func TestPhoneScreens(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	ctx := ctxT(t)
+	for _, req := range []api.SendRequest{
+		{Channel: "general", Text: "Water point open at the school until 18:00."},
+		{Channel: "general", Text: "Road to the clinic blocked at the bridge; use the hill track.", Priority: "alert"},
+	} {
+		if _, err := n.client.Send(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, lang := range []string{"en", "ar"} {
+		p := phone(t, n, lang)
+		p.Navigate(url + "#/settings")
+		p.SetValue("#name", map[string]string{"en": "Amal", "ar": "أمل"}[lang])
+		p.Click("form.stack button[type=submit]")
+		p.WaitVisible(".saved")
+		var dir, htmlLang string
+		p.Eval(`document.documentElement.dir`, &dir)
+		p.Eval(`document.documentElement.lang`, &htmlLang)
+		wantDir := map[string]string{"en": "ltr", "ar": "rtl"}[lang]
+		if dir != wantDir || htmlLang != lang {
+			t.Fatalf("%s: html dir=%q lang=%q, want %q %q", lang, dir, htmlLang, wantDir, lang)
+		}
+		p.Navigate(url + "#/c/general")
+		p.WaitText("ol.msgs", "Water point")
+		p.SetValue("#compose", map[string]string{"en": "I can bring two jerrycans.", "ar": "أستطيع إحضار غالونين."}[lang])
+		p.Click("form.compose button[type=submit]")
+		p.WaitVisible(".msg.mine .state")
+		// Mirrored: the first tab sits at the start of the line, which is
+		// the right in Arabic; one's own messages at the end.
+		var firstTab, lastTab, mine, theirs float64
+		p.Eval(`document.querySelector('nav a:first-child').getBoundingClientRect().left`, &firstTab)
+		p.Eval(`document.querySelector('nav a:last-child').getBoundingClientRect().left`, &lastTab)
+		p.Eval(`document.querySelector('.msg.mine').getBoundingClientRect().left`, &mine)
+		p.Eval(`document.querySelector('.msg:not(.mine)').getBoundingClientRect().left`, &theirs)
+		if rtl := lang == "ar"; (firstTab > lastTab) != rtl || (mine < theirs) != rtl {
+			t.Errorf("%s: tabs at %v…%v, own message at %v, others' at %v: the layout is not %s", lang, firstTab, lastTab, mine, theirs, wantDir)
+		}
+		for _, screen := range []string{"c/general", "chats", "people", "status", "settings"} {
+			p.Navigate(url + "#/" + screen)
+			p.WaitVisible("#main > *:not(.loading)")
+			if screen == "status" {
+				p.WaitVisible("dl.status dd")
+			}
+			var unnamed []string
+			p.Eval(unnamedControls, &unnamed)
+			if len(unnamed) > 0 {
+				t.Errorf("%s, %s: controls without an accessible name: %q", lang, screen, unnamed)
+			}
+			screenshot(p, strings.ReplaceAll(screen, "c/", "channel-")+"-"+lang+".png")
+			// The phone's largest font (Android: 200 %).
+			p.Eval(`(document.documentElement.style.fontSize = '200%', 0)`, nil)
+			var wide bool
+			p.Eval(overflows, &wide)
+			if wide {
+				t.Errorf("%s, %s: wider than the screen at 200 %% font size", lang, screen)
+			}
+			p.Eval(`(document.documentElement.style.fontSize = '', 0)`, nil)
+		}
+		if bl := p.Blocked(); len(bl) != 0 {
+			t.Fatalf("%s: the page asked for something outside the node: %v", lang, bl)
+		}
+	}
+}

@@ -1,0 +1,970 @@
+// The phone app. Each person's key is made here and never leaves the
+// phone (IndexedDB); the page signs every envelope, seals direct messages
+// and team messages, and opens what is addressed to it. The node only
+// stores and carries signed envelopes (docs/API.md).
+//
+// Screens are hash routes: #/c/<channel>, #/t/<team id>, #/d/<key>,
+// #/chats, #/people, #/status, #/settings. An invite to a team is
+// #team=<secret>&name=<name>.
+
+import * as P from './proto.js';
+import * as db from './db.js';
+import * as i18n from './i18n.js';
+import { qrSVG } from './qr.js';
+
+const t = i18n.t;
+const tn = i18n.tn;
+
+// PAGE is how many messages a conversation shows at once, and pages back by.
+const PAGE = 50;
+// PROFILE_TTL is how long a profile lives: a name should not vanish.
+const PROFILE_TTL = 365 * 24 * 3600 * 1000;
+// LORA_WHOLE is the longest envelope that crosses LoRa in one frame;
+// LORA_FRAGMENT what each fragment of a longer one carries (radio/frame.go).
+const LORA_WHOLE = 253;
+const LORA_FRAGMENT = 247;
+
+const S = {
+  seed: null, // the person's Ed25519 seed: their key, kept in IndexedDB
+  me: null, // {seed, publicKey}, once derived (see me)
+  meHex: '', // the public key, hex; '' until known
+  settings: {},
+  channels: [], // [{name, id (hex)}]
+  teams: [], // [{name, secret (base64url), id (hex), t}]
+  people: new Map(), // key hex -> {key, name, status, created, id}
+  node: null, // the last GET /api/v1/status
+  online: false,
+  es: null,
+  defaultChannel: 'general',
+  lastRead: {}, // conv -> created of the newest message seen
+  route: null,
+  view: null, // the rendered conversation: {conv, msgs, oldestDone}
+};
+
+// ---- small DOM helper --------------------------------------------------------
+
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const k in attrs || {}) {
+    const v = attrs[k];
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  put(el, kids);
+  return el;
+}
+
+// put appends kids (nested arrays allowed; null, undefined and false
+// skipped) to el. Element.replaceChildren and Array.prototype.flat are too
+// new for the oldest phones (Chrome 86 and 69).
+function put(el, kids) {
+  for (const kid of kids) {
+    if (Array.isArray(kid)) put(el, kid);
+    else if (kid !== null && kid !== undefined && kid !== false) el.append(kid);
+  }
+}
+
+function replace(el, ...kids) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  put(el, kids);
+}
+
+const $ = (sel) => document.querySelector(sel);
+const fingerprint = (hex) => hex.slice(0, 4) + ' ' + hex.slice(4, 8) + ' ' + hex.slice(8, 12);
+const fmtTime = (ms) => new Date(ms).toLocaleString(document.documentElement.lang, { dateStyle: 'short', timeStyle: 'short' });
+
+function personName(hex) {
+  if (hex === S.meHex) return t('you');
+  const p = S.people.get(hex);
+  if (p) return p.name;
+  return S.node && hex === S.node.id ? t('the_node') : t('person_unnamed');
+}
+
+function convTitle(conv) {
+  const [kind, id] = conv.split(':');
+  if (kind === 'c') {
+    const c = S.channels.find((x) => x.id === id);
+    return c ? '#' + c.name : '#' + id;
+  }
+  if (kind === 't') {
+    const tm = S.teams.find((x) => x.id === id);
+    return tm ? tm.name : t('team');
+  }
+  return personName(id);
+}
+
+// me returns the person's identity. Deriving the public key from the seed
+// costs a slow phone a quarter of a second (the first Ed25519 point
+// multiplication builds its tables), so it is done once, when the key is
+// made, and kept beside the seed; a new visitor's page shows the channel
+// first and derives it just after.
+function me() {
+  if (!S.me) {
+    S.me = P.identityFromSeed(S.seed);
+    S.meHex = P.toHex(S.me.publicKey);
+    db.set('pub', S.me.publicKey);
+  }
+  return S.me;
+}
+
+// myHex is the person's public key, hex, derived if need be.
+const myHex = () => P.toHex(me().publicKey);
+
+// ---- the node ----------------------------------------------------------------
+
+// api calls the node. Whether it answers is what "online" means: any
+// answer sets it, a network failure clears it.
+async function api(path, opts) {
+  let r;
+  try {
+    r = await fetch('/api/v1/' + path, opts);
+  } catch (e) {
+    console.warn('node unreachable: ' + path + ': ' + e.message);
+    setOnline(false);
+    throw e;
+  }
+  setOnline(true);
+  if (!r.ok) {
+    let msg = r.status + '';
+    try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
+    const err = new Error(msg);
+    err.status = r.status;
+    throw err;
+  }
+  return r;
+}
+
+const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+// connect learns which kit this is (from statusP, a status already asked
+// for, if given), then follows it.
+async function connect(statusP) {
+  const st = await (statusP || api('status').then((r) => r.json(), () => null));
+  if (!st) {
+    setTimeout(connect, 5000);
+    return;
+  }
+  S.node = st;
+  S.defaultChannel = st.default_channel || 'general';
+  await db.set('defaultChannel', S.defaultChannel);
+  const last = await db.get('lastNode');
+  if (last !== st.id) {
+    // A new kit: carry over what this phone holds that the kit lacks, and
+    // fetch what the kit holds for this person.
+    await db.set('lastNode', st.id);
+    courier().catch((e) => console.warn('courier', e));
+    if (S.meHex) mine().catch((e) => console.warn('fetching direct messages', e)); // a new key has none
+  }
+  flush();
+  listen(st);
+}
+
+function setOnline(on) {
+  if (S.online === on) return;
+  S.online = on;
+  if (on) flush();
+  document.body.classList.toggle('offline', !on);
+  const b = $('#net');
+  if (b) b.textContent = on ? '' : t('offline');
+}
+
+// listen follows the node's event stream from where this phone left off
+// on this node (or the last few hundred messages on a first visit).
+async function listen(st) {
+  if (S.es) S.es.close();
+  const key = 'cursor:' + st.id;
+  let after = await db.get(key);
+  if (after === undefined || after > st.last_seq) after = Math.max(0, st.last_seq - 500);
+  const es = new EventSource('/api/v1/events?raw=1&after=' + after);
+  S.es = es;
+  // Events come in bursts (the backlog when the phone arrives): they are
+  // ingested together, a batch at a time, and the position saved after.
+  let batch = [];
+  let seq = 0;
+  const drain = () => {
+    const items = batch;
+    batch = [];
+    ingest(items).then(() => db.set(key, seq), (e) => console.warn('ingest', e));
+  };
+  es.addEventListener('message', (ev) => {
+    const m = JSON.parse(ev.data);
+    batch.push([b64(m.envelope), m]);
+    seq = Number(ev.lastEventId);
+    if (batch.length === 1) setTimeout(drain, 50);
+  });
+  let broken = false;
+  es.onopen = () => {
+    setOnline(true);
+    // Back after a break: it may be another kit at the same address (a
+    // person walked to the next camp, where the kit's address is the
+    // same). Then start over with that kit.
+    if (broken) {
+      broken = false;
+      api('status').then((r) => r.json()).then((now) => {
+        if (S.es === es && now.id !== S.node.id) connect();
+      }, () => null);
+    }
+  };
+  es.onerror = () => {
+    broken = true;
+    setOnline(false); // EventSource retries by itself, unless CLOSED
+    if (es.readyState === EventSource.CLOSED && S.es === es) setTimeout(connect, 3000);
+  };
+}
+
+// ingest takes envelopes from the node, stores those new to the phone in
+// one IndexedDB transaction (a slow phone pays per transaction, not per
+// message), and opens what is addressed to this person. items are
+// [raw, meta] pairs; meta is the node's message object, if any.
+async function ingest(items) {
+  const msgs = [];
+  const metas = new Map();
+  for (const [raw, meta] of items) {
+    let m;
+    try { m = classify(raw); } catch (e) { console.warn('ingest: ' + e.message); continue; }
+    if (m.mine && meta) m.state = stateOf(meta);
+    msgs.push(m);
+    if (meta) metas.set(m.id, meta);
+  }
+  const { added, existing } = await db.putNew(msgs);
+  for (const old of existing) {
+    if (old.mine && metas.has(old.id)) await advance(old, metas.get(old.id));
+  }
+  let badges = false;
+  for (const m of added) {
+    if (m.env.kind === P.Kind.receipt && P.toHex(m.env.recipient) === S.meHex) await receipt(m.env, m.author);
+    if (m.env.kind === P.Kind.profile) await profile(m.env, m.author);
+    if (m.ack) acknowledge(m.author, m.id);
+    if (m.kind === P.Kind.alert || (m.prio === P.Priority.alert && m.conv)) alertArrived(m);
+    if (S.view && S.view.conv === m.conv) showMessage(m);
+    else if (m.conv && !m.mine) badges = true;
+  }
+  if (badges) renderBadges();
+  return added.length;
+}
+
+const stateOf = (meta) => (meta.delivered ? 'delivered' : meta.left ? 'left' : 'stored');
+
+// classify decodes an envelope into the phone's record of it: which
+// conversation it belongs to and its text, opened if it is sealed to this
+// person or their teams. env (the decoded envelope) is not stored.
+function classify(raw) {
+  const e = P.decode(raw);
+  const author = P.toHex(e.author);
+  const mine = author === S.meHex;
+  const m = { id: e.id, raw, created: e.created, author, kind: e.kind, prio: e.priority, conv: '', text: '', mine, state: mine ? 'stored' : '' };
+  Object.defineProperty(m, 'env', { value: e, enumerable: false });
+  switch (e.kind) {
+    case P.Kind.text:
+    case P.Kind.alert:
+      m.conv = 'c:' + P.toHex(e.channel);
+      m.text = P.text(e.body);
+      break;
+    case P.Kind.team: {
+      const tm = S.teams.find((x) => x.id === P.toHex(e.channel));
+      m.conv = 't:' + P.toHex(e.channel);
+      if (tm) m.text = tryText(() => P.openTeam(tm.t, e));
+      break;
+    }
+    case P.Kind.direct: {
+      const to = P.toHex(e.recipient);
+      if (to === S.meHex) {
+        m.conv = 'd:' + author;
+        m.text = tryText(() => P.openDirect(me(), e));
+        if (!mine) Object.defineProperty(m, 'ack', { value: true, enumerable: false });
+      } else if (mine) {
+        m.conv = 'd:' + to; // sent from this key elsewhere: sealed to them
+      }
+      break;
+    }
+    default:
+  }
+  return m;
+}
+
+function tryText(open) {
+  try { return P.text(open()); } catch (e) { return ''; }
+}
+
+async function advance(m, meta) {
+  const state = stateOf(meta);
+  const rank = { queued: 0, stored: 1, left: 2, delivered: 3 };
+  if ((rank[state] || 0) > (rank[m.state] || 0)) {
+    m.state = state;
+    await db.putMsg(m);
+    updateState(m);
+  }
+}
+
+// receipt marks this person's direct messages delivered: only the
+// recipient's own key can sign that it has them.
+async function receipt(e, author) {
+  for (const id of P.receiptIds(e)) {
+    const m = await db.getMsg(id);
+    if (m && m.mine && m.kind === P.Kind.direct && m.conv === 'd:' + author && m.state !== 'delivered') {
+      m.state = 'delivered';
+      await db.putMsg(m);
+      updateState(m);
+    }
+  }
+}
+
+async function profile(e, author) {
+  let p;
+  try { p = P.parseProfile(e); } catch (err) { return; }
+  const old = S.people.get(author);
+  if (old && !P.newerProfile({ created: e.created, id: e.id }, old)) return;
+  const person = { key: author, name: p.name, status: p.status || '', created: e.created, id: e.id };
+  S.people.set(author, person);
+  await db.putPerson(person);
+  if (location.hash === '#/people') renderPeople();
+}
+
+// Receipts for what arrived together go together: one per author.
+const acks = new Map();
+let ackTimer = null;
+function acknowledge(author, id) {
+  if (!acks.has(author)) acks.set(author, []);
+  acks.get(author).push(id);
+  clearTimeout(ackTimer);
+  ackTimer = setTimeout(async () => {
+    for (const [who, ids] of acks) {
+      for (let i = 0; i < ids.length; i += P.MAX_RECEIPT_IDS) {
+        const raw = P.newReceipt(me(), P.fromHex(who, 32), ids.slice(i, i + P.MAX_RECEIPT_IDS), Date.now());
+        await queue(raw, {});
+      }
+    }
+    acks.clear();
+    flush();
+  }, 500);
+}
+
+// queue keeps a signed envelope in the outbox until a node has it. The
+// envelope is signed once: sent again after a failure it has the same id,
+// so it is never stored twice.
+async function queue(raw, fields) {
+  const e = P.decode(raw);
+  const m = Object.assign({ id: e.id, raw, created: e.created, author: S.meHex, kind: e.kind, prio: e.priority, conv: '', text: '', mine: true, state: 'queued' }, fields);
+  await db.putMsg(m);
+  return m;
+}
+
+let flushing = false;
+async function flush() {
+  if (flushing) return;
+  flushing = true;
+  try {
+    const out = (await db.byState('queued')).sort((a, b) => a.created - b.created);
+    for (const m of out) {
+      try {
+        await api('envelopes', { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body: m.raw });
+        m.state = 'stored';
+      } catch (e) {
+        if (e.status === 422) {
+          m.state = 'refused';
+          m.err = e.message;
+        } else {
+          console.warn('outbox: ' + e.message);
+          break; // the node is away, full or busy: keep the rest for later
+        }
+      }
+      await db.putMsg(m);
+      updateState(m);
+    }
+  } finally {
+    flushing = false;
+  }
+}
+
+// poll asks the node how far this person's recent messages have gone:
+// "left this node" is the node's knowledge, not an event on the stream.
+async function poll() {
+  if (!S.online) {
+    await api('status').catch(() => null); // back?
+  }
+  if (S.online) {
+    const now = Date.now();
+    const open = [].concat(await db.byState('stored'), await db.byState('left'))
+      .filter((m) => m.conv && now - m.created < 7 * 24 * 3600e3 && !(m.state === 'left' && m.kind !== P.Kind.direct))
+      .slice(-20);
+    for (const m of open) {
+      try {
+        await advance(m, await (await api('messages/' + m.id)).json());
+      } catch (e) {
+        if (!e.status) break;
+      }
+    }
+    flush();
+  }
+  setTimeout(poll, 4000);
+}
+
+// courier uploads what the phone holds that this node lacks: a phone
+// walking between camps carries messages between kits with no link.
+async function courier() {
+  const held = (await db.all()).filter((m) => m.state !== 'queued' && m.state !== 'refused');
+  for (let i = 0; i < held.length; i += 1024) {
+    const chunk = held.slice(i, i + 1024);
+    const body = P.concat(...chunk.map((m) => P.fromHex(m.id, 32)));
+    const r = await api('missing', { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body });
+    const missing = new Uint8Array(await r.arrayBuffer());
+    const want = new Set();
+    for (let j = 0; j < missing.length; j += 32) want.add(P.toHex(missing.subarray(j, j + 32)));
+    const envs = chunk.filter((m) => want.has(m.id)).map((m) => m.raw);
+    for (let j = 0; j < envs.length; j += 200) await upload(envs.slice(j, j + 200));
+  }
+}
+
+async function upload(envs) {
+  let n = 0;
+  for (const e of envs) n += 2 + e.length;
+  const body = new Uint8Array(n);
+  let off = 0;
+  for (const e of envs) {
+    body[off] = e.length >> 8;
+    body[off + 1] = e.length & 255;
+    body.set(e, off + 2);
+    off += 2 + e.length;
+  }
+  await api('batch', { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body });
+}
+
+// mine fetches the newest direct messages to this person the node holds,
+// however old: someone who moves to a kit finds what was written to them.
+async function mine() {
+  const list = await (await api('messages?raw=1&limit=' + 4 * PAGE + '&to=' + S.meHex)).json();
+  await ingest(list.map((m) => [b64(m.envelope), m]));
+}
+
+// history fetches older messages of a conversation from the node, when
+// the phone has no more of them. It reports whether the node had any.
+async function history(conv, oldest) {
+  if (!S.online) return false;
+  const [kind, id] = conv.split(':');
+  const before = oldest ? '&before=' + oldest.created + '&before_id=' + oldest.id : '';
+  const queries = kind === 'd' ? ['to=' + myHex(), 'to=' + id] : ['channel_id=' + id];
+  let got = 0;
+  for (const q of queries) {
+    const list = await (await api('messages?raw=1&limit=' + PAGE + '&' + q + before)).json();
+    const items = list.filter((m) => kind !== 'd' || m.author === id || m.author === S.meHex).map((m) => [b64(m.envelope), m]);
+    got += items.length;
+    await ingest(items);
+  }
+  return got > 0;
+}
+
+// ---- sending ------------------------------------------------------------------
+
+async function send(conv, body, alert) {
+  const [kind, id] = conv.split(':');
+  const now = Date.now();
+  const prio = alert ? P.Priority.alert : P.Priority.normal;
+  let raw;
+  if (kind === 'c') {
+    const c = S.channels.find((x) => x.id === id);
+    raw = alert ? P.newAlert(me(), c.name, body, now) : P.newText(me(), c.name, body, now);
+  } else if (kind === 't') {
+    raw = P.newTeamText(me(), S.teams.find((x) => x.id === id).t, body, prio, now);
+  } else {
+    raw = P.newDirect(me(), P.fromHex(id, 32), body, prio, now);
+  }
+  const m = await queue(raw, { conv, text: body });
+  showMessage(m);
+  flush();
+}
+
+// frames says how an envelope of n bytes crosses LoRa.
+const frames = (n) => (n <= LORA_WHOLE ? 1 : Math.ceil(n / LORA_FRAGMENT));
+
+// overhead is what the envelope adds to a text in conv.
+function overhead(conv) {
+  const kind = conv[0];
+  if (kind === 'd') return 8 + 32 + 32 + 64 + 48;
+  if (kind === 't') return 8 + 8 + 32 + 64 + 40;
+  return 8 + 8 + 32 + 64;
+}
+
+// ---- alerts ---------------------------------------------------------------------
+
+function alertArrived(m) {
+  if (m.mine || Date.now() - m.created > 3600e3) return;
+  if (m.conv[0] === 'c' && !S.channels.some((c) => 'c:' + c.id === m.conv)) return;
+  if (m.conv[0] === 't' && !m.text) return;
+  const bar = $('#alert');
+  replace(bar,
+    h('strong', { text: t('alert_from', { where: convTitle(m.conv) }) }), ' ', m.text || '',
+    h('button', { type: 'button', class: 'link', onclick: () => { location.hash = '#/' + m.conv.replace(':', '/'); bar.hidden = true; } }, t('open')),
+  );
+  bar.hidden = false;
+  if (navigator.vibrate) navigator.vibrate([300, 100, 300, 100, 300]);
+}
+
+// ---- rendering --------------------------------------------------------------------
+
+function screen(title, back, ...body) {
+  replace($('#title'), h('bdi', { text: title }));
+  $('#back').hidden = !back;
+  replace($('#main'), body);
+  for (const a of document.querySelectorAll('nav a')) {
+    a.classList.toggle('on', location.hash.startsWith(a.getAttribute('href')));
+  }
+}
+
+async function route() {
+  const hash = location.hash || '';
+  if (hash.startsWith('#team=')) return joinTeamFromLink(hash.slice(1));
+  const [, view, arg] = hash.split('/');
+  S.view = null;
+  switch (view) {
+    case 'c': return openConversation('c:' + (await ensureChannel(decodeURIComponent(arg || S.defaultChannel))).id);
+    case 't':
+    case 'd': return openConversation(view + ':' + arg);
+    case 'chats': return renderChats();
+    case 'people': return renderPeople();
+    case 'status': return renderStatus();
+    case 'settings': return renderSettings();
+    default:
+      location.replace('#/c/' + encodeURIComponent(S.defaultChannel));
+      return null;
+  }
+}
+
+async function ensureChannel(name) {
+  let n;
+  try { n = P.normaliseChannelName(name); } catch (e) { n = S.defaultChannel; }
+  let c = S.channels.find((x) => x.name === n);
+  if (!c) {
+    c = { name: n, id: P.toHex(P.channelId(n)) };
+    S.channels.push(c);
+    await db.set('channels', S.channels);
+  }
+  return c;
+}
+
+async function openConversation(conv) {
+  const view = { conv, msgs: [], oldestDone: false };
+  S.view = view;
+  const list = h('ol', { class: 'msgs', 'aria-live': 'polite', 'aria-label': t('messages') });
+  const more = h('button', { type: 'button', class: 'more', onclick: () => earlier(view, list, more) }, t('earlier'));
+  const box = h('textarea', { id: 'compose', dir: 'auto', rows: 2, maxlength: 4000, 'aria-label': t('write'), placeholder: t('write') });
+  const size = h('p', { class: 'size', id: 'size', 'aria-live': 'polite' });
+  const sendBtn = h('button', { type: 'submit', class: 'send' }, t('send'));
+  const alertBtn = h('button', { type: 'button', class: 'alert-btn', onclick: () => confirmAlert(conv, box) }, t('alert'));
+  box.addEventListener('input', () => sizeHint(conv, box, size));
+  const form = h('form', {
+    class: 'compose',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const body = box.value.trim();
+      if (!body) return;
+      send(conv, body, false).then(() => { box.value = ''; sizeHint(conv, box, size); }, (e) => { size.textContent = e.message; });
+    },
+  }, box, h('div', { class: 'row' }, alertBtn, sendBtn), size);
+  const extra = conv[0] === 't' ? h('button', { type: 'button', class: 'link', onclick: () => showInvite(S.teams.find((x) => 't:' + x.id === conv)) }, t('invite')) : null;
+  screen(convTitle(conv), true, extra, more, list, form);
+  const msgs = await db.conversation(conv, Infinity, PAGE);
+  if (S.view !== view) return;
+  for (const m of msgs) showMessage(m);
+  if (msgs.length < PAGE) {
+    // A conversation new to this phone: the node's history (what comes is
+    // shown as it is ingested). Fewer than a page on both: the beginning.
+    await history(conv, null).catch(() => false);
+    if (S.view === view && view.msgs.length < PAGE && S.online) more.replaceWith(h('p', { class: 'first' }, t('beginning')));
+  }
+  markRead(conv);
+}
+
+async function earlier(view, list, more) {
+  const oldest = view.msgs[0];
+  let msgs = await db.conversation(view.conv, oldest ? oldest.created : Infinity, PAGE);
+  msgs = msgs.filter((m) => !view.msgs.some((x) => x.id === m.id));
+  if (msgs.length === 0) {
+    const got = await history(view.conv, oldest).catch(() => false);
+    if (!got) {
+      more.replaceWith(h('p', { class: 'first' }, t('beginning')));
+      return;
+    }
+    msgs = (await db.conversation(view.conv, oldest ? oldest.created : Infinity, PAGE)).filter((m) => !view.msgs.some((x) => x.id === m.id));
+  }
+  for (const m of msgs) showMessage(m);
+}
+
+function sizeHint(conv, box, out) {
+  const n = P.utf8(box.value).length;
+  if (n === 0) { out.textContent = ''; return; }
+  const total = n + overhead(conv);
+  if (total > P.MAX_BODY + 200) {
+    out.textContent = t('too_long', { n, max: P.MAX_BODY - 48 });
+    out.className = 'size bad';
+    return;
+  }
+  const f = frames(total);
+  out.textContent = f === 1 ? t('one_frame', { n }) : t('frames', { n, f });
+  out.className = f === 1 ? 'size' : 'size warn';
+}
+
+function confirmAlert(conv, box) {
+  const body = box.value.trim();
+  const dlg = h('div', { class: 'dialog', role: 'alertdialog', 'aria-modal': 'true', 'aria-labelledby': 'dlg-t' },
+    h('h2', { id: 'dlg-t', text: t('alert_confirm_title') }),
+    h('p', { text: body ? t('alert_confirm', { where: convTitle(conv) }) : t('alert_empty') }),
+    body ? h('blockquote', { dir: 'auto', text: body }) : null,
+    h('div', { class: 'row' },
+      h('button', { type: 'button', onclick: () => dlg.remove() }, t('cancel')),
+      body ? h('button', {
+        type: 'button',
+        class: 'alert-btn',
+        id: 'alert-send',
+        onclick: () => { dlg.remove(); send(conv, body, true).then(() => { box.value = ''; }); },
+      }, t('alert_send')) : null));
+  document.body.append(dlg);
+  dlg.querySelector('button').focus();
+}
+
+const stateText = (m) => {
+  if (m.state === 'refused') return t('state_refused', { why: m.err || '' });
+  return t('state_' + m.state);
+};
+
+function showMessage(m) {
+  const view = S.view;
+  if (!view || view.conv !== m.conv || view.msgs.some((x) => x.id === m.id)) return;
+  const list = $('ol.msgs');
+  let i = view.msgs.length;
+  while (i > 0 && view.msgs[i - 1].created > m.created) i--;
+  view.msgs.splice(i, 0, m);
+  const alert = m.kind === P.Kind.alert || m.prio === P.Priority.alert;
+  const li = h('li', { class: 'msg' + (m.mine ? ' mine' : '') + (alert ? ' alert' : ''), id: 'm-' + m.id, 'data-id': m.id },
+    h('p', { class: 'meta' },
+      h('bdi', { class: 'who', text: personName(m.author) }), ' ',
+      m.mine ? null : h('bdi', { class: 'fp', text: fingerprint(m.author) }), ' ',
+      h('bdi', {}, h('time', { text: fmtTime(m.created) }))),
+    alert ? h('p', { class: 'tag', text: t('alert') }) : null,
+    h('p', { class: 'body', dir: m.text ? 'auto' : null, text: m.text || t('sealed') }),
+    m.mine && m.state ? h('p', { class: 'state', 'data-state': m.state, text: stateText(m) }) : null);
+  const next = list.children[i];
+  list.insertBefore(li, next || null);
+  if (!next) li.scrollIntoView({ block: 'end' });
+  if (!m.mine) markRead(m.conv);
+}
+
+function updateState(m) {
+  const el = document.getElementById('m-' + m.id);
+  if (!el) return;
+  const st = el.querySelector('.state');
+  if (st) { st.dataset.state = m.state; st.textContent = stateText(m); }
+  if (S.view) {
+    const v = S.view.msgs.find((x) => x.id === m.id);
+    if (v) v.state = m.state;
+  }
+}
+
+function markRead(conv) {
+  const newest = S.view && S.view.conv === conv && S.view.msgs.length ? S.view.msgs[S.view.msgs.length - 1].created : 0;
+  if (newest > (S.lastRead[conv] || 0)) {
+    S.lastRead[conv] = newest;
+    db.set('lastRead', S.lastRead);
+  }
+}
+
+async function unreadCounts() {
+  const n = {};
+  for (const m of await db.all()) {
+    if (m.conv && !m.mine && m.created > (S.lastRead[m.conv] || 0)) n[m.conv] = (n[m.conv] || 0) + 1;
+  }
+  return n;
+}
+
+let badgeTimer = null;
+function renderBadges() {
+  clearTimeout(badgeTimer);
+  badgeTimer = setTimeout(async () => {
+    const n = await unreadCounts();
+    let total = 0;
+    for (const k in n) if (k[0] !== 'c' || S.channels.some((c) => 'c:' + c.id === k)) total += n[k];
+    const b = $('#unread');
+    b.textContent = total ? String(total) : '';
+    b.hidden = !total;
+    if (location.hash === '#/chats') renderChats();
+  }, 200);
+}
+
+async function renderChats() {
+  const n = await unreadCounts();
+  const dms = new Set();
+  for (const m of await db.all()) if (m.conv[0] === 'd') dms.add(m.conv);
+  const item = (conv, href) => h('li', {},
+    h('a', { href }, h('bdi', { text: convTitle(conv) }),
+      n[conv] ? h('span', { class: 'badge', 'aria-label': tn('unread', n[conv]), text: String(n[conv]) }) : null));
+  const join = h('input', { id: 'join-name', 'aria-label': t('channel_name'), placeholder: t('channel_name'), autocapitalize: 'none' });
+  const dmKey = h('input', { id: 'dm-key', 'aria-label': t('dm_key'), placeholder: t('dm_key'), autocapitalize: 'none' });
+  const teamName = h('input', { id: 'team-name', 'aria-label': t('team_name'), placeholder: t('team_name') });
+  const err = h('p', { class: 'err', role: 'alert' });
+  screen(t('chats'), false,
+    h('h2', { text: t('channels') }),
+    h('ul', { class: 'list' }, S.channels.map((c) => item('c:' + c.id, '#/c/' + encodeURIComponent(c.name)))),
+    h('form', { class: 'inline', onsubmit: (ev) => { ev.preventDefault(); if (join.value.trim()) location.hash = '#/c/' + encodeURIComponent(join.value.trim()); } },
+      join, h('button', { type: 'submit' }, t('join'))),
+    h('h2', { text: t('teams') }),
+    h('ul', { class: 'list' }, S.teams.map((x) => item('t:' + x.id, '#/t/' + x.id))),
+    h('form', { class: 'inline', onsubmit: (ev) => { ev.preventDefault(); newTeam(teamName.value.trim()); } },
+      teamName, h('button', { type: 'submit' }, t('team_new'))),
+    h('h2', { text: t('direct') }),
+    h('ul', { class: 'list' }, [...dms].map((c) => item(c, '#/d/' + c.slice(2)))),
+    h('form', {
+      class: 'inline',
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        const k = dmKey.value.replace(/\s+/g, '').toLowerCase();
+        if (!/^[0-9a-f]{64}$/.test(k)) { err.textContent = t('bad_key'); return; }
+        location.hash = '#/d/' + k;
+      },
+    }, dmKey, h('button', { type: 'submit' }, t('write_to'))),
+    err);
+}
+
+function renderPeople() {
+  const people = [...S.people.values()].filter((p) => p.key !== S.meHex).sort((a, b) => a.name.localeCompare(b.name));
+  screen(t('people'), false,
+    h('p', { class: 'me' }, t('you_are', { name: S.settings.name || t('person_unnamed') }), ' ', h('code', { text: fingerprint(myHex()) })),
+    people.length ? null : h('p', { text: t('people_none') }),
+    h('ul', { class: 'list people' }, people.map((p) => h('li', {},
+      h('a', { href: '#/d/' + p.key, 'aria-label': t('write_to_person', { name: p.name }) },
+        h('bdi', { class: 'who', text: p.name }), ' ', h('code', { class: 'fp', text: fingerprint(p.key) }),
+        p.status ? h('span', { class: 'status', dir: 'auto', text: p.status }) : null)))));
+}
+
+async function renderStatus() {
+  const st = S.node;
+  const rows = [];
+  const row = (k, v) => rows.push(h('dt', { text: k }), h('dd', { text: v }));
+  row(t('status_node'), S.online ? t('status_reachable') : t('status_unreachable'));
+  if (st) {
+    const sum = st.summary || {};
+    row(t('status_peers'), tn('peers', sum.peers || 0));
+    const radios = sum.radios || [];
+    row(t('status_radio'), radios.length ? radios.map((r) => t('radio_' + r)).join(', ') : t('radio_none'));
+    const up = sum.uplink || 'none';
+    row(t('status_internet'), t('uplink_' + up, { since: sum.uplink_since ? fmtTime(sum.uplink_since) : '?' }));
+    row(t('status_messages'), String(st.messages));
+    row(t('status_clock'), fmtTime(st.time));
+  }
+  const dl = h('dl', { class: 'status' }, rows);
+  screen(t('status'), false, dl);
+  if (S.online) {
+    try {
+      const outages = await (await api('outages')).json();
+      if (location.hash === '#/status') dl.append(h('dt', { text: t('status_outages') }), h('dd', { text: String(outages.length) }));
+    } catch (e) { /* shown without */ }
+  }
+}
+
+function renderSettings() {
+  const name = h('input', { id: 'name', value: S.settings.name || '', maxlength: 64, autocomplete: 'nickname' });
+  const status = h('input', { id: 'status-line', value: S.settings.status || '', maxlength: 140 });
+  const lang = h('select', { id: 'lang', onchange: async () => { S.settings.lang = lang.value; await db.set('settings', S.settings); await i18n.use(lang.value); translateStatic(); route(); } },
+    h('option', { value: document.documentElement.lang }, document.documentElement.lang));
+  i18n.list().then((ls) => replace(lang, ls.map((l) => h('option', { value: l.code, selected: l.code === document.documentElement.lang }, l.name))));
+  const saved = h('p', { role: 'status', class: 'saved' });
+  const backup = h('div', { class: 'backup' });
+  const restore = h('textarea', { id: 'restore', rows: 3, 'aria-label': t('restore_text'), placeholder: 'llk1-…', autocapitalize: 'none' });
+  const restoreErr = h('p', { class: 'err', role: 'alert' });
+  screen(t('settings'), false,
+    h('form', {
+      class: 'stack',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          const p = { name: name.value.trim(), status: status.value.trim() };
+          const raw = P.newProfile(me(), p, Date.now(), PROFILE_TTL);
+          S.settings.name = p.name;
+          S.settings.status = p.status;
+          await db.set('settings', S.settings);
+          await queue(raw, {});
+          await profile(P.decode(raw), S.meHex);
+          flush();
+          saved.textContent = t('saved');
+        } catch (e) {
+          saved.textContent = e.message;
+        }
+      },
+    },
+    h('label', { for: 'name', text: t('your_name') }), name,
+    h('label', { for: 'status-line', text: t('your_status') }), status,
+    h('button', { type: 'submit' }, t('save')), saved),
+    h('label', { for: 'lang', text: t('language') }), lang,
+    h('h2', { text: t('key_backup') }),
+    h('p', { text: t('key_backup_why') }),
+    h('button', {
+      type: 'button',
+      id: 'show-backup',
+      onclick: () => {
+        const text = P.backupText(S.seed);
+        replace(backup, h('p', { class: 'warn', text: t('key_backup_warn') }), h('code', { id: 'backup-text', class: 'key', text }), qrImage(text, t('key_backup')));
+      },
+    }, t('key_backup_show')),
+    backup,
+    h('h2', { text: t('restore') }),
+    h('p', { text: t('restore_why') }),
+    restore,
+    scanButton(restore),
+    h('button', {
+      type: 'button',
+      id: 'restore-btn',
+      onclick: async () => {
+        let seed;
+        try { seed = P.parseBackup(restore.value); } catch (e) { restoreErr.textContent = t('restore_bad', { why: e.message }); return; }
+        if (!confirm(t('restore_confirm'))) return;
+        // What this phone holds was read with the old key: start afresh,
+        // keeping the language, and fetch the restored key's messages.
+        const lang = S.settings.lang;
+        if (S.es) S.es.close(); // nothing more is stored under the old key
+        S.es = null;
+        await db.reset();
+        await db.set('seed', seed);
+        await db.set('pub', P.identityFromSeed(seed).publicKey);
+        if (lang) await db.set('settings', { lang });
+        location.reload();
+      },
+    }, t('restore')),
+    restoreErr,
+    h('p', { class: 'me' }, t('your_key'), ' ', h('code', { class: 'key', id: 'my-key', text: myHex() })));
+}
+
+function qrImage(text, label) {
+  const img = h('img', { class: 'qr', alt: label, src: 'data:image/svg+xml,' + encodeURIComponent(qrSVG(text)) });
+  return img;
+}
+
+// scanButton reads a QR code from a photo where the browser can
+// (BarcodeDetector; no camera stream is needed). Elsewhere people type.
+function scanButton(into) {
+  if (!('BarcodeDetector' in window)) return null;
+  const file = h('input', {
+    type: 'file',
+    accept: 'image/*',
+    capture: 'environment',
+    'aria-label': t('scan'),
+    onchange: async () => {
+      try {
+        const bmp = await createImageBitmap(file.files[0]);
+        const codes = await new window.BarcodeDetector({ formats: ['qr_code'] }).detect(bmp);
+        if (codes.length) into.value = codes[0].rawValue;
+      } catch (e) { /* type it instead */ }
+    },
+  });
+  return h('label', { class: 'scan' }, t('scan'), file);
+}
+
+// ---- teams ------------------------------------------------------------------------
+
+function teamFrom(name, secret) {
+  const tm = P.team(secret);
+  return { name, secret: P.toBase64url(secret), id: P.toHex(tm.id), t: tm };
+}
+
+async function saveTeams() {
+  await db.set('teams', S.teams.map((x) => ({ name: x.name, secret: x.secret })));
+}
+
+async function newTeam(name) {
+  if (!name) return;
+  const tm = teamFrom(name, P.random(32));
+  S.teams.push(tm);
+  await saveTeams();
+  location.hash = '#/t/' + tm.id;
+  showInvite(tm);
+}
+
+function inviteLink(tm) {
+  return location.origin + '/#team=' + tm.secret + '&name=' + encodeURIComponent(tm.name);
+}
+
+function showInvite(tm) {
+  const link = inviteLink(tm);
+  const dlg = h('div', { class: 'dialog', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'inv-t' },
+    h('h2', { id: 'inv-t', text: t('invite_title', { name: tm.name }) }),
+    h('p', { text: t('invite_why') }),
+    qrImage(link, t('invite_title', { name: tm.name })),
+    h('code', { class: 'key', id: 'invite-link', text: link }),
+    h('button', { type: 'button', onclick: () => dlg.remove() }, t('close')));
+  document.body.append(dlg);
+}
+
+async function joinTeamFromLink(frag) {
+  const params = new URLSearchParams(frag);
+  let tm;
+  try {
+    tm = teamFrom((params.get('name') || t('team')).slice(0, 64), P.fromBase64url(params.get('team') || ''));
+  } catch (e) {
+    location.replace('#/chats');
+    return;
+  }
+  if (!S.teams.some((x) => x.id === tm.id)) {
+    S.teams.push(tm);
+    await saveTeams();
+    // Messages the phone already holds for this team can now be read.
+    for (const m of await db.all()) {
+      if (m.conv === 't:' + tm.id && !m.text) {
+        m.text = tryText(() => P.openTeam(tm.t, m.raw));
+        await db.putMsg(m);
+      }
+    }
+  }
+  location.replace('#/t/' + tm.id);
+}
+
+// ---- start --------------------------------------------------------------------------
+
+// translateStatic puts the catalogue's strings into index.html's own
+// elements (the tabs, the back button).
+function translateStatic() {
+  for (const el of document.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
+  for (const el of document.querySelectorAll('[data-t-label]')) el.setAttribute('aria-label', t(el.dataset.tLabel));
+}
+
+async function start() {
+  // What the phone holds, all at once; the node's status meanwhile.
+  const statusP = api('status').then((r) => r.json(), () => null); // the node meanwhile
+  const [seed0, pub, settings, channels, lastRead, defaultChannel, teams, people] = await Promise.all(
+    ['seed', 'pub', 'settings', 'channels', 'lastRead', 'defaultChannel', 'teams'].map((k) => db.get(k)).concat([db.people()]));
+  S.seed = seed0;
+  if (!S.seed) {
+    // A first visit: a new key. Nothing is written to it or by it yet,
+    // so its public key can wait until the channel is on the screen.
+    S.seed = P.random(32);
+    await db.set('seed', S.seed);
+  } else if (pub) {
+    S.me = Object.freeze({ seed: S.seed, publicKey: pub });
+    S.meHex = P.toHex(pub);
+  } else {
+    me();
+  }
+  S.settings = settings || {};
+  S.channels = channels || [];
+  S.lastRead = lastRead || {};
+  S.defaultChannel = defaultChannel || 'general';
+  for (const x of teams || []) S.teams.push(teamFrom(x.name, P.fromBase64url(x.secret)));
+  for (const p of people) S.people.set(p.key, p);
+  // The node says which channel a first-time visitor lands in (offline,
+  // the last one it said); the language loads meanwhile.
+  await Promise.all([i18n.load(S.settings.lang), connect(statusP)]);
+  translateStatic();
+  $('#back').addEventListener('click', () => { location.hash = '#/chats'; });
+  window.addEventListener('hashchange', route);
+  await route();
+  document.body.classList.add('ready');
+  performance.mark('lifeline-ready'); // time to interactive, for make bench
+  me();
+  renderBadges();
+  poll();
+  db.evict();
+  setInterval(() => db.evict(), 60000);
+}
+
+start().catch((e) => {
+  document.getElementById('main').textContent = 'Lifeline: ' + e.message;
+  throw e;
+});
