@@ -3,6 +3,7 @@ package lifeline_test
 import (
 	"crypto/rand"
 	"flag"
+	"fmt"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -505,4 +506,76 @@ func TestPhoneScreens(t *testing.T) {
 			t.Fatalf("%s: the page asked for something outside the node: %v", lang, bl)
 		}
 	}
+}
+
+// TestPhoneChannelHistory: a channel pages back to its first message; the
+// compose box says when a text needs more than one LoRa frame and refuses,
+// without cutting, what is over the limit; the language is switched in
+// the settings.
+func TestPhoneChannelHistory(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	ctx := ctxT(t)
+	for i := range 120 {
+		if _, err := n.client.Send(ctx, api.SendRequest{Channel: "history", Text: fmt.Sprintf("history %03d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := phone(t, n, "")
+	p.Navigate(url + "#/c/history")
+	p.WaitText("ol.msgs", "history 119")
+	var shown int
+	p.Eval(`document.querySelectorAll('ol.msgs li').length`, &shown)
+	if shown >= 120 {
+		t.Fatalf("the first screen shows %d messages: all of them, not a page", shown)
+	}
+	// Page back, as a person scrolling up presses "Earlier messages",
+	// until the page says it is the first message.
+	for range 10 {
+		var before int
+		var done bool
+		p.Eval(`document.querySelectorAll('ol.msgs li').length`, &before)
+		p.Eval(`(() => { if (document.querySelector('.first')) return true; document.querySelector('button.more').click(); return false; })()`, &done)
+		if done {
+			break
+		}
+		waitFor(t, "an earlier page", func() bool {
+			var now int
+			var first bool
+			p.Eval(`document.querySelectorAll('ol.msgs li').length`, &now)
+			p.Eval(`!!document.querySelector('.first')`, &first)
+			return now > before || first
+		})
+	}
+	p.WaitText(".first", "first message")
+	p.Eval(`document.querySelectorAll('ol.msgs li').length`, &shown)
+	var first string
+	p.Eval(`document.querySelector('ol.msgs li .body').textContent`, &first)
+	if shown != 120 || first != "history 000" {
+		t.Fatalf("paged back to %d messages, the first %q", shown, first)
+	}
+
+	p.SetValue("#compose", strings.Repeat("a", 100))
+	p.WaitText("#size", "one radio frame")
+	p.SetValue("#compose", strings.Repeat("a", 600))
+	p.WaitText("#size", "3 radio frames")
+	long := strings.Repeat("b", 4097)
+	p.SetValue("#compose", long)
+	p.WaitText("#size", "too long")
+	p.Click("form.compose button[type=submit]")
+	var kept string
+	p.Eval(`document.getElementById('compose').value`, &kept)
+	if kept != long {
+		t.Fatalf("the compose box holds %d bytes after a refused send, want the %d written", len(kept), len(long))
+	}
+
+	p.Navigate(url + "#/settings")
+	waitFor(t, "the languages listed", func() bool {
+		var ok bool
+		p.Eval(`!!document.querySelector('#lang option[value="fr"]')`, &ok)
+		return ok
+	})
+	p.SetValue("#lang", "fr")
+	p.WaitText("nav", "Réglages")
+	p.Reload()
+	p.WaitText("nav", "Réglages") // remembered
 }

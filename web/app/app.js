@@ -471,12 +471,18 @@ async function send(conv, body, alert) {
     raw = P.newDirect(me(), P.fromHex(id, 32), body, prio, now);
   }
   const m = await queue(raw, { conv, text: body });
-  showMessage(m);
+  showMessage(m, true);
   flush();
 }
 
 // frames says how an envelope of n bytes crosses LoRa.
 const frames = (n) => (n <= LORA_WHOLE ? 1 : Math.ceil(n / LORA_FRAGMENT));
+
+// textLimit is the most bytes of text an envelope to conv carries: the
+// body limit less what sealing adds.
+function textLimit(conv) {
+  return P.MAX_BODY - ({ d: 48, t: 40 }[conv[0]] || 0);
+}
 
 // overhead is what the envelope adds to a text in conv.
 function overhead(conv) {
@@ -548,7 +554,7 @@ async function openConversation(conv) {
   S.view = view;
   const list = h('ol', { class: 'msgs', 'aria-live': 'polite', 'aria-label': t('messages') });
   const more = h('button', { type: 'button', class: 'more', onclick: () => earlier(view, list, more) }, t('earlier'));
-  const box = h('textarea', { id: 'compose', dir: 'auto', rows: 2, maxlength: 4000, 'aria-label': t('write'), placeholder: t('write') });
+  const box = h('textarea', { id: 'compose', dir: 'auto', rows: 2, 'aria-label': t('write'), placeholder: t('write') });
   const size = h('p', { class: 'size', id: 'size', 'aria-live': 'polite' });
   const sendBtn = h('button', { type: 'submit', class: 'send' }, t('send'));
   const alertBtn = h('button', { type: 'button', class: 'alert-btn', onclick: () => confirmAlert(conv, box) }, t('alert'));
@@ -559,47 +565,60 @@ async function openConversation(conv) {
       ev.preventDefault();
       const body = box.value.trim();
       if (!body) return;
+      if (P.utf8(body).length > textLimit(conv)) { sizeHint(conv, box, size); return; }
       send(conv, body, false).then(() => { box.value = ''; sizeHint(conv, box, size); }, (e) => { size.textContent = e.message; });
     },
   }, box, h('div', { class: 'row' }, alertBtn, sendBtn), size);
   const extra = conv[0] === 't' ? h('button', { type: 'button', class: 'link', onclick: () => showInvite(S.teams.find((x) => 't:' + x.id === conv)) }, t('invite')) : null;
   screen(convTitle(conv), true, extra, more, list, form);
-  const msgs = await db.conversation(conv, Infinity, PAGE);
-  if (S.view !== view) return;
-  for (const m of msgs) showMessage(m);
+  let msgs = await db.conversation(conv, Infinity, PAGE);
   if (msgs.length < PAGE) {
-    // A conversation new to this phone: the node's history (what comes is
-    // shown as it is ingested). Fewer than a page on both: the beginning.
+    // A conversation new to this phone: the node's history first.
     await history(conv, null).catch(() => false);
-    if (S.view === view && view.msgs.length < PAGE && S.online) more.replaceWith(h('p', { class: 'first' }, t('beginning')));
+    msgs = await db.conversation(conv, Infinity, PAGE);
   }
+  if (S.view !== view) return;
+  for (const m of msgs) showMessage(m, true);
+  view.ready = true;
+  // What was stored while this loaded: the newest page again.
+  for (const m of await db.conversation(conv, Infinity, PAGE)) showMessage(m, true);
+  if (view.msgs.length < PAGE && S.online) more.replaceWith(h('p', { class: 'first' }, t('beginning')));
   markRead(conv);
 }
 
 async function earlier(view, list, more) {
   const oldest = view.msgs[0];
-  let msgs = await db.conversation(view.conv, oldest ? oldest.created : Infinity, PAGE);
-  msgs = msgs.filter((m) => !view.msgs.some((x) => x.id === m.id));
+  // Older than the oldest shown, or as old: those of its millisecond that
+  // are shown already are dropped, so ask for as many more.
+  const older = async () => {
+    const before = oldest ? oldest.created : Infinity;
+    const same = view.msgs.filter((m) => m.created === before).length;
+    return (await db.conversation(view.conv, before, PAGE + same)).filter((m) => !view.msgs.some((x) => x.id === m.id));
+  };
+  let msgs = await older();
   if (msgs.length === 0) {
     const got = await history(view.conv, oldest).catch(() => false);
-    if (!got) {
+    msgs = got ? await older() : [];
+    if (msgs.length === 0) {
       more.replaceWith(h('p', { class: 'first' }, t('beginning')));
       return;
     }
-    msgs = (await db.conversation(view.conv, oldest ? oldest.created : Infinity, PAGE)).filter((m) => !view.msgs.some((x) => x.id === m.id));
   }
-  for (const m of msgs) showMessage(m);
+  for (const m of msgs) showMessage(m, true);
 }
 
 function sizeHint(conv, box, out) {
   const n = P.utf8(box.value).length;
   if (n === 0) { out.textContent = ''; return; }
-  const total = n + overhead(conv);
-  if (total > P.MAX_BODY + 200) {
-    out.textContent = t('too_long', { n, max: P.MAX_BODY - 48 });
+  // Never cut silently: over the limit the hint says so, and sending is
+  // refused with the same words.
+  const max = textLimit(conv);
+  if (n > max) {
+    out.textContent = t('too_long', { n, max });
     out.className = 'size bad';
     return;
   }
+  const total = n + overhead(conv);
   const f = frames(total);
   out.textContent = f === 1 ? t('one_frame', { n }) : t('frames', { n, f });
   out.className = f === 1 ? 'size' : 'size warn';
@@ -628,9 +647,15 @@ const stateText = (m) => {
   return t('state_' + m.state);
 };
 
-function showMessage(m) {
+// showMessage puts m in the open conversation, in created order. What
+// arrives while the conversation loads, or is older than the page shown
+// (the backlog of a first visit), is not added unless asked (paged): the
+// load ends by reading the newest page again, and older ones come when the
+// person pages back.
+function showMessage(m, paged) {
   const view = S.view;
   if (!view || view.conv !== m.conv || view.msgs.some((x) => x.id === m.id)) return;
+  if (!paged && (!view.ready || (view.msgs.length >= PAGE && m.created < view.msgs[0].created))) return;
   const list = $('ol.msgs');
   let i = view.msgs.length;
   while (i > 0 && view.msgs[i - 1].created > m.created) i--;

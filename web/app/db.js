@@ -102,12 +102,13 @@ export async function putNew(msgs) {
   return { added, existing };
 }
 
-// conversation returns up to limit messages of conv created before
-// `before` (Infinity: the newest), oldest first.
+// conversation returns up to limit messages of conv created at or before
+// `before` (Infinity: the newest), oldest first. The bound is inclusive:
+// messages share milliseconds, and the caller drops those it has.
 export async function conversation(conv, before, limit) {
   const db = await open();
   const idx = db.transaction('msgs').objectStore('msgs').index('conv');
-  const range = IDBKeyRange.bound([conv, -Infinity], [conv, before], false, true);
+  const range = IDBKeyRange.bound([conv, -Infinity], [conv, before]);
   const out = [];
   await new Promise((resolve, reject) => {
     const rq = idx.openCursor(range, 'prev');
