@@ -25,27 +25,11 @@ const g = globalThis;
 const webcrypto = g.crypto || (await import('node:crypto')).webcrypto;
 
 // ---- Chrome 67's built-ins ----------------------------------------------------
-const removed = [];
-const drop = (obj, name, label) => {
-  if (Object.prototype.hasOwnProperty.call(obj, name)) {
-    delete obj[name];
-    removed.push(label);
-  }
-};
-const TypedArray = Object.getPrototypeOf(Uint8Array.prototype);
-drop(Object, 'hasOwn', 'Object.hasOwn');
-drop(Object, 'fromEntries', 'Object.fromEntries');
-for (const [p, n] of [[Array.prototype, 'Array'], [TypedArray, 'TypedArray']]) {
-  for (const m of ['at', 'findLast', 'findLastIndex', 'toSorted', 'toReversed', 'with']) drop(p, m, n + '.prototype.' + m);
-}
-for (const m of ['flat', 'flatMap', 'toSpliced']) drop(Array.prototype, m, 'Array.prototype.' + m);
-for (const m of ['at', 'replaceAll', 'matchAll', 'isWellFormed', 'toWellFormed']) drop(String.prototype, m, 'String.prototype.' + m);
-drop(Promise, 'any', 'Promise.any');
-drop(Promise, 'allSettled', 'Promise.allSettled');
-for (const m of ['structuredClone', 'WeakRef', 'FinalizationRegistry', 'AggregateError', 'crypto']) drop(g, m, m);
+// The list is web/browsertest/chrome67.js, which the browser tests use too.
+const removed = (0, eval)(readFileSync(join(root, 'web', 'browsertest', 'chrome67.js'), 'utf8'))(g);
+if (Object.prototype.hasOwnProperty.call(g, 'crypto')) { delete g.crypto; removed.push('crypto'); }
 g.self = g;
 g.crypto = { getRandomValues: (b) => webcrypto.getRandomValues(b) }; // all a page has over http
-drop(g, 'globalThis', 'globalThis');
 
 const p = await import('./proto.js');
 const { toHex, fromHex, utf8, text } = p;

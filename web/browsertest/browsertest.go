@@ -33,6 +33,7 @@ package browsertest
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -248,7 +249,7 @@ func Start(t testing.TB, opts Options) *Browser {
 		}
 		if opts.OldPhone {
 			if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
-				page.AddScriptToEvaluateOnNewDocumentParams{Source: chrome67}); err != nil {
+				page.AddScriptToEvaluateOnNewDocumentParams{Source: "window.__removed = (" + chrome67 + ")(window);"}); err != nil {
 				return err
 			}
 		}
@@ -627,37 +628,8 @@ func (b *Browser) Close() {
 // cover: chromedp.Run(b.Context(), action). It ends when the browser closes.
 func (b *Browser) Context() context.Context { return b.ctx }
 
-// chrome67 deletes what Chromium added after version 67 and web code is
-// likely to call: JavaScript built-ins (after MDN's compatibility data)
-// and the DOM methods the app's kind of code reaches for. window.__removed
-// lists what was there to remove.
-const chrome67 = `(() => {
-	const removed = [];
-	const drop = (obj, name, label) => {
-		if (obj && Object.prototype.hasOwnProperty.call(obj, name)) { delete obj[name]; removed.push(label); }
-	};
-	const TA = Object.getPrototypeOf(Uint8Array.prototype);
-	drop(Object, 'hasOwn', 'Object.hasOwn');
-	drop(Object, 'fromEntries', 'Object.fromEntries');
-	drop(Object, 'groupBy', 'Object.groupBy');
-	for (const [p, n] of [[Array.prototype, 'Array'], [TA, 'TypedArray']]) {
-		for (const m of ['at', 'findLast', 'findLastIndex', 'toSorted', 'toReversed', 'with']) drop(p, m, n + '.prototype.' + m);
-	}
-	for (const m of ['flat', 'flatMap', 'toSpliced']) drop(Array.prototype, m, 'Array.prototype.' + m);
-	for (const m of ['at', 'replaceAll', 'matchAll', 'isWellFormed', 'toWellFormed']) drop(String.prototype, m, 'String.prototype.' + m);
-	drop(Promise, 'any', 'Promise.any');
-	drop(Promise, 'allSettled', 'Promise.allSettled');
-	for (const m of ['structuredClone', 'WeakRef', 'FinalizationRegistry', 'AggregateError', 'queueMicrotask']) drop(window, m, m);
-	for (const m of ['replaceChildren', 'toggleAttribute']) {
-		drop(Element.prototype, m, 'Element.prototype.' + m);
-		drop(Document.prototype, m, 'Document.prototype.' + m);
-		drop(DocumentFragment.prototype, m, 'DocumentFragment.prototype.' + m);
-	}
-	for (const m of ['text', 'arrayBuffer', 'stream']) drop(Blob.prototype, m, 'Blob.prototype.' + m);
-	drop(AbortSignal, 'timeout', 'AbortSignal.timeout');
-	drop(Crypto.prototype, 'randomUUID', 'crypto.randomUUID');
-	drop(Intl, 'ListFormat', 'Intl.ListFormat');
-	drop(Intl, 'RelativeTimeFormat', 'Intl.RelativeTimeFormat');
-	drop(window, 'globalThis', 'globalThis');
-	window.__removed = removed;
-})()`
+// chrome67 is a function expression that deletes what Chromium 67 lacks
+// from a global object; shared with web/app/proto_vectors.mjs.
+//
+//go:embed chrome67.js
+var chrome67 string
