@@ -579,3 +579,49 @@ func TestPhoneChannelHistory(t *testing.T) {
 	p.Reload()
 	p.WaitText("nav", "Réglages") // remembered
 }
+
+// TestPhoneChats: a channel joined by name; unread counts for
+// conversations not open; a direct message started from a pasted key.
+func TestPhoneChats(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	ctx := ctxT(t)
+	p := phone(t, n, "")
+	p.Navigate(url + "#/chats")
+	p.SetValue("#join-name", " #Water ")
+	p.Click("#join-name + button")
+	p.WaitText("#title", "#water")
+	p.Navigate(url + "#/chats")
+	p.WaitText("ul.list", "#water")
+	for _, text := range []string{"tanker at 3", "tanker late"} {
+		if _, err := n.client.Send(ctx, api.SendRequest{Channel: "water", Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.WaitText(`a[href="#/c/water"] .badge`, "2")
+	p.WaitText("#unread", "2")
+	p.Click(`a[href="#/c/water"]`)
+	p.WaitText("ol.msgs", "tanker late")
+	p.Navigate(url + "#/chats")
+	waitFor(t, "the unread count cleared", func() bool {
+		var badge bool
+		p.Eval(`!!document.querySelector('a[href="#/c/water"] .badge')`, &badge)
+		return !badge
+	})
+
+	// A key pasted with spaces and in capitals, as copied from a screen.
+	key := strings.ToUpper(n.node.ID().String())
+	p.SetValue("#dm-key", key[:32]+" "+key[32:])
+	p.Click("#dm-key + button")
+	p.WaitText("#title", "This kit")
+	p.SetValue("#compose", "hello, operator")
+	p.Click("form.compose button[type=submit]")
+	p.WaitText(".msg.mine .state", "Delivered") // the node's own receipt
+	ms, err := n.client.List(ctx, api.ListQuery{To: n.node.ID().String()})
+	if err != nil || len(ms) != 1 || ms[0].Text != "hello, operator" {
+		t.Fatalf("the operator reads: %+v, %v", ms, err)
+	}
+	p.Navigate(url + "#/chats")
+	p.SetValue("#dm-key", "not a key")
+	p.Click("#dm-key + button")
+	p.WaitText(".err", "64 letters")
+}

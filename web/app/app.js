@@ -15,6 +15,8 @@ import { qrSVG } from './qr.js';
 const t = i18n.t;
 const tn = i18n.tn;
 
+// MAX_PEOPLE bounds the profiles the phone remembers.
+const MAX_PEOPLE = 1000;
 // PAGE is how many messages a conversation shows at once, and pages back by.
 const PAGE = 50;
 // PROFILE_TTL is how long a profile lives: a name should not vanish.
@@ -319,6 +321,13 @@ async function profile(e, author) {
   const person = { key: author, name: p.name, status: p.status || '', created: e.created, id: e.id };
   S.people.set(author, person);
   await db.putPerson(person);
+  if (S.people.size > MAX_PEOPLE) {
+    // Anyone can mint keys and profiles: the phone keeps the newest.
+    let oldest = null;
+    for (const x of S.people.values()) if (!oldest || x.created < oldest.created) oldest = x;
+    S.people.delete(oldest.key);
+    await db.deletePerson(oldest.key);
+  }
   if (location.hash === '#/people') renderPeople();
 }
 

@@ -142,6 +142,8 @@ export async function people() {
 
 export const putPerson = (p) => tx('people', 'readwrite', (s) => { s.put(p); });
 
+export const deletePerson = (key) => tx('people', 'readwrite', (s) => { s.delete(key); });
+
 // evict keeps at most MAX_HELD messages, removing the oldest first; the
 // person's own messages that have not reached a node are kept.
 export async function evict() {
