@@ -105,6 +105,9 @@ type Options struct {
 	DefaultChannel string
 	// App, when not nil, serves the phone app: every GET outside /api/.
 	App http.Handler
+	// ReadTimeout bounds reading a request, body included (Serve): a
+	// client that sends its body slower is answered 408. 30s if zero.
+	ReadTimeout time.Duration
 }
 
 // DefaultChannelName is Options.DefaultChannel when unset.
@@ -187,6 +190,9 @@ func New(opts Options) (*Server, error) {
 		if opts.Public {
 			opts.PublicBurst = 50
 		}
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 30 * time.Second
 	}
 	if opts.DefaultChannel == "" {
 		opts.DefaultChannel = DefaultChannelName
@@ -382,7 +388,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// ReadTimeout covers reading the (bounded) body; there is no
 		// WriteTimeout because event streams are long-lived. Event writes
 		// carry their own deadline instead.
-		ReadTimeout: 30 * time.Second,
+		ReadTimeout: s.opts.ReadTimeout,
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"lifeline/message"
@@ -72,29 +71,11 @@ func EncodeBatch(envs [][]byte) []byte {
 	return out
 }
 
-// readBinary reads a binary request body of at most max bytes. On failure
-// it has answered and returns false.
-func readBinary(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {
-	if !contentType(w, r, "application/octet-stream") {
-		return nil, false
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", max)
-			return nil, false
-		}
-		writeError(w, http.StatusBadRequest, "reading the body: %v", err)
-		return nil, false
-	}
-	return b, true
-}
-
 // postEnvelopeBatch stores envelopes a phone carried here. Each is
 // verified and stored on its own: one bad envelope is reported in its
 // place and costs the others nothing.
 func (s *Server) postEnvelopeBatch(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBinary(w, r, MaxBatchBytes)
+	body, ok := readBody(w, r, "application/octet-stream", MaxBatchBytes)
 	if !ok {
 		return
 	}
@@ -132,7 +113,7 @@ func (s *Server) postEnvelopeBatch(w http.ResponseWriter, r *http.Request) {
 // postMissing answers which of the given ids (a body of 32-byte ids) this
 // node does not hold, as a body of ids in the same order.
 func (s *Server) postMissing(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBinary(w, r, MaxMissingIDs*32)
+	body, ok := readBody(w, r, "application/octet-stream", MaxMissingIDs*32)
 	if !ok {
 		return
 	}

@@ -45,7 +45,7 @@ const eventWriteTimeout = 30 * time.Second
 // and a store subscription, and any client on the node's Wi-Fi may ask.
 // Beyond that the answer is 503 with Retry-After.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	q, err := s.parseQuery(r.URL.Query(), false)
+	q, err := s.parseRequestQuery(r, false)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return

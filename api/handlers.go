@@ -1,16 +1,20 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"lifeline/mesh"
 	"lifeline/message"
@@ -170,16 +174,8 @@ func (s *Server) sign(req SendRequest) (_ *message.Envelope, channel string, sta
 // postEnvelope stores a pre-signed envelope, from a browser that signs for
 // itself or from a tool that carries envelopes between nodes.
 func (s *Server) postEnvelope(w http.ResponseWriter, r *http.Request) {
-	if !contentType(w, r, "application/octet-stream") {
-		return
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, message.MaxEnvelope))
-	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "envelope is over the limit of %d bytes", message.MaxEnvelope)
-			return
-		}
-		writeError(w, http.StatusBadRequest, "reading the body: %v", err)
+	raw, ok := readBody(w, r, "application/octet-stream", message.MaxEnvelope)
+	if !ok {
 		return
 	}
 	res, err := s.opts.Store.Put(r.Context(), raw)
@@ -221,7 +217,12 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := rawParam(r.URL.Query())
+	v, err := queryValues(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	raw, err := rawParam(v)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -262,7 +263,7 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request) (*store.Record, 
 }
 
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
-	q, err := s.parseQuery(r.URL.Query(), true)
+	q, err := s.parseRequestQuery(r, true)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -444,6 +445,26 @@ func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
 	return q, nil
 }
 
+// queryValues parses the request's query strictly. url.URL.Query drops a
+// pair it cannot parse ("channel=x;y": a semicolon) without a word, and a
+// listing would then answer for every channel instead of the one asked.
+func queryValues(r *http.Request) (url.Values, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("malformed query string: %v", err)
+	}
+	return v, nil
+}
+
+// parseRequestQuery is parseQuery of the request's own query.
+func (s *Server) parseRequestQuery(r *http.Request, listing bool) (query, error) {
+	v, err := queryValues(r)
+	if err != nil {
+		return query{}, err
+	}
+	return s.parseQuery(v, listing)
+}
+
 // parseSeq reads a decimal seq: digits only (no sign, no spaces).
 func parseSeq(s string) (uint64, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
@@ -456,10 +477,17 @@ func parseSeq(s string) (uint64, error) {
 // refusing unknown fields and trailing data. On failure it has answered
 // and returns false.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if !contentType(w, r, "application/json") {
+	body, ok := readBody(w, r, "application/json", maxJSONBody)
+	if !ok {
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	// encoding/json would turn invalid UTF-8 into U+FFFD, and the node
+	// would sign text the sender never wrote.
+	if !utf8.Valid(body) {
+		writeError(w, http.StatusBadRequest, "request body is not valid UTF-8")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -470,16 +498,38 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err == nil {
 		return true
 	}
-	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		writeError(w, http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", maxJSONBody)
-		return false
-	}
 	if errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, "request body is empty: send a JSON object")
 		return false
 	}
 	writeError(w, http.StatusBadRequest, "invalid JSON: %v", err)
 	return false
+}
+
+// readBody reads a request body of the given media type and at most max
+// bytes. On failure it has answered: 415 for another type, 413 for a body
+// over the limit, 408 for one that came too slowly (the server's read
+// timeout), 400 for one cut short. The answer never carries the socket
+// error's text: it names addresses, which are not the client's business.
+func readBody(w http.ResponseWriter, r *http.Request, mediaType string, max int64) ([]byte, bool) {
+	if !contentType(w, r, mediaType) {
+		return nil, false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err == nil {
+		return b, true
+	}
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", max)
+	case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		writeError(w, http.StatusRequestTimeout, "the request body came too slowly: the node stopped waiting for it")
+	default:
+		writeError(w, http.StatusBadRequest, "the request body was cut short")
+	}
+	return nil, false
 }
 
 // contentType insists on the given media type. Besides telling clients what
