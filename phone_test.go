@@ -290,16 +290,29 @@ func TestPhoneTeam(t *testing.T) {
 	pb.Navigate(browsertest.KitURL(strings.Replace(invite, browsertest.KitHost, "127.0.0.1", 1)))
 	pb.WaitText("#title", "medics")
 	pc.Navigate(url + teamHash) // knows where, not the secret
-	pc.WaitVisible("#compose")
+	pc.WaitText("#main", "not in this team")
 
 	pa.SetValue("#compose", "bring the blue bag")
 	pa.Click("form.compose button[type=submit]")
 	pb.WaitText("ol.msgs", "bring the blue bag")
-	pc.WaitText("ol.msgs", "sealed")
+	// The non-member's phone carries the message, and cannot read it.
+	waitFor(t, "the non-member's phone holding the team message", func() bool {
+		var held []string
+		pc.Eval(`new Promise((ok) => { const r = indexedDB.open('lifeline'); r.onsuccess = () => { const q = r.result.transaction('msgs').objectStore('msgs').getAll(); q.onsuccess = () => ok(q.result.filter((m) => m.kind === 2).map((m) => m.text)); }; })`, &held)
+		if len(held) == 1 && held[0] != "" {
+			t.Fatalf("a phone without the team's secret reads its message: %q", held[0])
+		}
+		return len(held) == 1
+	})
 	var text string
-	pc.Eval(`document.querySelector('ol.msgs').textContent`, &text)
+	pc.Eval(`document.body.textContent`, &text)
 	if strings.Contains(text, "blue bag") {
-		t.Fatal("a phone without the team's secret reads its message")
+		t.Fatal("a phone without the team's secret shows its message")
+	}
+	var unread string
+	pc.Eval(`document.getElementById('unread').textContent`, &unread)
+	if unread != "" {
+		t.Fatalf("a team the person is not in counts as unread: %q", unread)
 	}
 	ms, err := n.client.List(ctxT(t), api.ListQuery{ChannelID: strings.TrimPrefix(teamHash, "#/t/")})
 	if err != nil || len(ms) != 1 || ms[0].Kind != "team" || ms[0].Text != "" {
@@ -525,7 +538,7 @@ func TestPhoneChannelHistory(t *testing.T) {
 	p.WaitText("ol.msgs", "history 119")
 	var shown int
 	p.Eval(`document.querySelectorAll('ol.msgs li').length`, &shown)
-	if shown >= 120 {
+	if shown >= 120 { // first screen
 		t.Fatalf("the first screen shows %d messages: all of them, not a page", shown)
 	}
 	// Page back, as a person scrolling up presses "Earlier messages",
@@ -547,11 +560,14 @@ func TestPhoneChannelHistory(t *testing.T) {
 		})
 	}
 	p.WaitText(".first", "first message")
-	p.Eval(`document.querySelectorAll('ol.msgs li').length`, &shown)
-	var first string
-	p.Eval(`document.querySelector('ol.msgs li .body').textContent`, &first)
-	if shown != 120 || first != "history 000" {
-		t.Fatalf("paged back to %d messages, the first %q", shown, first)
+	var bodies []string
+	p.Eval(`[...document.querySelectorAll('ol.msgs li .body')].map((e) => e.textContent)`, &bodies)
+	seen := map[string]bool{}
+	for _, b := range bodies {
+		seen[b] = true
+	}
+	if len(bodies) != 120 || len(seen) != 120 || !seen["history 000"] {
+		t.Fatalf("paged back to %d messages (%d different), the first %q", len(bodies), len(seen), bodies[0])
 	}
 
 	p.SetValue("#compose", strings.Repeat("a", 100))
@@ -624,4 +640,21 @@ func TestPhoneChats(t *testing.T) {
 	p.SetValue("#dm-key", "not a key")
 	p.Click("#dm-key + button")
 	p.WaitText(".err", "64 letters")
+}
+
+// TestPhoneWrongClock: a phone whose clock is two hours fast (or reset to
+// a default date) still writes: it dates what it signs by the node's
+// clock, and says so in the status.
+func TestPhoneWrongClock(t *testing.T) {
+	for _, skew := range []string{"2 * 3600e3", "-400 * 24 * 3600e3"} {
+		n, url := phoneNode(t, nil)
+		p := browsertest.Start(t, browsertest.Options{AllowHosts: []string{n.node.APIAddr()}, OldPhone: true,
+			Init: `Date.now = ((real) => () => real() + ` + skew + `)(Date.now);`})
+		p.Navigate(url + "#/c/general")
+		p.SetValue("#compose", "my clock is wrong")
+		p.Click("form.compose button[type=submit]")
+		p.WaitText(".msg.mine .state", "On this node")
+		p.Navigate(url + "#/status")
+		p.WaitText("dl.status", "far from the node")
+	}
 }

@@ -39,6 +39,7 @@ const S = {
   es: null,
   defaultChannel: 'general',
   lastRead: {}, // conv -> created of the newest message seen
+  skew: 0, // the node's clock minus the phone's, ms
   route: null,
   view: null, // the rendered conversation: {conv, msgs, oldestDone}
 };
@@ -77,10 +78,14 @@ const $ = (sel) => document.querySelector(sel);
 const fingerprint = (hex) => hex.slice(0, 4) + ' ' + hex.slice(4, 8) + ' ' + hex.slice(8, 12);
 const fmtTime = (ms) => new Date(ms).toLocaleString(document.documentElement.lang, { dateStyle: 'short', timeStyle: 'short' });
 
+// BIDI matches the invisible characters that reorder text: in a name they
+// could make one name look like another.
+const BIDI = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
 function personName(hex) {
   if (hex === S.meHex) return t('you');
   const p = S.people.get(hex);
-  if (p) return p.name;
+  if (p) return p.name.replace(BIDI, '');
   return S.node && hex === S.node.id ? t('the_node') : t('person_unnamed');
 }
 
@@ -94,7 +99,8 @@ function convTitle(conv) {
     const tm = S.teams.find((x) => x.id === id);
     return tm ? tm.name : t('team');
   }
-  return personName(id);
+  // Anyone can take any name: the key's fingerprint goes with it.
+  return personName(id) + ' · ' + fingerprint(id).slice(0, 9);
 }
 
 // me returns the person's identity. Deriving the public key from the seed
@@ -110,6 +116,13 @@ function me() {
   }
   return S.me;
 }
+
+// now is the time envelopes are signed with: the phone's clock, unless it
+// is so far from the node's that the node would refuse what it signs (a
+// phone reset to a default date after a flat battery; the node allows an
+// hour ahead). Then the node's clock, which at least its own neighbours
+// share. S.skew is the node's clock minus the phone's, at the last status.
+const now = () => Date.now() + (Math.abs(S.skew) > 30 * 60e3 ? S.skew : 0);
 
 // myHex is the person's public key, hex, derived if need be.
 const myHex = () => P.toHex(me().publicKey);
@@ -149,6 +162,7 @@ async function connect(statusP) {
     return;
   }
   S.node = st;
+  S.skew = st.time - Date.now();
   S.defaultChannel = st.default_channel || 'general';
   await db.set('defaultChannel', S.defaultChannel);
   const last = await db.get('lastNode');
@@ -175,25 +189,27 @@ function setOnline(on) {
 // listen follows the node's event stream from where this phone left off
 // on this node (or the last few hundred messages on a first visit).
 async function listen(st) {
-  if (S.es) S.es.close();
   const key = 'cursor:' + st.id;
   let after = await db.get(key);
   if (after === undefined || after > st.last_seq) after = Math.max(0, st.last_seq - 500);
+  // Replaced only now, after the wait: two connects racing leave one
+  // stream, not an orphan.
+  if (S.es) S.es.close();
   const es = new EventSource('/api/v1/events?raw=1&after=' + after);
   S.es = es;
   // Events come in bursts (the backlog when the phone arrives): they are
-  // ingested together, a batch at a time, and the position saved after.
+  // ingested together, a batch at a time, and the position saved after
+  // is the batch's own last, so nothing unstored is ever skipped.
   let batch = [];
-  let seq = 0;
   const drain = () => {
     const items = batch;
     batch = [];
+    const seq = items[items.length - 1][2];
     ingest(items).then(() => db.set(key, seq), (e) => console.warn('ingest', e));
   };
   es.addEventListener('message', (ev) => {
     const m = JSON.parse(ev.data);
-    batch.push([b64(m.envelope), m]);
-    seq = Number(ev.lastEventId);
+    batch.push([b64(m.envelope), m, Number(ev.lastEventId)]);
     if (batch.length === 1) setTimeout(drain, 50);
   });
   let broken = false;
@@ -244,6 +260,7 @@ async function ingest(items) {
     else if (m.conv && !m.mine) badges = true;
   }
   if (badges) renderBadges();
+  if (added.length) db.evict();
   return added.length;
 }
 
@@ -256,7 +273,7 @@ function classify(raw) {
   const e = P.decode(raw);
   const author = P.toHex(e.author);
   const mine = author === S.meHex;
-  const m = { id: e.id, raw, created: e.created, author, kind: e.kind, prio: e.priority, conv: '', text: '', mine, state: mine ? 'stored' : '' };
+  const m = { id: e.id, raw, created: e.created, got: Date.now(), author, kind: e.kind, prio: e.priority, conv: '', text: '', mine, state: mine ? 'stored' : '' };
   Object.defineProperty(m, 'env', { value: e, enumerable: false });
   switch (e.kind) {
     case P.Kind.text:
@@ -341,7 +358,7 @@ function acknowledge(author, id) {
   ackTimer = setTimeout(async () => {
     for (const [who, ids] of acks) {
       for (let i = 0; i < ids.length; i += P.MAX_RECEIPT_IDS) {
-        const raw = P.newReceipt(me(), P.fromHex(who, 32), ids.slice(i, i + P.MAX_RECEIPT_IDS), Date.now());
+        const raw = P.newReceipt(me(), P.fromHex(who, 32), ids.slice(i, i + P.MAX_RECEIPT_IDS), now());
         await queue(raw, {});
       }
     }
@@ -355,7 +372,7 @@ function acknowledge(author, id) {
 // so it is never stored twice.
 async function queue(raw, fields) {
   const e = P.decode(raw);
-  const m = Object.assign({ id: e.id, raw, created: e.created, author: S.meHex, kind: e.kind, prio: e.priority, conv: '', text: '', mine: true, state: 'queued' }, fields);
+  const m = Object.assign({ id: e.id, raw, created: e.created, got: Date.now(), author: S.meHex, kind: e.kind, prio: e.priority, conv: '', text: '', mine: true, state: 'queued' }, fields);
   await db.putMsg(m);
   return m;
 }
@@ -394,10 +411,11 @@ async function poll() {
     await api('status').catch(() => null); // back?
   }
   if (S.online) {
-    const now = Date.now();
+    const t0 = now();
     const open = [].concat(await db.byState('stored'), await db.byState('left'))
-      .filter((m) => m.conv && now - m.created < 7 * 24 * 3600e3 && !(m.state === 'left' && m.kind !== P.Kind.direct))
-      .slice(-20);
+      .filter((m) => m.conv && t0 - m.created < 7 * 24 * 3600e3 && !(m.state === 'left' && m.kind !== P.Kind.direct))
+      .sort((a, b) => b.created - a.created)
+      .slice(0, 20); // the newest: what the person is watching
     for (const m of open) {
       try {
         await advance(m, await (await api('messages/' + m.id)).json());
@@ -468,16 +486,16 @@ async function history(conv, oldest) {
 
 async function send(conv, body, alert) {
   const [kind, id] = conv.split(':');
-  const now = Date.now();
+  const at = now();
   const prio = alert ? P.Priority.alert : P.Priority.normal;
   let raw;
   if (kind === 'c') {
     const c = S.channels.find((x) => x.id === id);
-    raw = alert ? P.newAlert(me(), c.name, body, now) : P.newText(me(), c.name, body, now);
+    raw = alert ? P.newAlert(me(), c.name, body, at) : P.newText(me(), c.name, body, at);
   } else if (kind === 't') {
-    raw = P.newTeamText(me(), S.teams.find((x) => x.id === id).t, body, prio, now);
+    raw = P.newTeamText(me(), S.teams.find((x) => x.id === id).t, body, prio, at);
   } else {
-    raw = P.newDirect(me(), P.fromHex(id, 32), body, prio, now);
+    raw = P.newDirect(me(), P.fromHex(id, 32), body, prio, at);
   }
   const m = await queue(raw, { conv, text: body });
   showMessage(m, true);
@@ -504,12 +522,15 @@ function overhead(conv) {
 // ---- alerts ---------------------------------------------------------------------
 
 function alertArrived(m) {
-  if (m.mine || Date.now() - m.created > 3600e3) return;
+  if (m.mine || now() - m.created > 3600e3) return;
   if (m.conv[0] === 'c' && !S.channels.some((c) => 'c:' + c.id === m.conv)) return;
   if (m.conv[0] === 't' && !m.text) return;
   const bar = $('#alert');
   replace(bar,
-    h('strong', { text: t('alert_from', { where: convTitle(m.conv) }) }), ' ', m.text || '',
+    h('strong', { text: t('alert_from', { where: convTitle(m.conv) }) }), ' ',
+    m.conv[0] === 'd' ? null : h('bdi', { text: personName(m.author) + ' · ' + fingerprint(m.author).slice(0, 9) + ': ' }),
+    h('bdi', { text: m.text || '' }),
+    h('button', { type: 'button', class: 'link', 'aria-label': t('close'), onclick: () => { bar.hidden = true; } }, '×'),
     h('button', { type: 'button', class: 'link', onclick: () => { location.hash = '#/' + m.conv.replace(':', '/'); bar.hidden = true; } }, t('open')),
   );
   bar.hidden = false;
@@ -535,7 +556,11 @@ async function route() {
   switch (view) {
     case 'c': return openConversation('c:' + (await ensureChannel(decodeURIComponent(arg || S.defaultChannel))).id);
     case 't':
-    case 'd': return openConversation(view + ':' + arg);
+      if (!S.teams.some((x) => x.id === arg)) return renderNotMember();
+      return openConversation('t:' + arg);
+    case 'd':
+      if (!/^[0-9a-f]{64}$/.test(arg || '')) return location.replace('#/chats');
+      return openConversation('d:' + arg);
     case 'chats': return renderChats();
     case 'people': return renderPeople();
     case 'status': return renderStatus();
@@ -544,6 +569,12 @@ async function route() {
       location.replace('#/c/' + encodeURIComponent(S.defaultChannel));
       return null;
   }
+}
+
+// renderNotMember is a team link without the team's secret: the phone
+// carries its messages, but only an invite lets a person read them.
+function renderNotMember() {
+  screen(t('team'), true, h('p', { class: 'notice', text: t('team_not_member') }));
 }
 
 async function ensureChannel(name) {
@@ -575,7 +606,9 @@ async function openConversation(conv) {
       const body = box.value.trim();
       if (!body) return;
       if (P.utf8(body).length > textLimit(conv)) { sizeHint(conv, box, size); return; }
-      send(conv, body, false).then(() => { box.value = ''; sizeHint(conv, box, size); }, (e) => { size.textContent = e.message; });
+      box.value = ''; // at once: what is typed next is the next message
+      sizeHint(conv, box, size);
+      send(conv, body, false).catch((e) => { box.value = body; size.textContent = e.message; });
     },
   }, box, h('div', { class: 'row' }, alertBtn, sendBtn), size);
   const extra = conv[0] === 't' ? h('button', { type: 'button', class: 'link', onclick: () => showInvite(S.teams.find((x) => 't:' + x.id === conv)) }, t('invite')) : null;
@@ -666,8 +699,10 @@ function showMessage(m, paged) {
   if (!view || view.conv !== m.conv || view.msgs.some((x) => x.id === m.id)) return;
   if (!paged && (!view.ready || (view.msgs.length >= PAGE && m.created < view.msgs[0].created))) return;
   const list = $('ol.msgs');
+  // In (created, id) order, as the node lists them.
   let i = view.msgs.length;
-  while (i > 0 && view.msgs[i - 1].created > m.created) i--;
+  const after = (x) => x.created > m.created || (x.created === m.created && x.id > m.id);
+  while (i > 0 && after(view.msgs[i - 1])) i--;
   view.msgs.splice(i, 0, m);
   const alert = m.kind === P.Kind.alert || m.prio === P.Priority.alert;
   const li = h('li', { class: 'msg' + (m.mine ? ' mine' : '') + (alert ? ' alert' : ''), id: 'm-' + m.id, 'data-id': m.id },
@@ -703,10 +738,20 @@ function markRead(conv) {
   }
 }
 
+// joined reports whether conv is one of the person's: a channel they
+// joined, a team they are in, a direct conversation. Others' team
+// messages and unjoined channels are only carried.
+function joined(conv) {
+  const [kind, id] = conv.split(':');
+  if (kind === 'c') return S.channels.some((c) => c.id === id);
+  if (kind === 't') return S.teams.some((x) => x.id === id);
+  return kind === 'd';
+}
+
 async function unreadCounts() {
   const n = {};
   for (const m of await db.all()) {
-    if (m.conv && !m.mine && m.created > (S.lastRead[m.conv] || 0)) n[m.conv] = (n[m.conv] || 0) + 1;
+    if (m.conv && !m.mine && joined(m.conv) && m.created > (S.lastRead[m.conv] || 0)) n[m.conv] = (n[m.conv] || 0) + 1;
   }
   return n;
 }
@@ -717,7 +762,7 @@ function renderBadges() {
   badgeTimer = setTimeout(async () => {
     const n = await unreadCounts();
     let total = 0;
-    for (const k in n) if (k[0] !== 'c' || S.channels.some((c) => 'c:' + c.id === k)) total += n[k];
+    for (const k in n) total += n[k];
     const b = $('#unread');
     b.textContent = total ? String(total) : '';
     b.hidden = !total;
@@ -771,10 +816,13 @@ function renderPeople() {
 }
 
 async function renderStatus() {
-  const st = S.node;
+  // Fresh, or nothing: details hours old would mislead.
+  const st = await api('status').then((r) => r.json(), () => null);
+  if (st) S.skew = st.time - Date.now();
+  if (location.hash !== '#/status') return;
   const rows = [];
   const row = (k, v) => rows.push(h('dt', { text: k }), h('dd', { text: v }));
-  row(t('status_node'), S.online ? t('status_reachable') : t('status_unreachable'));
+  row(t('status_node'), st ? t('status_reachable') : t('status_unreachable'));
   if (st) {
     const sum = st.summary || {};
     row(t('status_peers'), tn('peers', sum.peers || 0));
@@ -784,6 +832,7 @@ async function renderStatus() {
     row(t('status_internet'), t('uplink_' + up, { since: sum.uplink_since ? fmtTime(sum.uplink_since) : '?' }));
     row(t('status_messages'), String(st.messages));
     row(t('status_clock'), fmtTime(st.time));
+    if (Math.abs(S.skew) > 5 * 60e3) row(t('status_phone_clock'), t('clock_off', { phone: fmtTime(Date.now()) }));
   }
   const dl = h('dl', { class: 'status' }, rows);
   screen(t('status'), false, dl);
@@ -812,7 +861,7 @@ function renderSettings() {
         ev.preventDefault();
         try {
           const p = { name: name.value.trim(), status: status.value.trim() };
-          const raw = P.newProfile(me(), p, Date.now(), PROFILE_TTL);
+          const raw = P.newProfile(me(), p, now(), PROFILE_TTL);
           S.settings.name = p.name;
           S.settings.status = p.status;
           await db.set('settings', S.settings);
@@ -849,14 +898,16 @@ function renderSettings() {
       id: 'restore-btn',
       onclick: async () => {
         let seed;
-        try { seed = P.parseBackup(restore.value); } catch (e) { restoreErr.textContent = t('restore_bad', { why: e.message }); return; }
+        try { seed = P.parseBackup(restore.value); } catch (e) { restoreErr.textContent = t('restore_bad'); console.warn(e.message); return; }
         if (!confirm(t('restore_confirm'))) return;
         // What this phone holds was read with the old key: start afresh,
         // keeping the language, and fetch the restored key's messages.
         const lang = S.settings.lang;
         if (S.es) S.es.close(); // nothing more is stored under the old key
         S.es = null;
+        const outbox = await db.byState('queued'); // signed already: still to send
         await db.reset();
+        for (const m of outbox) await db.putMsg(m);
         await db.set('seed', seed);
         await db.set('pub', P.identityFromSeed(seed).publicKey);
         if (lang) await db.set('settings', { lang });

@@ -5,7 +5,9 @@
 //   kv      settings, the key, joined channels and teams, per-node cursors
 //   msgs    every envelope the phone holds, by id: what it shows, and what
 //           it carries to the next kit as a courier (bounded: MAX_HELD,
-//           oldest evicted first, never the person's own unsent ones)
+//           the first to reach the phone evicted first, never the
+//           person's own unsent ones; by arrival, not by the author's
+//           created time, which a stranger can set in the future)
 //   people  the latest profile of each key
 
 const NAME = 'lifeline';
@@ -25,7 +27,7 @@ function open() {
       db.createObjectStore('kv');
       const msgs = db.createObjectStore('msgs', { keyPath: 'id' });
       msgs.createIndex('conv', ['conv', 'created']);
-      msgs.createIndex('created', 'created');
+      msgs.createIndex('got', 'got');
       msgs.createIndex('state', 'state');
       db.createObjectStore('people', { keyPath: 'key' });
     };
@@ -144,15 +146,15 @@ export const putPerson = (p) => tx('people', 'readwrite', (s) => { s.put(p); });
 
 export const deletePerson = (key) => tx('people', 'readwrite', (s) => { s.delete(key); });
 
-// evict keeps at most MAX_HELD messages, removing the oldest first; the
-// person's own messages that have not reached a node are kept.
+// evict keeps at most MAX_HELD messages, removing those that reached the
+// phone first; the person's own messages not yet on a node are kept.
 export async function evict() {
   const db = await open();
   const n = await done(db.transaction('msgs').objectStore('msgs').count());
   if (n <= MAX_HELD) return 0;
   let extra = n - MAX_HELD;
   const t = db.transaction('msgs', 'readwrite');
-  const rq = t.objectStore('msgs').index('created').openCursor();
+  const rq = t.objectStore('msgs').index('got').openCursor();
   rq.onsuccess = () => {
     const c = rq.result;
     if (!c || extra <= 0) return;

@@ -117,6 +117,11 @@ type Options struct {
 	// as it would on such a phone. Syntax is checked by web/build.
 	OldPhone bool
 
+	// Init is JavaScript run at the start of every document, before the
+	// page's own scripts (after OldPhone's removals): to set up what a
+	// real phone would have, such as a wrong clock.
+	Init string
+
 	// Timeout bounds each helper (a navigation, a wait, an evaluation).
 	// Zero means 15 seconds: enough on a loaded 2-core machine, short
 	// enough that a hang fails the test quickly.
@@ -220,7 +225,7 @@ func Start(t testing.TB, opts Options) *Browser {
 
 	// Fail or pass each request before it leaves the browser. An event
 	// stream keeps the order of the requests; a goroutine answers them.
-	paused := chromedp.Events(ctx, fetch.RequestPaused)
+	paused := chromedp.Events(ctx, requestPaused)
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -247,9 +252,13 @@ func Start(t testing.TB, opts Options) *Browser {
 				return err
 			}
 		}
+		var init string
 		if opts.OldPhone {
+			init = "window.__removed = (" + chrome67 + ")(window);\n"
+		}
+		if init += opts.Init; init != "" {
 			if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
-				page.AddScriptToEvaluateOnNewDocumentParams{Source: "window.__removed = (" + chrome67 + ")(window);"}); err != nil {
+				page.AddScriptToEvaluateOnNewDocumentParams{Source: init}); err != nil {
 				return err
 			}
 		}
@@ -283,24 +292,42 @@ func (b *Browser) allows(rawURL string) bool {
 	return b.allowed[net.JoinHostPort(host, port)]
 }
 
+// pausedRequest is the part of Fetch.requestPaused the policy reads. The
+// policy decodes nothing more: cdproto's full event type fails to decode
+// some events of a newer Chromium (a value its enums lack), and a failed
+// decode ends the event stream, which would leave every later request of
+// the page paused for good (seen when a page's kit was swapped under it).
+type pausedRequest struct {
+	RequestID fetch.RequestID `json:"requestId"`
+	Request   struct {
+		URL string `json:"url"`
+	} `json:"request"`
+}
+
+var requestPaused = cdp.Event[pausedRequest]{Method: fetch.RequestPaused.Method}
+
 // police answers the paused requests: continued if allowed, else failed as
 // blocked by the client (the page sees a network error) and recorded
 // before it is failed, so the record is there by the time the page knows.
-func (b *Browser) police(paused iter.Seq2[fetch.EventRequestPaused, error]) {
+func (b *Browser) police(paused iter.Seq2[pausedRequest, error]) {
 	for ev, err := range paused {
 		if err != nil {
 			return // the tab is closing
 		}
+		// Each answer has its deadline, so that one the browser never
+		// acknowledges cannot hold up every request after it.
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 		if b.allows(ev.Request.URL) {
-			_, err = chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+			_, err = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
 		} else {
 			b.mu.Lock()
 			b.blocked = append(b.blocked, ev.Request.URL)
 			b.mu.Unlock()
-			_, err = chromedp.Call(b.ctx, fetch.FailRequest, fetch.FailRequestParams{
+			_, err = chromedp.Call(ctx, fetch.FailRequest, fetch.FailRequestParams{
 				RequestID: ev.RequestID, ErrorReason: network.ErrorReasonBlockedByClient,
 			})
 		}
+		cancel()
 		if err != nil && b.ctx.Err() != nil {
 			return
 		}
