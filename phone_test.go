@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"lifeline"
 	"lifeline/api"
@@ -463,6 +464,20 @@ func TestPhoneScreens(t *testing.T) {
 		{Channel: "general", Text: "Road to the clinic blocked at the bridge; use the hill track.", Priority: "alert"},
 	} {
 		if _, err := n.client.Send(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// People who named themselves, each signed with their own key.
+	for _, who := range []message.Profile{{Name: "Bashir", Status: "at the clinic until 18:00"}, {Name: "Nour"}, {Name: "Dr. Haddad", Status: "medical tent B"}} {
+		id, err := message.NewIdentity(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := id.NewProfile(who, time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := n.client.PostEnvelope(ctx, e.Raw()); err != nil {
 			t.Fatal(err)
 		}
 	}
