@@ -1012,7 +1012,10 @@ function translateStatic() {
 
 async function start() {
   // What the phone holds, all at once; the node's status meanwhile.
-  const statusP = api('status').then((r) => r.json(), () => null); // the node meanwhile
+  // The node's status and the browser's language load while IndexedDB
+  // opens: on a first visit that is a slow phone's longest wait.
+  const statusP = api('status').then((r) => r.json(), () => null);
+  const langP = i18n.load();
   const [seed0, pub, settings, channels, lastRead, defaultChannel, teams, people] = await Promise.all(
     ['seed', 'pub', 'settings', 'channels', 'lastRead', 'defaultChannel', 'teams'].map((k) => db.get(k)).concat([db.people()]));
   S.seed = seed0;
@@ -1035,7 +1038,8 @@ async function start() {
   for (const p of people) S.people.set(p.key, p);
   // The node says which channel a first-time visitor lands in (offline,
   // the last one it said); the language loads meanwhile.
-  await Promise.all([i18n.load(S.settings.lang), connect(statusP)]);
+  const lang = await langP;
+  await Promise.all([S.settings.lang && S.settings.lang !== lang ? i18n.load(S.settings.lang) : null, connect(statusP)]);
   translateStatic();
   $('#back').addEventListener('click', () => { location.hash = '#/chats'; });
   window.addEventListener('hashchange', route);
