@@ -154,8 +154,9 @@ async function api(path, opts) {
 const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
 // connect learns which kit this is (from statusP, a status already asked
-// for, if given), then follows it.
-async function connect(statusP) {
+// for, if given), then follows it once `after` (a promise: the first
+// screen drawn) settles, so that a slow phone draws before it catches up.
+async function connect(statusP, after) {
   const st = await (statusP || api('status').then((r) => r.json(), () => null));
   if (!st) {
     setTimeout(connect, 5000);
@@ -164,6 +165,12 @@ async function connect(statusP) {
   S.node = st;
   S.skew = st.time - Date.now();
   S.defaultChannel = st.default_channel || 'general';
+  Promise.resolve(after).then(() => follow(st)).catch((e) => console.warn('connect', e));
+}
+
+// follow catches up with kit st and stays with it: the courier's upload on
+// a kit met anew, the outbox, and the event stream.
+async function follow(st) {
   await db.set('defaultChannel', S.defaultChannel);
   const last = await db.get('lastNode');
   if (last !== st.id) {
@@ -1038,14 +1045,17 @@ async function start() {
   for (const p of people) S.people.set(p.key, p);
   // The node says which channel a first-time visitor lands in (offline,
   // the last one it said); the language loads meanwhile.
+  let drawn;
+  const first = new Promise((resolve) => { drawn = resolve; });
   const lang = await langP;
-  await Promise.all([S.settings.lang && S.settings.lang !== lang ? i18n.load(S.settings.lang) : null, connect(statusP)]);
+  await Promise.all([S.settings.lang && S.settings.lang !== lang ? i18n.load(S.settings.lang) : null, connect(statusP, first)]);
   translateStatic();
   $('#back').addEventListener('click', () => { location.hash = '#/chats'; });
   window.addEventListener('hashchange', route);
   await route();
   document.body.classList.add('ready');
   performance.mark('lifeline-ready'); // time to interactive, for make bench
+  drawn();
   me();
   renderBadges();
   poll();
