@@ -150,7 +150,8 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	limits *clientLimits // for clients that are not trusted
+	limits    *clientLimits // for clients that are not trusted
+	perClient streamCounts  // open event streams by client
 }
 
 // New returns a Server. It does not listen; see Serve or use it as a Handler.

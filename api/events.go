@@ -7,11 +7,45 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"lifeline/message"
 	"lifeline/store"
 )
+
+// MaxStreamsPerClient bounds the event streams one remote address (an
+// IPv6 /64) that is not the operator may hold open at once. A phone needs
+// one; a few allow for a second tab and a reconnection racing the old
+// stream's end.
+const MaxStreamsPerClient = 4
+
+// streamCounts counts open event streams by client key.
+type streamCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *streamCounts) take(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] >= MaxStreamsPerClient {
+		return false
+	}
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[key]++
+	return true
+}
+
+func (c *streamCounts) give(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key]--; c.n[key] <= 0 {
+		delete(c.n, key) // the map holds open streams only: bounded by MaxEventStreams
+	}
+}
 
 // eventWriteTimeout bounds each write to an event stream, so a client that
 // stops reading (a phone that left the Wi-Fi) cannot pin a goroutine and a
@@ -59,6 +93,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		if seq, err := parseSeq(strings.TrimSpace(id)); err == nil {
 			q.After, q.arrival = seq, true
 		}
+	}
+	// One address (one phone, or one attacker) holds at most a few of
+	// the node's streams, so it cannot take them all from the others.
+	if !s.trusted(r) {
+		key := clientKey(r)
+		if !s.perClient.take(key) {
+			w.Header().Set("Retry-After", eventsRetryAfter)
+			writeError(w, http.StatusTooManyRequests,
+				"%s already has %d event streams open here, the most one address may: close one", remoteIP(r), MaxStreamsPerClient)
+			return
+		}
+		defer s.perClient.give(key)
 	}
 	select {
 	case s.streams <- struct{}{}:

@@ -83,3 +83,40 @@ func TestSlowBody(t *testing.T) {
 		t.Fatalf("slow body: %d %s", resp.StatusCode, b.String())
 	}
 }
+
+// TestEventStreamsPerClient: one address that is not the operator holds at
+// most MaxStreamsPerClient streams, so it cannot take the node's whole
+// stream budget from everyone else; the operator is not limited.
+func TestEventStreamsPerClient(t *testing.T) {
+	n := newNode(t)
+	// Through a proxy header a loopback client is not the operator: it
+	// counts as one remote address here, as a phone on the Wi-Fi does.
+	open := func(ctx context.Context, proxied bool) int {
+		req, _ := http.NewRequestWithContext(ctx, "GET", n.http.URL+"/api/v1/events", nil)
+		if proxied {
+			req.Header.Set("X-Forwarded-For", "10.42.0.23")
+		}
+		resp, err := n.http.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+		}
+		return resp.StatusCode
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	for i := range api.MaxStreamsPerClient {
+		if code := open(ctx, true); code != http.StatusOK {
+			t.Fatalf("stream %d: %d", i+1, code)
+		}
+	}
+	if code := open(ctxT(t), true); code != http.StatusTooManyRequests {
+		t.Fatalf("stream %d from one address: %d, want 429", api.MaxStreamsPerClient+1, code)
+	}
+	if code := open(ctxT(t), false); code != http.StatusOK {
+		t.Fatalf("the operator's stream: %d", code)
+	}
+	cancel() // the address's streams end; it may open again
+	poll(t, "a stream for the address again", func() bool { return open(ctxT(t), true) == http.StatusOK })
+}
