@@ -51,8 +51,7 @@ func TestPhoneFirstVisit(t *testing.T) {
 	b.Navigate(url)
 	b.WaitText("#title", "#general")
 	b.WaitText("ol.msgs", "welcome to the camp")
-	b.SetValue("#compose", "hello from a phone")
-	b.Click("form.compose button[type=submit]")
+	write(b, "hello from a phone")
 	b.WaitText(".msg.mine .state", "On this node")
 	var got []api.Message
 	waitFor(t, "the phone's message on the node", func() bool {
@@ -127,8 +126,7 @@ func TestPhonesOnTwoNodes(t *testing.T) {
 	amal := myKey(pa, urlA)
 	pa.Navigate(urlA + "#/c/general")
 	pa.WaitText("#title", "#general")
-	pa.SetValue("#compose", "Water at the school")
-	pa.Click("form.compose button[type=submit]")
+	write(pa, "Water at the school")
 	pb.WaitText("ol.msgs", "Water at the school") // live, on the other kit
 
 	pa.Navigate(urlA + "#/people")
@@ -138,8 +136,7 @@ func TestPhonesOnTwoNodes(t *testing.T) {
 	pa.Click(`ul.people a[href="#/d/` + bashir + `"]`)
 	pa.WaitText("#title", "Bashir")
 	pa.Eval(recordStates, nil)
-	pa.SetValue("#compose", "Are you safe?")
-	pa.Click("form.compose button[type=submit]")
+	write(pa, "Are you safe?")
 	pa.WaitText(".msg.mine .state", "Left this node") // kit B took it; nobody opened it yet
 	if got := b.node.ID(); got.String() == bashir {
 		t.Fatal("Bashir's key is his kit's")
@@ -164,6 +161,13 @@ func TestPhonesOnTwoNodes(t *testing.T) {
 			t.Fatalf("a page asked for something outside its node: %v", bl)
 		}
 	}
+}
+
+// write sends text in the conversation open on p, as a person types it
+// and presses Send.
+func write(p *browsertest.Browser, text string) {
+	p.SetValue("#compose", text)
+	p.Click("form.compose button[type=submit]")
 }
 
 // myKey opens the page's settings and returns the person's key.
@@ -230,8 +234,7 @@ func TestPhoneOfflineFirst(t *testing.T) {
 	p := phone(t, n, "")
 	key := myKey(p, url)
 	p.Navigate(url + "#/c/general")
-	p.SetValue("#compose", "first, while the node is up")
-	p.Click("form.compose button[type=submit]")
+	write(p, "first, while the node is up")
 	p.WaitText(".msg.mine .state", "On this node")
 
 	p.Reload()
@@ -246,8 +249,7 @@ func TestPhoneOfflineFirst(t *testing.T) {
 	p.Navigate(url + "#/c/general")
 	p.WaitText("ol.msgs", "first, while the node is up") // history from the phone
 	p.WaitText("#net", "out of reach")
-	p.SetValue("#compose", "written while the node was away")
-	p.Click("form.compose button[type=submit]")
+	write(p, "written while the node was away")
 	p.WaitText("ol.msgs li:last-child .state", "Waiting on this phone")
 	var queued string
 	p.Eval(`document.querySelector('ol.msgs li:last-child').dataset.id`, &queued)
@@ -293,8 +295,7 @@ func TestPhoneTeam(t *testing.T) {
 	pc.Navigate(url + teamHash) // knows where, not the secret
 	pc.WaitText("#main", "not in this team")
 
-	pa.SetValue("#compose", "bring the blue bag")
-	pa.Click("form.compose button[type=submit]")
+	write(pa, "bring the blue bag")
 	pb.WaitText("ol.msgs", "bring the blue bag")
 	// The non-member's phone carries the message, and cannot read it.
 	waitFor(t, "the non-member's phone holding the team message", func() bool {
@@ -496,8 +497,7 @@ func TestPhoneScreens(t *testing.T) {
 		}
 		p.Navigate(url + "#/c/general")
 		p.WaitText("ol.msgs", "Water point")
-		p.SetValue("#compose", map[string]string{"en": "I can bring two jerrycans.", "ar": "أستطيع إحضار غالونين."}[lang])
-		p.Click("form.compose button[type=submit]")
+		write(p, map[string]string{"en": "I can bring two jerrycans.", "ar": "أستطيع إحضار غالونين."}[lang])
 		p.WaitVisible(".msg.mine .state")
 		// Mirrored: the first tab sits at the start of the line, which is
 		// the right in Arabic; one's own messages at the end.
@@ -558,21 +558,30 @@ func TestPhoneChannelHistory(t *testing.T) {
 	}
 	// Page back, as a person scrolling up presses "Earlier messages",
 	// until the page says it is the first message.
-	for range 10 {
-		var before int
-		var done bool
-		p.Eval(`document.querySelectorAll('ol.msgs li').length`, &before)
-		p.Eval(`(() => { if (document.querySelector('.first')) return true; document.querySelector('button.more').click(); return false; })()`, &done)
-		if done {
-			break
+	pages := 0
+	defer func() {
+		if t.Failed() {
+			var html string
+			p.Eval(`document.body.innerHTML.slice(0, 300) + ' … ' + document.querySelectorAll('ol.msgs li').length`, &html)
+			t.Logf("after %d presses: %s; console %q", pages, html, p.Console())
 		}
-		waitFor(t, "an earlier page", func() bool {
-			var now int
-			var first bool
-			p.Eval(`document.querySelectorAll('ol.msgs li').length`, &now)
-			p.Eval(`!!document.querySelector('.first')`, &first)
-			return now > before || first
-		})
+	}()
+	waitFor(t, "paging back to the first message", func() bool {
+		var state string
+		p.Eval(`(() => {
+			if (document.querySelector('.first')) return 'first';
+			const b = document.querySelector('button.more');
+			if (b.disabled) return 'loading';
+			b.click();
+			return 'pressed';
+		})()`, &state)
+		if state == "pressed" {
+			pages++
+		}
+		return state == "first"
+	})
+	if pages < 2 || pages > 5 {
+		t.Errorf("%d presses of Earlier messages for 120 messages in pages of 50", pages)
 	}
 	p.WaitText(".first", "first message")
 	var bodies []string
@@ -582,7 +591,7 @@ func TestPhoneChannelHistory(t *testing.T) {
 		seen[b] = true
 	}
 	if len(bodies) != 120 || len(seen) != 120 || !seen["history 000"] {
-		t.Fatalf("paged back to %d messages (%d different), the first %q", len(bodies), len(seen), bodies[0])
+		t.Fatalf("paged back to %d messages (%d different), the first %q; console: %q", len(bodies), len(seen), bodies[0], p.Console())
 	}
 
 	p.SetValue("#compose", strings.Repeat("a", 100))
@@ -600,11 +609,20 @@ func TestPhoneChannelHistory(t *testing.T) {
 	}
 
 	p.Navigate(url + "#/settings")
-	waitFor(t, "the languages listed", func() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		var ok bool
 		p.Eval(`!!document.querySelector('#lang option[value="fr"]')`, &ok)
-		return ok
-	})
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			var html string
+			p.Eval(`document.getElementById('main').innerHTML.slice(0, 600)`, &html)
+			t.Fatalf("the languages are not listed: %s; console %q", html, p.Console())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	p.SetValue("#lang", "fr")
 	p.WaitText("nav", "Réglages")
 	p.Reload()
@@ -644,8 +662,7 @@ func TestPhoneChats(t *testing.T) {
 	p.SetValue("#dm-key", key[:32]+" "+key[32:])
 	p.Click("#dm-key + button")
 	p.WaitText("#title", "This kit")
-	p.SetValue("#compose", "hello, operator")
-	p.Click("form.compose button[type=submit]")
+	write(p, "hello, operator")
 	p.WaitText(".msg.mine .state", "Delivered") // the node's own receipt
 	ms, err := n.client.List(ctx, api.ListQuery{To: n.node.ID().String()})
 	if err != nil || len(ms) != 1 || ms[0].Text != "hello, operator" {
@@ -666,8 +683,7 @@ func TestPhoneWrongClock(t *testing.T) {
 		p := browsertest.Start(t, browsertest.Options{AllowHosts: []string{n.node.APIAddr()}, OldPhone: true,
 			Init: `Date.now = ((real) => () => real() + ` + skew + `)(Date.now);`})
 		p.Navigate(url + "#/c/general")
-		p.SetValue("#compose", "my clock is wrong")
-		p.Click("form.compose button[type=submit]")
+		write(p, "my clock is wrong")
 		p.WaitText(".msg.mine .state", "On this node")
 		p.Navigate(url + "#/status")
 		p.WaitText("dl.status", "far from the node")

@@ -636,22 +636,32 @@ async function openConversation(conv) {
 }
 
 async function earlier(view, list, more) {
+  // One page at a time: a second press while this one loads would page
+  // from the same oldest message, find it all shown, and end too soon.
+  if (more.disabled) return;
+  more.disabled = true;
+  try {
+    await earlierPage(view, more);
+  } finally {
+    more.disabled = false;
+  }
+}
+
+async function earlierPage(view, more) {
   const oldest = view.msgs[0];
+  // The node's page before the oldest shown first, when it answers: what
+  // the phone holds may have gaps (a backlog still arriving), and once
+  // this is ingested the phone's own page is whole.
+  let got = false;
+  if (S.online) got = await history(view.conv, oldest).catch((e) => { console.warn('history: ' + e.message); return false; });
   // Older than the oldest shown, or as old: those of its millisecond that
   // are shown already are dropped, so ask for as many more.
-  const older = async () => {
-    const before = oldest ? oldest.created : Infinity;
-    const same = view.msgs.filter((m) => m.created === before).length;
-    return (await db.conversation(view.conv, before, PAGE + same)).filter((m) => !view.msgs.some((x) => x.id === m.id));
-  };
-  let msgs = await older();
-  if (msgs.length === 0) {
-    const got = await history(view.conv, oldest).catch(() => false);
-    msgs = got ? await older() : [];
-    if (msgs.length === 0) {
-      more.replaceWith(h('p', { class: 'first' }, t('beginning')));
-      return;
-    }
+  const before = oldest ? oldest.created : Infinity;
+  const same = view.msgs.filter((m) => m.created === before).length;
+  const msgs = (await db.conversation(view.conv, before, PAGE + same)).filter((m) => !view.msgs.some((x) => x.id === m.id));
+  if (msgs.length === 0 && (got || S.online)) {
+    more.replaceWith(h('p', { class: 'first' }, t('beginning')));
+    return;
   }
   for (const m of msgs) showMessage(m, true);
 }

@@ -40,7 +40,7 @@ export async function use(code) {
 }
 
 // list returns the languages the node has: [{code, name, dir}].
-export const list = () => getJSON('i18n/index.json').catch(() => []);
+export const list = () => getJSON('i18n/index.json').catch((e) => { console.warn('languages: ' + e.message); return []; });
 
 // t returns the string for key, with {name} placeholders filled from vars.
 export function t(key, vars) {
