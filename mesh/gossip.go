@@ -83,7 +83,20 @@ func (m *Mesh) publishLoop(ctx context.Context, topic *pubsub.Topic) {
 const maxLeftBatch = 256
 
 func (m *Mesh) drain(ctx context.Context, topic *pubsub.Topic, sub *store.Subscription) {
+	// Messages published to a subscribed peer have left this node: GossipSub
+	// has written them to that peer's stream. They are recorded in batches,
+	// when no more messages wait, so a burst costs one commit.
 	var left []message.ID
+	flush := func() {
+		if len(left) == 0 {
+			return
+		}
+		if err := m.st.MarkLeft(ctx, left); err != nil && ctx.Err() == nil {
+			m.log.Debug("recording published messages failed", "err", err)
+		}
+		left = left[:0]
+	}
+	defer flush()
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,33 +107,34 @@ func (m *Mesh) drain(ctx context.Context, topic *pubsub.Topic, sub *store.Subscr
 				m.log.Debug("gossip publisher lagged behind the store", "err", sub.Err())
 				return
 			}
-			// A connected peer whose subscription we have not seen yet (it
-			// just connected) will not get this by gossip: reconciliation
-			// carries it there.
-			subscribed := len(topic.ListPeers())
-			if subscribed < len(m.host.Network().Peers()) {
-				m.owed.Store(true)
+			if m.publish(ctx, topic, rec) {
+				left = append(left, rec.Envelope.ID())
 			}
-			if subscribed == 0 {
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := topic.Publish(pctx, rec.Envelope.Raw(), pubsub.WithReadiness(pubsub.MinTopicSize(1)))
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				m.log.Debug("gossip publish failed", "id", rec.Envelope.ID(), "err", err)
-				continue
-			}
-			// Published with at least one subscribed peer: GossipSub has
-			// written it to that peer's stream. Recorded in batches, when
-			// no more messages wait, so a burst costs one commit.
-			left = append(left, rec.Envelope.ID())
 			if len(sub.C) == 0 || len(left) >= maxLeftBatch {
-				if err := m.st.MarkLeft(ctx, left); err != nil && ctx.Err() == nil {
-					m.log.Debug("recording published messages failed", "err", err)
-				}
-				left = left[:0]
+				flush()
 			}
 		}
 	}
+}
+
+// publish gossips one stored message, and reports whether a subscribed
+// peer took it.
+func (m *Mesh) publish(ctx context.Context, topic *pubsub.Topic, rec *store.Record) bool {
+	// A connected peer whose subscription we have not seen yet (it just
+	// connected) will not get this by gossip: reconciliation carries it
+	// there.
+	subscribed := len(topic.ListPeers())
+	if subscribed < len(m.host.Network().Peers()) {
+		m.owed.Store(true)
+	}
+	if subscribed == 0 {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := topic.Publish(pctx, rec.Envelope.Raw(), pubsub.WithReadiness(pubsub.MinTopicSize(1)))
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		m.log.Debug("gossip publish failed", "id", rec.Envelope.ID(), "err", err)
+	}
+	return err == nil
 }

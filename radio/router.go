@@ -290,6 +290,9 @@ func (r *Router) ended(q *Queued) {
 	delete(r.ownKeys, q.Key)
 	if r.outgoing[mid]--; r.outgoing[mid] <= 0 {
 		delete(r.outgoing, mid)
+		if len(r.left) >= maxOutgoing {
+			r.left = r.left[1:] // nobody takes them (a router without a store): bounded
+		}
 		r.left = append(r.left, mid)
 	}
 }

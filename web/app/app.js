@@ -41,7 +41,7 @@ const S = {
   lastRead: {}, // conv -> created of the newest message seen
   skew: 0, // the node's clock minus the phone's, ms
   route: null,
-  view: null, // the rendered conversation: {conv, msgs, oldestDone}
+  view: null, // the rendered conversation: {conv, msgs, ready}
 };
 
 // ---- small DOM helper --------------------------------------------------------
@@ -597,10 +597,10 @@ async function ensureChannel(name) {
 }
 
 async function openConversation(conv) {
-  const view = { conv, msgs: [], oldestDone: false };
+  const view = { conv, msgs: [], ready: false };
   S.view = view;
   const list = h('ol', { class: 'msgs', 'aria-live': 'polite', 'aria-label': t('messages') });
-  const more = h('button', { type: 'button', class: 'more', onclick: () => earlier(view, list, more) }, t('earlier'));
+  const more = h('button', { type: 'button', class: 'more', onclick: () => earlier(view, more) }, t('earlier'));
   const box = h('textarea', { id: 'compose', dir: 'auto', rows: 2, 'aria-label': t('write'), placeholder: t('write') });
   const size = h('p', { class: 'size', id: 'size', 'aria-live': 'polite' });
   const sendBtn = h('button', { type: 'submit', class: 'send' }, t('send'));
@@ -635,7 +635,7 @@ async function openConversation(conv) {
   markRead(conv);
 }
 
-async function earlier(view, list, more) {
+async function earlier(view, more) {
   // One page at a time: a second press while this one loads would page
   // from the same oldest message, find it all shown, and end too soon.
   if (more.disabled) return;

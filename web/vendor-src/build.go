@@ -26,6 +26,8 @@ import (
 	"strings"
 
 	"github.com/evanw/esbuild/pkg/api"
+
+	"lifeline/web/build/webbuild"
 )
 
 const (
@@ -49,20 +51,7 @@ var bundles = []bundle{
 	{"entry-qr.js", "qr.js", []string{"uqr"}, "the QR code encoder for key backups and team invites: `encode`"},
 }
 
-// engines are the page's oldest browsers: Android 8 Chrome and WebView 67
-// (the first with BigInt, which noble needs and which cannot be lowered),
-// Samsung Internet 9.2 (Chromium 67), Safari 14 on macOS and iOS, Firefox
-// 68, Edge 79.
-// esbuild lowers newer syntax for them and fails on what it cannot lower.
-var engines = []api.Engine{
-	{Name: api.EngineChrome, Version: "67"},
-	{Name: api.EngineSafari, Version: "14"},
-	{Name: api.EngineIOS, Version: "14"},
-	{Name: api.EngineFirefox, Version: "68"},
-	{Name: api.EngineEdge, Version: "79"},
-}
-
-// tooNew are built-ins the engines above lack. esbuild lowers syntax, not
+// tooNew are built-ins the page's oldest browsers (webbuild.Engines) lack. esbuild lowers syntax, not
 // library calls, so the bundle is searched for them: a hit fails the build
 // rather than a phone in the field. globalThis and Object.hasOwn are defined
 // by shims.js where missing, so they are not searched for.
@@ -78,9 +67,6 @@ var tooNew = map[string]*regexp.Regexp{
 	"Promise.any/allSettled (Chrome 76)":   regexp.MustCompile(`Promise\.(any|allSettled)`),
 	"WeakRef (Chrome 84)":                  regexp.MustCompile(`WeakRef|FinalizationRegistry`),
 }
-
-// arrayRest finds a rest element in an array pattern (see Supported below).
-var arrayRest = regexp.MustCompile(`\.\.\.[\w$]+\]\s*(=[^=>]|of\b|\)\s*(=>|\{))`)
 
 type lock struct {
 	Packages map[string]struct {
@@ -165,11 +151,9 @@ func build(l lock, bd bundle) ([]byte, error) {
 		EntryPoints: []string{bd.entry},
 		Bundle:      true,
 		Format:      api.FormatESModule,
-		Engines:     engines,
-		// esbuild refuses destructuring for Safari 14.0 (one WebKit bug
-		// with array rest patterns) and cannot lower it: declared
-		// supported, and the bundle is checked for the one pattern below.
-		Supported:         map[string]bool{"destructuring": true},
+		Engines:     webbuild.Engines(),
+		// The app's targets and overrides: see webbuild.Supported.
+		Supported:         webbuild.Supported(),
 		MinifyWhitespace:  true,
 		MinifyIdentifiers: true,
 		MinifySyntax:      true,
@@ -193,8 +177,8 @@ func build(l lock, bd bundle) ([]byte, error) {
 	js := res.OutputFiles[0].Contents
 	// The Safari < 14.1 bug: a rest element in an array pattern, in a
 	// declaration or assignment, a for-of head, or a parameter list.
-	if arrayRest.Match(js) {
-		return nil, fmt.Errorf("the bundle has an array rest pattern (%s), which Safari 14.0 may get wrong: declare destructuring unsupported and find another way", arrayRest.Find(js))
+	if m := webbuild.ArrayRest(js); m != "" {
+		return nil, fmt.Errorf("the bundle has an array rest pattern (%s), which Safari 14.0 may get wrong: declare destructuring unsupported and find another way", m)
 	}
 	var found []string
 	for name, re := range tooNew {

@@ -34,9 +34,7 @@ func CheckSyntax(name string, code []byte) error {
 	if err := checkLowering(name, string(code)); err != nil {
 		return err
 	}
-	// Destructuring is declared supported (see supported), so esbuild does
-	// not see the one case Safari 14.0 gets wrong; it is looked for here.
-	if m := arrayRest.FindString(string(code)); m != "" {
+	if m := ArrayRest(code); m != "" {
 		return fmt.Errorf("%s has a rest element in an array pattern (%s), which Safari 14.0 gets wrong: "+
 			"use slice() instead", name, m)
 	}
@@ -60,9 +58,13 @@ func CheckSyntax(name string, code []byte) error {
 	return nil
 }
 
-// arrayRest finds a rest element in an array pattern, in a declaration or
-// an assignment, a for-of head or a parameter list, in esbuild's printing
-// (the same check as web/vendor-src's for the vendored bundle).
+// ArrayRest returns the first rest element in an array pattern in code (a
+// declaration or assignment, a for-of head, a parameter list, as esbuild
+// prints them), or "". Destructuring is declared supported (see Supported),
+// so esbuild does not see the one case Safari 14.0 gets wrong; both builds
+// (the app's and web/vendor-src's) look for it with this.
+func ArrayRest(code []byte) string { return string(arrayRest.Find(code)) }
+
 var arrayRest = regexp.MustCompile(`\.\.\.[\w$]+\]\s*(=[^=>]|of\b|\)\s*(=>|\{))`)
 
 // regexpCall is new RegExp (or RegExp) with a constant pattern and
@@ -177,7 +179,7 @@ func checkLowering(name, code string) error {
 			Loader:     api.LoaderJS,
 			Target:     target,
 			Engines:    engines,
-			Supported:  supported(),
+			Supported:  Supported(),
 			Charset:    api.CharsetUTF8,
 			Sourcefile: name,
 			LogLevel:   api.LogLevelSilent,
@@ -187,7 +189,7 @@ func checkLowering(name, code string) error {
 	if len(next.Errors) > 0 {
 		return buildError("parsing "+name, next.Errors)
 	}
-	old := transform(api.DefaultTarget, engines())
+	old := transform(api.DefaultTarget, Engines())
 	if len(old.Errors) > 0 {
 		return fmt.Errorf("%s uses syntax the target browsers lack, which cannot be lowered: %w",
 			name, buildError("lowering", old.Errors))

@@ -41,11 +41,11 @@ import (
 // Wi-Fi load it on their first visit.
 const Budget = 200 * 1024
 
-// engines are the oldest browsers the page must run on: Android 8's Chrome
+// Engines are the oldest browsers the page must run on: Android 8's Chrome
 // and WebView 67 (the first Chrome with BigInt, which the crypto needs and
 // which cannot be lowered; Samsung Internet 9.2 is Chromium 67 too), Safari
 // 14 on macOS and iOS, Firefox 68 and the first Chromium Edge, 79.
-func engines() []api.Engine {
+func Engines() []api.Engine {
 	return []api.Engine{
 		{Name: api.EngineChrome, Version: "67"},
 		{Name: api.EngineSafari, Version: "14"},
@@ -55,7 +55,7 @@ func engines() []api.Engine {
 	}
 }
 
-// supported overrides esbuild's table where it is stricter than the
+// Supported overrides esbuild's table where it is stricter than the
 // browsers. esbuild marks destructuring as missing before Safari 14.1 / iOS
 // 14.5 because Safari 14.0 fails a subtest of the ES2015 compatibility table
 // (rest elements in array patterns), and then refuses every destructuring
@@ -64,7 +64,7 @@ func engines() []api.Engine {
 // destructuring since 10; esbuild's changelog gives this override for such
 // cases (--supported:destructuring=true), and CheckSyntax looks for the one
 // pattern Safari 14.0 gets wrong.
-func supported() map[string]bool {
+func Supported() map[string]bool {
 	return map[string]bool{"destructuring": true}
 }
 
@@ -119,8 +119,8 @@ func Build(appDir string) (Files, error) {
 		Write:      false,
 		Format:     api.FormatESModule,
 		Platform:   api.PlatformBrowser,
-		Engines:    engines(),
-		Supported:  supported(),
+		Engines:    Engines(),
+		Supported:  Supported(),
 		// No source maps in dist: they would double the app's size.
 		Sourcemap:         api.SourceMapNone,
 		MinifyWhitespace:  true,
