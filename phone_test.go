@@ -65,6 +65,20 @@ func TestPhoneFirstVisit(t *testing.T) {
 		t.Fatalf("the page asked for something outside the node: %v", bl)
 	}
 	screenshot(b, "first-visit-en.png")
+
+	// A first visit in Persian, right to left, on another phone.
+	fa := phone(t, n, "fa")
+	fa.Navigate(url)
+	fa.WaitText("ol.msgs", "hello from a phone")
+	var dir string
+	fa.Eval(`document.documentElement.dir`, &dir)
+	if dir != "rtl" {
+		t.Fatalf("a Persian phone's page is %q", dir)
+	}
+	if bl := fa.Blocked(); len(bl) != 0 {
+		t.Fatalf("the page asked for something outside the node: %v", bl)
+	}
+	screenshot(fa, "first-visit-fa.png")
 }
 
 // screenshotDir, when set (make screenshots), is where the browser tests

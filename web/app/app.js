@@ -535,8 +535,10 @@ function alertArrived(m) {
   const bar = $('#alert');
   replace(bar,
     h('strong', { text: t('alert_from', { where: convTitle(m.conv) }) }), ' ',
-    m.conv[0] === 'd' ? null : h('bdi', { text: personName(m.author) + ' · ' + fingerprint(m.author).slice(0, 9) + ': ' }),
-    h('bdi', { text: m.text || '' }),
+    // Each part isolated, the punctuation outside: a name and a text in
+    // different scripts must not reorder each other.
+    m.conv[0] === 'd' ? null : [h('bdi', { text: personName(m.author) }), ' · ', h('bdi', { text: fingerprint(m.author).slice(0, 9) }), ': '],
+    h('bdi', { text: m.text || '' }), ' ',
     h('button', { type: 'button', class: 'link', 'aria-label': t('close'), onclick: () => { bar.hidden = true; } }, '×'),
     h('button', { type: 'button', class: 'link', onclick: () => { location.hash = '#/' + m.conv.replace(':', '/'); bar.hidden = true; } }, t('open')),
   );
