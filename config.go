@@ -115,6 +115,12 @@ type Config struct {
 	// DefaultChannel is the channel a first-time visitor of the phone
 	// app lands in; "general" if empty.
 	DefaultChannel string `json:"default_channel"`
+	// Members are the public keys (hex, as `lifeline id` and the app's
+	// settings show them) of people and nodes the operator vouches for.
+	// Their messages, this node's, and those of the nodes named in Peers
+	// and Hubs are kept ahead of strangers' when the store is full,
+	// whatever priority a stranger claims (docs/SECURITY.md).
+	Members []string `json:"members"`
 
 	// Logger receives the node's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
@@ -183,6 +189,11 @@ func (c Config) Validate() error {
 	if c.DefaultChannel != "" {
 		if _, err := message.NormaliseChannelName(c.DefaultChannel); err != nil {
 			return fmt.Errorf("config: default_channel %q: %w", c.DefaultChannel, err)
+		}
+	}
+	for _, k := range c.Members {
+		if _, err := message.ParsePublicKey(k); err != nil {
+			return fmt.Errorf("config: member %q: want a public key of 64 hex digits, as `lifeline id` shows: %w", k, err)
 		}
 	}
 	for _, h := range c.Hubs {

@@ -103,10 +103,15 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if created {
 		n.log.Info("created a new node identity", "id", id.Public(), "file", filepath.Join(cfg.DataDir, IdentityFile))
 	}
+	mem, err := newMembers(cfg)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{
 		Quota:     cfg.Quota,
 		MaxAge:    time.Duration(cfg.Retention),
 		Own:       id.Public(),
+		Members:   mem.has,
 		Now:       cfg.Now,
 		NoSync:    cfg.NoSync,
 		MaxDBSize: cfg.MaxDBSize,
@@ -235,6 +240,18 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	meshRunning = true // from here on m.Run owns and closes the host
 	start("mesh", m.Run)
 	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
+	start("store", func(ctx context.Context) error {
+		// A store that broke (an I/O error, not a full disk: that it
+		// leaves by itself) fails every write from then on. Ending the
+		// process lets its supervisor restart it, and reopening applies
+		// what the store had acknowledged.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-st.Failed():
+			return fmt.Errorf("%w; restart the node", st.Err())
+		}
+	})
 	start("receipts", func(ctx context.Context) error { rc.run(ctx); return nil })
 	start("reports", func(ctx context.Context) error { n.recordUplink(ctx, st, id, reports); return nil })
 	for i, s := range stations {

@@ -191,7 +191,8 @@ func (s *Server) postEnvelope(w http.ResponseWriter, r *http.Request) {
 }
 
 // putError answers a failed store write: 422 with the verifier's words when
-// the envelope was at fault, 507 when it does not fit in the quota, 503
+// the envelope was at fault, 507 when it does not fit in the quota or on
+// the disk, 503
 // while the node shuts down, 500 otherwise.
 func (s *Server) putError(w http.ResponseWriter, r *http.Request, err error) {
 	if messageError(err) {
@@ -203,7 +204,7 @@ func (s *Server) putError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	switch {
-	case errors.Is(err, store.ErrQuota):
+	case errors.Is(err, store.ErrQuota), errors.Is(err, store.ErrNoSpace):
 		writeError(w, http.StatusInsufficientStorage, "%v", err)
 	case errors.Is(err, store.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "the node is shutting down")

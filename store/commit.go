@@ -156,8 +156,17 @@ func (s *Store) applyLoop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var last time.Time // when the last commit ended
+	retry := time.NewTicker(stallRetry)
+	defer retry.Stop()
 	for {
-		<-s.kick
+		select {
+		case <-s.kick:
+		case <-retry.C:
+			if s.isStalled() {
+				s.retryHeld()
+			}
+			continue
+		}
 		if wait := applyLinger - time.Since(last); wait > 0 {
 			timer.Reset(wait)
 		gather:
@@ -189,6 +198,10 @@ func (s *Store) applyLoop() {
 		}
 	}
 }
+
+// stallRetry is how often a stalled store tries again to store what it
+// holds (see space.go).
+const stallRetry = time.Second
 
 // applyDue reports whether the applier should commit now rather than let
 // more requests gather.
@@ -258,9 +271,11 @@ type batchState struct {
 // whole does not fit but most of its messages do. This costs one fsync per
 // request, on the failure path only; the happy path stays one transaction.
 //
-// A logged message that fails for another reason than size breaks the
-// store (see brokenErr): it stays in the log, and neither it nor any later
-// logged message is applied, so that reopening the store retries them all.
+// A logged message that fails for lack of disk space stalls the store (see
+// space.go) until a retry stores it. One that fails for another reason
+// breaks the store (see brokenErr): it stays in the log, and neither it nor
+// any later logged message is applied, so that reopening the store retries
+// them all.
 func (s *Store) commit(batch []*op) {
 	if err := s.brokenErr(); err != nil {
 		for _, o := range batch {
@@ -268,6 +283,9 @@ func (s *Store) commit(batch []*op) {
 				o.done <- opResult{err: err}
 			}
 		}
+		return
+	}
+	if batch = s.holdWhileStalled(batch); len(batch) == 0 {
 		return
 	}
 	results, st, err := s.apply(batch)
@@ -279,8 +297,15 @@ func (s *Store) commit(batch []*op) {
 	}
 	full := err != nil && errors.Is(err, bolterrors.ErrMaxSizeReached)
 	if err != nil {
-		if full {
+		if o := batch[0]; o.lsn != 0 && isNoSpace(err) {
+			s.stall(fmt.Errorf("commit: %w", err), o)
+			return
+		}
+		switch {
+		case full:
 			err = fmt.Errorf("%w: %w", ErrQuota, err)
+		case isNoSpace(err):
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}
 		err = fmt.Errorf("commit: %w", err)
 		for i := range results {
@@ -367,6 +392,9 @@ func (s *Store) applyPut(b buckets, st *batchState, o *op) (opResult, error) {
 	if own {
 		flags |= flagOwn
 	}
+	if env.Author == s.opts.Own || (s.opts.Members != nil && s.opts.Members(env.Author)) {
+		flags |= flagMember
+	}
 	size := logicalSize(env)
 	ekey := recordEvictKey(env, flags)
 	if q := s.opts.Quota; q > 0 && st.count.Bytes+size > q {
@@ -405,7 +433,7 @@ func (s *Store) applyPut(b buckets, st *batchState, o *op) (opResult, error) {
 		}
 	}
 	res.res.New = true
-	st.notes = append(st.notes, &Record{Envelope: env, Received: o.received, Own: own, Seq: seq})
+	st.notes = append(st.notes, &Record{Envelope: env, Received: o.received, Own: own, Member: flags&flagMember != 0, Seq: seq})
 	return res, nil
 }
 

@@ -46,6 +46,10 @@ const (
 	flagDelivery = 1 << 1
 	// flagLeft: a link handed the message to another node (see MarkLeft).
 	flagLeft = 1 << 2
+	// flagMember: a member's message (Options.Members, or this node's
+	// own), judged when it was stored. It puts the message in the
+	// members' eviction tier.
+	flagMember = 1 << 3
 )
 
 const (
@@ -62,6 +66,13 @@ func logicalSize(env *message.Envelope) int64 {
 // sit in 4..7, above every ordinary message, ordered among themselves by
 // priority again.
 //
+// Members' messages (flagMember: keys the operator vouched for, nodes of
+// the private mesh, this node) and this node's undelivered messages are a
+// tier above all of that: their classes are 8..15. Priority is whatever the author claims, and anyone can mint
+// keys, so a stranger's alert never protects it against a member's
+// ordinary message: a flood of strangers' alerts evicts strangers'
+// messages only, and a member's message evicts strangers' first.
+//
 // A receipt is always class 0, like an ordinary low-priority message,
 // whoever signed it and whatever priority it claims. It is never "own
 // undelivered": nothing ever marks a receipt delivered, so an own receipt
@@ -70,19 +81,29 @@ func logicalSize(env *message.Envelope) int64 {
 // protected receipts could fill the quota until every ordinary Put failed.
 // Nor does a receipt claiming PriorityAlert get the alert class: anyone can
 // sign one.
-func evictClass(k message.Kind, p message.Priority, own, delivered bool) byte {
+func evictClass(k message.Kind, p message.Priority, own, delivered, member bool) byte {
 	if k == message.KindReceipt {
 		return byte(message.PriorityLow)
 	}
+	var c byte
 	if p == message.PriorityAlert || (own && !delivered) {
-		return 4 + byte(p)
+		c = 4 + byte(p)
+	} else {
+		c = byte(p)
 	}
-	return byte(p)
+	if member || (own && !delivered) {
+		c += memberTier
+	}
+	return c
 }
+
+// memberTier is added to the eviction class of members' messages.
+const memberTier = 8
 
 // recordEvictKey is the evict key of a stored message with these flags.
 func recordEvictKey(env *message.Envelope, flags byte) []byte {
-	return evictKey(evictClass(env.Kind, env.Priority, flags&flagOwn != 0, flags&flagDelivery != 0), env.Created, env.ID())
+	return evictKey(evictClass(env.Kind, env.Priority, flags&flagOwn != 0, flags&flagDelivery != 0, flags&flagMember != 0),
+		env.Created, env.ID())
 }
 
 func be64(b []byte, v int64) []byte {
@@ -189,5 +210,6 @@ func decodeRecord(v []byte) (*Record, byte, error) {
 		Own:       flags&flagOwn != 0,
 		Delivered: flags&flagDelivery != 0,
 		Left:      flags&flagLeft != 0,
+		Member:    flags&flagMember != 0,
 	}, flags, nil
 }

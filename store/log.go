@@ -91,6 +91,13 @@ func (s *Store) openLog(applied uint64) error {
 		}
 		ops = ops[n:]
 	}
+	if s.isStalled() {
+		// The disk is full: the store opens to serve reads and keeps the
+		// log as it is until the held records are stored (see space.go).
+		// The next batch is written from offset 0 once they are.
+		s.log.logged = s.log.lsn
+		return nil
+	}
 	// Records skipped above count as applied too: nothing is left to
 	// wait for (and the log is emptied next).
 	s.log.logged, s.log.applied = s.log.lsn, s.log.lsn
@@ -158,6 +165,21 @@ func (s *Store) logBatch(batch []*op) {
 	if err := s.brokenErr(); err != nil {
 		for _, o := range batch {
 			o.done <- opResult{err: err}
+		}
+		return
+	}
+	if err := s.spaceErr(batch); err != nil {
+		// Refused before anything is logged; Expire and MarkLeft go on.
+		rest := batch[:0:0]
+		for _, o := range batch {
+			if o.kind == opPut {
+				o.done <- opResult{err: err}
+			} else {
+				rest = append(rest, o)
+			}
+		}
+		if len(rest) > 0 {
+			s.handOver(rest)
 		}
 		return
 	}
@@ -414,6 +436,7 @@ func (s *Store) fail(err error) {
 	defer s.walMu.Unlock()
 	if s.broken == nil {
 		s.broken = fmt.Errorf("%w (what was acknowledged is kept in the log and applied when the store is reopened)", err)
+		close(s.brokenCh)
 	}
 	s.walCond.Broadcast()
 }
@@ -423,13 +446,16 @@ func (s *Store) fail(err error) {
 func (s *Store) waitApplied(lsn uint64) error {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	for s.log.applied < lsn && s.broken == nil && !s.applierDone {
+	for s.log.applied < lsn && s.broken == nil && s.stalled == nil && !s.applierDone {
 		s.urgent++
 		s.kickApplier()
 		s.walCond.Wait()
 		s.urgent--
 	}
-	return s.broken
+	if s.broken != nil {
+		return s.broken
+	}
+	return s.stalled
 }
 
 // settle makes a read see every Put that returned before it: it waits

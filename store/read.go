@@ -19,6 +19,9 @@ type Record struct {
 	Own       bool  // authored through this node (PutOwn, or signed by Options.Own)
 	Delivered bool  // a receipt from the recipient has been stored
 	Left      bool  // a link handed it to another node (see MarkLeft)
+	// Member: signed by a member when stored (Options.Members, or
+	// Options.Own): in the members' eviction tier.
+	Member bool
 	// Seq is this store's arrival sequence number: 1 for the first message
 	// ever stored in the file, then one more for each newly stored message,
 	// in commit order. It is never reused, even once a message has been
@@ -34,6 +37,9 @@ func (s *Store) Get(id message.ID) (*Record, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMsg).Get(id[:])
 		if v == nil {
+			if rec = s.heldRecord(id); rec != nil {
+				return nil // acknowledged, waiting for disk space
+			}
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 		var err error

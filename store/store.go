@@ -28,6 +28,10 @@ var (
 	// ErrQuota: the message does not fit in the quota without evicting
 	// something more important than itself, or the file reached MaxDBSize.
 	ErrQuota = errors.New("storage quota exceeded")
+	// ErrNoSpace: the disk holding the store is too full to take the
+	// message. Nothing was written; what was stored before stays readable,
+	// and writes work again once there is room (no reopening needed).
+	ErrNoSpace = errors.New("no space left on the store's disk")
 	// ErrCorrupt: the file holds something this code did not write.
 	ErrCorrupt = errors.New("store corrupt")
 )
@@ -59,6 +63,16 @@ type Options struct {
 	// more than 1 GB). Zero means no cap. Keep Quota well below it: the file
 	// takes roughly twice the logical bytes (see docs/STORE.md).
 	MaxDBSize int64
+	// MinFree is the free space, in bytes, the store leaves on its disk:
+	// below it Puts are refused with ErrNoSpace before anything is
+	// acknowledged (see space.go). Zero means DefaultMinFree; negative
+	// turns the check off (tests of a disk filling under the database).
+	MinFree int64
+	// Members, if set, says whose messages belong to the members' tier
+	// (see evictClass): keys the operator vouched for, nodes of the same
+	// private mesh. It is asked when a message is stored; the answer stays
+	// with the message. Messages signed by Own are members' too.
+	Members func(message.PublicKey) bool
 }
 
 const (
@@ -119,6 +133,10 @@ type Store struct {
 	refused      int64                   // logged messages refused for room when applied
 	replayed     int64                   // log records applied by Open
 	broken       error                   // see brokenErr
+	brokenCh     chan struct{}           // closed when broken is set
+	stalled      error                   // see space.go; nil when not stalled
+	held         []*op                   // logged, committing them failed for lack of space, in log order
+	heldByID     map[message.ID]*op      // held, by message id
 	toApply      []*op                   // handed from the logger to the applier, in order
 	hurry        bool                    // toApply holds a request whose caller waits for the commit
 	urgent       int                     // goroutines waiting for the applier (settle, the logger)
@@ -165,11 +183,26 @@ func Open(path string, opts Options) (*Store, error) {
 	s.pending = make(map[message.ID]struct{})
 	s.unlogged = make(map[message.ID]int)
 	s.kick = make(chan struct{}, 1)
+	s.brokenCh = make(chan struct{})
+	// An existing store is only read here, so that it opens on a full
+	// disk; only a new one is written.
 	var applied uint64
-	if err := db.Update(func(tx *bolt.Tx) (err error) {
+	fresh := false
+	err = db.View(func(tx *bolt.Tx) (err error) {
+		if tx.Bucket(bucketMeta) == nil {
+			fresh = true
+			return nil
+		}
 		applied, err = s.initSchema(tx)
 		return err
-	}); err != nil {
+	})
+	if err == nil && fresh {
+		err = db.Update(func(tx *bolt.Tx) (err error) {
+			applied, err = s.initSchema(tx)
+			return err
+		})
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -261,8 +294,9 @@ func (s *Store) Close() error {
 	close(s.stop)
 	<-s.stopped
 	var werr error
-	if s.brokenErr() == nil {
-		// Everything logged is applied: the log is empty.
+	if s.brokenErr() == nil && !s.isStalled() {
+		// Everything logged is applied: the log is empty. (Held messages
+		// stay in it, for the next Open.)
 		werr = s.log.file.reset()
 	}
 	werr = errors.Join(werr, s.log.file.close())
@@ -362,3 +396,14 @@ func viewErr(err error) error {
 	}
 	return err
 }
+
+// Failed is closed when the store breaks: a commit failed for another
+// reason than room (an I/O error), and every write fails from then on with
+// Err. The store cannot leave that state by itself; its owner should end
+// the process with Err, so that a supervisor starts it again (reopening
+// applies what the log holds). A full disk is not a failure: the store
+// waits for room by itself (see ErrNoSpace).
+func (s *Store) Failed() <-chan struct{} { return s.brokenCh }
+
+// Err is the error that broke the store (see Failed), or nil.
+func (s *Store) Err() error { return s.brokenErr() }

@@ -402,11 +402,12 @@ func TestQuotaEviction(t *testing.T) {
 	if _, err := s.Put(t.Context(), mk(message.PriorityHigh, message.KindText, alice).Raw()); !errors.Is(err, ErrQuota) {
 		t.Fatalf("high put err = %v, want ErrQuota", err)
 	}
-	// Within the protected class, lower priority and then age go first:
-	// the own low message goes before another alert.
+	// A stranger's alert never evicts members' messages or this node's
+	// undelivered ones, whatever their priority: it evicts the older
+	// stranger's alert.
 	alert2 := mk(message.PriorityAlert, message.KindAlert, alice)
 	mustPut(t, s, alert2)
-	present(alert, alert2, mine1, mine2)
+	present(alert2, ownOld, mine1, mine2)
 
 	st := s.Stats()
 	if st.Evicted != 5 || st.Bytes != 4*one || st.Quota != 4*one {
@@ -423,7 +424,70 @@ func TestQuotaEviction(t *testing.T) {
 	if _, err := s.Put(t.Context(), huge.Raw()); !errors.Is(err, ErrQuota) {
 		t.Fatalf("huge put err = %v, want ErrQuota", err)
 	}
-	present(alert, alert2, mine1, mine2)
+	present(alert2, ownOld, mine1, mine2)
+}
+
+// TestStrangersAlertFlood: priority is whatever an author claims and keys
+// cost nothing, so alerts from any number of fresh keys evict strangers'
+// messages only, never members' (Options.Members) or this node's, and a
+// member's ordinary message evicts a stranger's alert.
+func TestStrangersAlertFlood(t *testing.T) {
+	clk := newClock()
+	self, member := identity(9), identity(5)
+	msg := func(by *message.Identity, p message.Priority, kind message.Kind) *message.Envelope {
+		clk.Advance(time.Millisecond)
+		return sign(t, by, message.Draft{Kind: kind, Priority: p, Created: clk.Now().UnixMilli(),
+			Channel: message.ChannelID{1}, Body: fmt.Appendf(nil, "%08d", clk.Now().UnixMilli()%1e8)})
+	}
+	one := logicalSize(msg(self, message.PriorityNormal, message.KindText))
+	s := openTemp(t, Options{Now: clk.Now, Own: self.Public(), Quota: 100 * one,
+		Members: func(k message.PublicKey) bool { return k == member.Public() }})
+
+	var kept []*message.Envelope
+	for i := range 30 {
+		e := msg(member, message.PriorityLow, message.KindText)
+		if i%3 == 0 {
+			e = msg(self, message.PriorityNormal, message.KindText)
+		}
+		mustPut(t, s, e)
+		kept = append(kept, e)
+	}
+	strangerText := msg(identity(100), message.PriorityNormal, message.KindText)
+	mustPut(t, s, strangerText)
+	// 620 alerts from fresh keys: the quota holds 100.
+	var refused int
+	for i := range 620 {
+		_, err := s.Put(t.Context(), msg(identity(byte(101+i%150)), message.PriorityAlert, message.KindAlert).Raw())
+		if errors.Is(err, ErrQuota) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range kept {
+		rec, err := s.Get(e.ID())
+		if err != nil {
+			t.Fatalf("a member's message was evicted by strangers' alerts: %v", err)
+		}
+		if !rec.Member {
+			t.Fatal("a member's message not marked as such")
+		}
+	}
+	if ok, _ := s.Has(strangerText.ID()); ok {
+		t.Fatal("a stranger's alert did not evict a stranger's ordinary message")
+	}
+	st := s.Stats()
+	if refused != 0 || st.Bytes != st.Quota {
+		t.Fatalf("%d alerts refused, stats %+v: strangers' alerts should evict strangers' older alerts", refused, st)
+	}
+	// A member's low-priority message still finds room: it evicts a
+	// stranger's alert.
+	late := msg(member, message.PriorityLow, message.KindText)
+	mustPut(t, s, late)
+	if after := s.Stats(); after.Evicted != st.Evicted+1 {
+		t.Fatalf("evicted %d, want one more than %d", after.Evicted, st.Evicted)
+	}
+	checkConsistent(t, s)
 }
 
 func TestReceiptsMarkDelivered(t *testing.T) {

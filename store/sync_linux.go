@@ -15,3 +15,13 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
+
+// diskFree is the space an unprivileged writer may still use on the
+// filesystem holding dir; false if it cannot tell.
+func diskFree(dir string) (int64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * int64(st.Bsize), true
+}

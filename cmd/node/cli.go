@@ -186,7 +186,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--default-channel NAME]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--default-channel NAME]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -213,6 +213,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	var hubs []string
 	fs.Func("hub", "internet hub `multiaddr` ending in /p2p/<peer id>, repeatable: reached whenever there is a path, and the uplink is recorded", func(v string) error {
 		hubs = append(hubs, v)
+		return nil
+	})
+	var memberKeys []string
+	fs.Func("member", "public `key` of a person or node this kit vouches for, repeatable: kept ahead of strangers when the store is full", func(v string) error {
+		memberKeys = append(memberKeys, v)
 		return nil
 	})
 	probe := fs.Duration("probe", time.Duration(def.ProbeInterval), "how often the uplink to the hubs is checked")
@@ -263,6 +268,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.Role = *role
 		case "hub":
 			cfg.Hubs = hubs
+		case "member":
+			cfg.Members = memberKeys
 		case "probe":
 			cfg.ProbeInterval = lifeline.Duration(*probe)
 		case "retention":
