@@ -55,17 +55,34 @@ screenshots:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# Every Fuzz target, found by `go test -list`, so a new one is picked up
-# without editing this file. `go test -fuzz` takes one target of one package
-# at a time.
+# Every Fuzz target of both modules (the node's and the boards'), found by
+# `go test -list`, so a new one is picked up without editing this file; `go
+# test -fuzz` takes one target of one package at a time. New interesting
+# inputs (up to FUZZKEEP per target and run) are copied from the build
+# cache into the package's testdata/fuzz, where every `go test` replays
+# them: commit them and the corpora grow. CI runs this briefly.
+FUZZKEEP ?= 64
 fuzz:
 	@set -e; \
-	targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ { f[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2 "," f[i] } { n = 0 }'); \
-	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi; \
-	for t in $$targets; do \
+	for mod in . firmware-bridge/boards; do \
+	  cd $(CURDIR)/$$mod; \
+	  targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ { f[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2 "," f[i] } { n = 0 }'); \
+	  cache=$$($(GO) env GOCACHE)/fuzz; \
+	  for t in $$targets; do \
 		pkg=$${t%%,*}; name=$${t#*,}; \
 		echo "== fuzz $$pkg $$name ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		from=$$cache/$$pkg/$$name; to=$$($(GO) list -f '{{.Dir}}' $$pkg)/testdata/fuzz/$$name; kept=0; \
+		if [ -d "$$from" ]; then \
+		  mkdir -p "$$to"; \
+		  for c in "$$from"/*; do \
+			[ "$$kept" -lt $(FUZZKEEP) ] || break; \
+			[ -e "$$to/$${c##*/}" ] && continue; \
+			cp "$$c" "$$to/"; kept=$$((kept + 1)); \
+		  done; \
+		fi; \
+		echo "   $$kept new inputs kept in $$to"; \
+	  done; \
 	done
 
 # The kit's platforms: Raspberry Pi class boards, 64-bit and 32-bit.

@@ -209,6 +209,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		AdminToken:     token,
 		DefaultChannel: cfg.DefaultChannel,
 		App:            app,
+		Members:        mem.has,
 	})
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/radio"
@@ -94,6 +96,17 @@ type Options struct {
 	// uploads what it carries at once (PublicBurst: 50, else 1000).
 	PublicRate  float64
 	PublicBurst int
+	// StrangersRate and StrangersBurst bound the envelopes of strangers
+	// (authors Members does not accept) that all untrusted clients
+	// together may post, so that many addresses buy no more than the
+	// node can verify besides its members' traffic. Defaults: ten times
+	// PublicRate, twice PublicBurst.
+	StrangersRate  float64
+	StrangersBurst int
+	// Members, if set, says which authors are members (keys the operator
+	// vouched for): their envelopes count only against their address's
+	// budget, not against the strangers' total.
+	Members func(message.PublicKey) bool
 	// AdminToken, when not empty, lets a client that is not on this
 	// machine act as the node's operator by sending
 	// "Authorization: Bearer <token>": sign as the node, read what is
@@ -151,6 +164,7 @@ type Server struct {
 	closeOnce sync.Once
 
 	limits    *clientLimits // for clients that are not trusted
+	strangers *rate.Limiter // strangers' envelopes from all untrusted clients together
 	perClient streamCounts  // open event streams by client
 }
 
@@ -192,6 +206,12 @@ func New(opts Options) (*Server, error) {
 			opts.PublicBurst = 50
 		}
 	}
+	if opts.StrangersRate <= 0 {
+		opts.StrangersRate = 10 * opts.PublicRate
+	}
+	if opts.StrangersBurst <= 0 {
+		opts.StrangersBurst = 2 * opts.PublicBurst
+	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 30 * time.Second
 	}
@@ -219,6 +239,7 @@ func New(opts Options) (*Server, error) {
 		closing: make(chan struct{}),
 	}
 	s.limits = newClientLimits(opts.PublicRate, opts.PublicBurst)
+	s.strangers = rate.NewLimiter(rate.Limit(opts.StrangersRate), opts.StrangersBurst)
 	s.routes()
 	s.handler = s.hostGuard(s.mux)
 	return s, nil

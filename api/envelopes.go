@@ -89,6 +89,10 @@ func (s *Server) postEnvelopeBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "too many envelopes from %s: at most %g a second", remoteIP(r), s.opts.PublicRate)
 		return
 	}
+	if !s.allowStrangers(r, envs...) {
+		s.busy(w)
+		return
+	}
 	out := make([]BatchResult, len(envs))
 	for i, raw := range envs {
 		res, err := s.opts.Store.Put(r.Context(), raw)

@@ -178,6 +178,10 @@ func (s *Server) postEnvelope(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.allowStrangers(r, raw) {
+		s.busy(w)
+		return
+	}
 	res, err := s.opts.Store.Put(r.Context(), raw)
 	if err != nil {
 		s.putError(w, r, err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"lifeline/message"
 )
 
 // A public API (Options.Public, a hub) serves strangers: it must not sign
@@ -60,6 +62,30 @@ func (s *Server) limited(h http.HandlerFunc) http.HandlerFunc {
 // limited.
 func (s *Server) allow(r *http.Request, n int) bool {
 	return s.trusted(r) || s.limits.allow(clientKey(r), n)
+}
+
+// allowStrangers takes from the strangers' total budget one envelope for
+// each of envs whose author is not a member. Trusted clients, and members'
+// envelopes, are not counted. Envelopes that do not decode are counted
+// too: verifying them costs the same.
+func (s *Server) allowStrangers(r *http.Request, envs ...[]byte) bool {
+	if s.trusted(r) {
+		return true
+	}
+	n := 0
+	for _, raw := range envs {
+		if e, err := message.Decode(raw); err != nil || s.opts.Members == nil || !s.opts.Members(e.Author) {
+			n++
+		}
+	}
+	return n == 0 || s.strangers.AllowN(time.Now(), n)
+}
+
+// busy answers a request the strangers' total budget refused.
+func (s *Server) busy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusTooManyRequests, "the node takes at most %g envelopes a second from strangers, all together, and is at that limit: try again shortly",
+		s.opts.StrangersRate)
 }
 
 func remoteIP(r *http.Request) string {

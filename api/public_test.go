@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"fmt"
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
@@ -87,5 +88,46 @@ func TestPublicAPI(t *testing.T) {
 	}
 	if body := serve(n, "GET", path, "127.0.0.1:4000", nil).Body.String(); !strings.Contains(body, "for the operator only") {
 		t.Fatalf("the hub's user cannot read its direct message: %s", body)
+	}
+}
+
+// TestStrangersTotal: many addresses, each within its own budget, together
+// get no more than the strangers' total; a member's envelopes are not
+// counted against it, and the node's operator is never limited.
+func TestStrangersTotal(t *testing.T) {
+	member, _ := message.NewIdentity(rand.Reader)
+	n := newNode(t, func(o *api.Options) {
+		o.PublicRate, o.PublicBurst = 1, 2
+		o.StrangersRate, o.StrangersBurst = 0.001, 10
+		o.Members = func(k message.PublicKey) bool { return k == member.Public() }
+	})
+	post := func(by *message.Identity, remote string, i int) int {
+		e, err := by.NewText("news", fmt.Sprint("envelope ", i), time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return serve(n, "POST", "/api/v1/envelopes", remote, e.Raw()).Code
+	}
+	stored, refused := 0, 0
+	for i := range 40 { // 40 fresh keys from 20 addresses, 2 each: every address within its burst
+		key, _ := message.NewIdentity(rand.Reader)
+		switch code := post(key, fmt.Sprintf("198.51.100.%d:4000", 10+i/2), i); code {
+		case http.StatusCreated:
+			stored++
+		case http.StatusTooManyRequests:
+			refused++
+		default:
+			t.Fatalf("stranger's envelope %d: %d", i, code)
+		}
+	}
+	if stored != 10 || refused != 30 {
+		t.Fatalf("strangers from 20 addresses stored %d and were refused %d; the total allows 10", stored, refused)
+	}
+	if code := post(member, "198.51.100.99:4000", 100); code != http.StatusCreated {
+		t.Fatalf("a member's envelope while strangers are at their limit: %d", code)
+	}
+	stranger, _ := message.NewIdentity(rand.Reader)
+	if code := post(stranger, "127.0.0.1:4000", 101); code != http.StatusCreated {
+		t.Fatalf("the operator's client: %d", code)
 	}
 }
