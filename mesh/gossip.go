@@ -8,39 +8,53 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 
 	"lifeline/message"
 	"lifeline/store"
 )
 
 // errMisbehaved marks envelopes no honest peer sends: bad signatures,
-// malformed or oversize bytes. Clock disagreements (future, expired) and a
-// full store are not the peer's fault.
+// malformed or oversize bytes, a version byte no version will have. Clock
+// disagreements (future, expired) and a full store are not the peer's
+// fault.
 var errMisbehaved = errors.New("peer sent an invalid envelope")
 
-// accept verifies and stores an envelope from peer p, within p's push rate.
-// It reports whether the envelope was new here.
+// maxFutureVersion is the highest envelope version byte taken for a
+// version of ours yet to come. Versions count up from message.Version1
+// one at a time, and a format change is rare (a wire format lives for
+// years on kits nobody updates): sixteen is more than this protocol will
+// see. A byte past it, or 0x00, is junk, and junk costs the sender its
+// connection like any other malformed envelope.
+const maxFutureVersion = 0x0f
+
+// accept verifies and stores an envelope from peer p, within p's push rate
+// and, for a stranger, its address's and all strangers' (budget.go). It
+// reports whether the envelope was new here.
 func (m *Mesh) accept(ctx context.Context, p peer.ID, raw []byte, wait bool) (bool, error) {
-	lim := m.peerState(p).limiter
-	if wait {
-		if err := lim.Wait(ctx); err != nil {
-			return false, err
-		}
-	} else if !lim.Allow() {
+	limits := []*rate.Limiter{m.peerState(p).limiter}
+	if !m.member(p) {
+		limits = append(limits, m.budgets.source(m.sourceOf(p)), m.budgets.strangers)
+	}
+	if ok, err := charge(ctx, wait, limits...); err != nil {
+		return false, fmt.Errorf("push budget: %w", err)
+	} else if !ok {
 		return false, nil // gossip over the rate is dropped; reconciliation repairs
 	}
 	res, err := m.st.Put(ctx, raw)
 	switch {
 	case err == nil:
 		return res.New, nil
-	case errors.Is(err, message.ErrFuture), errors.Is(err, message.ErrExpired), errors.Is(err, store.ErrQuota),
-		errors.Is(err, message.ErrVersion):
-		// Clock disagreements, a full store, and envelopes of a newer
-		// version (an upgraded peer) are nobody's misbehaviour.
+	case errors.Is(err, message.ErrVersion) && len(raw) > 0 && raw[0] > message.Version1 && raw[0] <= maxFutureVersion,
+		errors.Is(err, message.ErrFuture), errors.Is(err, message.ErrExpired), errors.Is(err, store.ErrQuota),
+		errors.Is(err, store.ErrNoSpace):
+		// Envelopes of a newer version (an upgraded peer), clock
+		// disagreements, a full store or a full disk are nobody's
+		// misbehaviour.
 		m.log.Debug("envelope from peer not stored", "peer", p, "err", err)
 		return false, nil
 	case errors.Is(err, message.ErrSignature), errors.Is(err, message.ErrMalformed),
-		errors.Is(err, message.ErrTooLarge), errors.Is(err, message.ErrTruncated):
+		errors.Is(err, message.ErrTooLarge), errors.Is(err, message.ErrTruncated), errors.Is(err, message.ErrVersion):
 		return false, fmt.Errorf("%w: %v", errMisbehaved, err)
 	default:
 		return false, err

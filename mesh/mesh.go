@@ -60,8 +60,28 @@ type Config struct {
 	// make this node verify and store; defaults 500/s and 5,000.
 	PushRate  float64
 	PushBurst int
+	// PushRatePerIP and PushBurstPerIP bound the same for all strangers
+	// (peers that are not static peers, hubs or private mesh members)
+	// connecting from one address (an IPv4 address, an IPv6 /64), so
+	// that fresh keys do not multiply it; defaults 500/s and 5,000.
+	PushRatePerIP  float64
+	PushBurstPerIP int
+	// StrangerPushRate and StrangerPushBurst bound the same for all
+	// strangers together; defaults 200/s and 2,000 (what a Raspberry Pi
+	// verifies without starving the rest), ten times that on a hub.
+	StrangerPushRate  float64
+	StrangerPushBurst int
+	// StrangerSlotsPerIP is how many reconciliation sessions strangers
+	// from one address may run against this node at once; default 1.
+	StrangerSlotsPerIP int
 	// BlockFor is how long a misbehaving peer stays disconnected; default 10 min.
 	BlockFor time.Duration
+	// BlockIPAfter: once this many peer ids from one address (IPv4, IPv6
+	// /64) have misbehaved within BlockFor, strangers from that address
+	// are refused for BlockFor; default 3, negative never. Members are
+	// never refused by address. Loopback is not exempt: tests on
+	// 127.0.0.1 that make several peers misbehave raise it.
+	BlockIPAfter int
 	// Hubs are internet hubs (multiaddrs ending in /p2p/ID). The uplink
 	// monitor keeps one connected when it can, probing every
 	// ProbeInterval (default 30 s) and, while none answers, after 1 s
@@ -85,6 +105,11 @@ type Config struct {
 	// initiates).
 	Hub    bool
 	Logger *slog.Logger
+
+	// respondGrace is how long a peer may keep a responder session
+	// waiting before progress extends it (see session.lease); default
+	// 30 s. Tests shorten it.
+	respondGrace time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -106,8 +131,32 @@ func (c *Config) defaults() error {
 	if c.PushBurst <= 0 {
 		c.PushBurst = 5000
 	}
+	if c.PushRatePerIP <= 0 {
+		c.PushRatePerIP = 500
+	}
+	if c.PushBurstPerIP <= 0 {
+		c.PushBurstPerIP = 5000
+	}
+	if c.StrangerPushRate <= 0 {
+		c.StrangerPushRate = 200
+		if c.Hub {
+			c.StrangerPushRate = 2000 // a server, meeting every field node
+		}
+	}
+	if c.StrangerPushBurst <= 0 {
+		c.StrangerPushBurst = int(10 * c.StrangerPushRate)
+	}
+	if c.StrangerSlotsPerIP <= 0 {
+		c.StrangerSlotsPerIP = 1
+	}
 	if c.BlockFor <= 0 {
 		c.BlockFor = 10 * time.Minute
+	}
+	if c.BlockIPAfter == 0 {
+		c.BlockIPAfter = 3
+	}
+	if c.respondGrace <= 0 {
+		c.respondGrace = respondGrace
 	}
 	if c.ProbeInterval <= 0 {
 		c.ProbeInterval = 30 * time.Second
@@ -132,8 +181,9 @@ type Mesh struct {
 	hubLost chan struct{} // a hub disconnected: probe the uplink now
 
 	kick chan struct{} // wakes the reconcile loop for pending peers
-	// responders holds a token per session a peer runs against us.
-	responders chan struct{}
+	// responders are the slots for sessions other peers run against us.
+	responders *slots
+	budgets    *budgets
 	// owed is set when live push may have missed someone: a new envelope
 	// found a peer connected but not yet subscribed (that takes a moment
 	// after connecting), or GossipSub dropped traffic on a full queue. The
@@ -174,7 +224,8 @@ func New(cfg Config, st Store) (*Mesh, error) {
 	if cfg.Hub {
 		responders = hubResponders
 	}
-	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1), responders: make(chan struct{}, responders),
+	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1),
+		responders: newSlots(responders, cfg.StrangerSlotsPerIP), budgets: newBudgets(&cfg),
 		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}, hubLost: make(chan struct{}, 1),
 		uplink: newUplinkState(cfg.ProbeInterval)}
 	m.tracer = newGossipTracer(func() { m.owed.Store(true) }, m.kickPeer)
@@ -189,7 +240,7 @@ func New(cfg Config, st Store) (*Mesh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mesh: identity: %w", err)
 	}
-	m.gater = newGater()
+	m.gater = newGater(cfg.BlockIPAfter, m.member, m.memberSource)
 	listen := cfg.Listen
 	opts := []libp2p.Option{
 		libp2p.Identity(key),

@@ -15,19 +15,100 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
+// maxBlocked bounds the gater's records, of peer ids and of addresses
+// each: a peer id costs nothing to make, and the block list must not grow
+// with them. When full, expired records go first, then the one that would
+// expire soonest.
+const maxBlocked = 4096
+
 // gater refuses connections to and from peers that misbehaved, until their
-// block expires.
+// block expires, and from strangers at an address that several
+// misbehaving peer ids came from (fresh keys do not buy a fresh start).
 type gater struct {
+	after        int                   // misbehaving ids from one address that block it; <= 0 never
+	member       func(peer.ID) bool    // never blocked by address
+	memberSource func(src string) bool // an address a member may come from
+
 	mu      sync.Mutex
 	blocked map[peer.ID]time.Time
+	// offenders are, per address, the misbehaving peer ids seen there and
+	// when each record expires; sources the addresses blocked.
+	offenders map[string]map[peer.ID]time.Time
+	sources   map[string]time.Time
 }
 
-func newGater() *gater { return &gater{blocked: map[peer.ID]time.Time{}} }
+func newGater(after int, member func(peer.ID) bool, memberSource func(string) bool) *gater {
+	return &gater{after: after, member: member, memberSource: memberSource,
+		blocked: map[peer.ID]time.Time{}, offenders: map[string]map[peer.ID]time.Time{}, sources: map[string]time.Time{}}
+}
 
-func (g *gater) block(p peer.ID, until time.Time) {
+// makeRoom drops records from m until it can take one more: expired ones,
+// then the one expiring soonest.
+func makeRoom[K comparable, V any](m map[K]V, expiry func(V) time.Time, now time.Time) {
+	if len(m) < maxBlocked {
+		return
+	}
+	var soonest K
+	var first time.Time
+	for k, v := range m {
+		if t := expiry(v); !t.After(now) {
+			delete(m, k)
+		} else if first.IsZero() || t.Before(first) {
+			soonest, first = k, t
+		}
+	}
+	if len(m) >= maxBlocked {
+		delete(m, soonest)
+	}
+}
+
+func sameTime(t time.Time) time.Time { return t }
+
+// latest is when the last of an address's offence records expires.
+func latest(ids map[peer.ID]time.Time) time.Time {
+	var t time.Time
+	for _, u := range ids {
+		if u.After(t) {
+			t = u
+		}
+	}
+	return t
+}
+
+// block refuses p until until. src is the address p misbehaved from;
+// enough misbehaving ids there block it too, unless p is a member.
+func (g *gater) block(p peer.ID, src string, until time.Time, member bool) {
+	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if _, ok := g.blocked[p]; !ok {
+		makeRoom(g.blocked, sameTime, now)
+	}
 	g.blocked[p] = until
+	if member || src == "" || g.after <= 0 {
+		return
+	}
+	ids := g.offenders[src]
+	if ids == nil {
+		makeRoom(g.offenders, latest, now)
+		ids = map[peer.ID]time.Time{}
+		g.offenders[src] = ids
+	}
+	for q, u := range ids {
+		if !u.After(now) {
+			delete(ids, q)
+		}
+	}
+	if _, ok := ids[p]; ok || len(ids) < g.after {
+		ids[p] = until // past the threshold, one more id adds nothing
+	}
+	if len(ids) >= g.after {
+		// Each further offence from a blocked address extends its block.
+		if _, ok := g.sources[src]; !ok {
+			makeRoom(g.sources, sameTime, now)
+		}
+		g.sources[src] = until
+	}
 }
 
 func (g *gater) allowed(p peer.ID) bool {
@@ -41,6 +122,22 @@ func (g *gater) allowed(p peer.ID) bool {
 	return !ok
 }
 
+// sourceBlocked reports whether strangers from src are refused.
+func (g *gater) sourceBlocked(src string) bool {
+	if src == "" {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until, ok := g.sources[src]
+	if ok && time.Now().After(until) {
+		delete(g.sources, src)
+		delete(g.offenders, src)
+		return false
+	}
+	return ok
+}
+
 func (g *gater) count() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -49,9 +146,16 @@ func (g *gater) count() int {
 
 func (g *gater) InterceptPeerDial(p peer.ID) bool                 { return g.allowed(p) }
 func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allowed(p) }
-func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.allowed(p)
+
+// InterceptAccept refuses a blocked address before any handshake, unless
+// a member may come from it: the peer id is not known yet.
+func (g *gater) InterceptAccept(c network.ConnMultiaddrs) bool {
+	src := sourceKey(c.RemoteMultiaddr())
+	return !g.sourceBlocked(src) || g.memberSource(src)
+}
+
+func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, c network.ConnMultiaddrs) bool {
+	return g.allowed(p) && (g.member(p) || !g.sourceBlocked(sourceKey(c.RemoteMultiaddr())))
 }
 func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
@@ -63,8 +167,9 @@ func (m *Mesh) misbehaved(p peer.ID, why error) {
 		st.misbehaved++
 	}
 	m.mu.Unlock()
-	m.log.Warn("peer misbehaved: disconnecting", "peer", p, "err", why, "blocked_for", m.cfg.BlockFor)
-	m.gater.block(p, time.Now().Add(m.cfg.BlockFor))
+	src := m.sourceOf(p) // before the connections close
+	m.log.Warn("peer misbehaved: disconnecting", "peer", p, "source", src, "err", why, "blocked_for", m.cfg.BlockFor)
+	m.gater.block(p, src, time.Now().Add(m.cfg.BlockFor), m.member(p))
 	m.host.Network().ClosePeer(p)
 }
 

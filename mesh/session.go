@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"lifeline/message"
@@ -57,14 +58,57 @@ type session struct {
 	r       *bufio.Reader
 	w       io.Writer
 	stats   SessionStats
-	// rd, when the stream has read deadlines, bounds each wait for a
-	// frame: a peer that goes quiet frees its session slot after
-	// frameIdle, not at the end of the whole session's timeout.
-	rd   interface{ SetReadDeadline(time.Time) error }
+	// dl, when the stream has deadlines, bounds each wait for a frame: a
+	// peer that goes quiet frees its session slot after frameIdle, not at
+	// the end of the whole session's timeout.
+	dl interface {
+		SetReadDeadline(time.Time) error
+		SetWriteDeadline(time.Time) error
+	}
 	idle time.Duration
+	// grace, on a responder, is the lease: how long in all the peer may
+	// keep us waiting for its frames or for it to read ours, extended by
+	// progress (see allowance). Without it a peer sending an empty frame
+	// every few seconds would hold a responder slot for sessionTimeout.
+	// 0 (the initiator) is none.
+	grace  time.Duration
+	waited time.Duration
 	// sent are the envelopes written to the peer; once the session ends
 	// well, the peer has read them all, and they count as left this node.
 	sent []message.ID
+	// offered (responder) are the ranges this session's Negentropy
+	// replies listed id by id: the only envelopes an honest initiator can
+	// want from us. given are the ids it has wanted, each at most once.
+	offered []reconcile.Span
+	given   map[message.ID]struct{}
+}
+
+// Progress that extends a responder's lease. A round of Negentropy is
+// bounded (maxRounds) and an initiator on a slow machine may take a
+// while over a big set; an envelope moved is what a session is for, and
+// a stranger cannot move many without paying for them (push budgets, the
+// offered ids once each). A legitimate transfer moves an envelope every
+// few milliseconds (push rate 500/s) and earns time far faster than it
+// spends it; a peer trickling envelopes to keep a slot must send ten a
+// second.
+const (
+	respondGrace = 30 * time.Second
+	perRound     = time.Second
+	perEnvelope  = 100 * time.Millisecond
+)
+
+// allowance is how long the peer may have kept this session waiting so
+// far: the grace and what progress earned.
+func (s *session) allowance() time.Duration {
+	return s.grace + time.Duration(s.stats.Rounds)*perRound + time.Duration(s.stats.Received+s.stats.Sent)*perEnvelope
+}
+
+// left is how much longer the peer may keep us waiting now, capped at c.
+func (s *session) left(c time.Duration) time.Duration {
+	if s.grace == 0 {
+		return c
+	}
+	return max(min(c, s.allowance()-s.waited), 0)
 }
 
 // finish marks what the session sent as left, if it ended well: a session
@@ -86,9 +130,31 @@ const frameIdle = 15 * time.Second
 
 // armRead starts the wait for the next frame.
 func (s *session) armRead() {
-	if s.rd != nil {
-		s.rd.SetReadDeadline(time.Now().Add(s.idle))
+	if s.dl != nil {
+		s.dl.SetReadDeadline(time.Now().Add(s.left(s.idle)))
 	}
+}
+
+// next reads the next frame, counting the wait against the lease.
+func (s *session) next() (frame, error) {
+	s.armRead()
+	start := time.Now()
+	f, err := readFrame(s.r)
+	s.waited += time.Since(start)
+	return f, err
+}
+
+// write writes one frame. On a responder a peer that stops reading keeps
+// us waiting, on its lease like a peer that stops writing.
+func (s *session) write(typ byte, payload []byte) error {
+	if s.grace == 0 || s.dl == nil {
+		return writeFrame(s.w, typ, payload)
+	}
+	start := time.Now()
+	s.dl.SetWriteDeadline(start.Add(s.left(sessionTimeout)))
+	err := writeFrame(s.w, typ, payload)
+	s.waited += time.Since(start)
+	return err
 }
 
 type countingReader struct {
@@ -115,7 +181,10 @@ func (c countingWriter) Write(p []byte) (int, error) {
 
 func newSession(rw io.ReadWriter, st Store, deliver deliverFunc) *session {
 	s := &session{st: st, deliver: deliver, idle: frameIdle}
-	s.rd, _ = rw.(interface{ SetReadDeadline(time.Time) error })
+	s.dl, _ = rw.(interface {
+		SetReadDeadline(time.Time) error
+		SetWriteDeadline(time.Time) error
+	})
 	s.r = bufio.NewReader(countingReader{rw, &s.stats.BytesIn})
 	s.w = countingWriter{rw, &s.stats.BytesOut}
 	return s
@@ -145,8 +214,7 @@ func (s *session) hello(initiator bool) error {
 }
 
 func (s *session) expect(typ byte) ([]byte, error) {
-	s.armRead()
-	f, err := readFrame(s.r)
+	f, err := s.next()
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +246,7 @@ func (s *session) initiate(ctx context.Context, from uint64) error {
 	if err != nil {
 		return err
 	}
+	eng.SetWorkLimit(maxSessionWork)
 	msg, err := eng.InitiateFrom(from)
 	if err != nil {
 		return err
@@ -187,7 +256,7 @@ func (s *session) initiate(ctx context.Context, from uint64) error {
 		if s.stats.Rounds++; s.stats.Rounds > maxRounds {
 			return fmt.Errorf("%w: no agreement after %d negentropy rounds", ErrProtocol, maxRounds)
 		}
-		if err := writeFrame(s.w, frameNeg, msg); err != nil {
+		if err := s.write(frameNeg, msg); err != nil {
 			return err
 		}
 		reply, err := s.expect(frameNeg)
@@ -215,7 +284,7 @@ func (s *session) initiate(ctx context.Context, from uint64) error {
 		if err := s.sendEnvelopes(toIDs(push)); err != nil {
 			return err
 		}
-		if err := writeFrame(s.w, frameWant, encodeIDs(toIDs(want))); err != nil {
+		if err := s.write(frameWant, encodeIDs(toIDs(want))); err != nil {
 			return err
 		}
 		p, err := s.expect(frameEnvelopes)
@@ -226,18 +295,28 @@ func (s *session) initiate(ctx context.Context, from uint64) error {
 			return err
 		}
 	}
-	if err := writeFrame(s.w, frameDone, nil); err != nil {
+	if err := s.write(frameDone, nil); err != nil {
 		return err
 	}
 	_, err = s.expect(frameDone)
 	return err
 }
 
-// Respond runs the responder side on rw until the initiator is done.
+// Respond runs the responder side on rw until the initiator is done, or
+// until the initiator has kept it waiting longer than its progress allows
+// (see allowance).
 func Respond(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
-	s := newSession(rw, st, deliver)
-	err := s.respond(ctx)
-	return s.stats, s.finish(ctx, err)
+	return respondWithin(respondGrace)(ctx, rw, st, deliver)
+}
+
+// respondWithin is Respond with another grace.
+func respondWithin(grace time.Duration) sessionFunc {
+	return func(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
+		s := newSession(rw, st, deliver)
+		s.grace = grace
+		err := s.respond(ctx)
+		return s.stats, s.finish(ctx, err)
+	}
 }
 
 func (s *session) respond(ctx context.Context) error {
@@ -248,15 +327,26 @@ func (s *session) respond(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	eng.SetWorkLimit(maxSessionWork)
 	transfer, wanted := false, 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		s.armRead()
-		f, err := readFrame(s.r)
+		f, err := s.next()
 		if err != nil {
 			return err
+		}
+		if (f.typ == frameEnvelopes || f.typ == frameWant) && !transfer {
+			// The transfer follows a reconciliation: before one, a want
+			// could only be a guess (or, with ids learnt by gossip, a way
+			// to make us send 130 bytes for every one it sends).
+			if s.stats.Rounds == 0 {
+				return fmt.Errorf("%w: frame type %d before any negentropy round", ErrProtocol, f.typ)
+			}
+			transfer = true
+			s.offered = mergeSpans(s.offered)
+			s.given = map[message.ID]struct{}{}
 		}
 		switch f.typ {
 		case frameNeg:
@@ -271,20 +361,19 @@ func (s *session) respond(ctx context.Context) error {
 			if s.stats.Rounds++; s.stats.Rounds > maxRounds {
 				return fmt.Errorf("%w: more than %d negentropy rounds", ErrProtocol, maxRounds)
 			}
-			reply, err := eng.Respond(f.payload)
+			reply, offered, err := eng.RespondSpans(f.payload, s.offered)
 			if err != nil {
 				return negError(err)
 			}
-			if err := writeFrame(s.w, frameNeg, reply); err != nil {
+			s.offered = offered
+			if err := s.write(frameNeg, reply); err != nil {
 				return err
 			}
 		case frameEnvelopes:
-			transfer = true
 			if err := s.receive(ctx, f.payload); err != nil {
 				return err
 			}
 		case frameWant:
-			transfer = true
 			ids, err := decodeIDs(f.payload)
 			if err != nil {
 				return err
@@ -293,11 +382,11 @@ func (s *session) respond(ctx context.Context) error {
 			if wanted += len(ids); wanted > maxTransfer {
 				return fmt.Errorf("%w: more than %d envelopes wanted", ErrProtocol, maxTransfer)
 			}
-			if err := s.sendEnvelopes(ids); err != nil {
+			if err := s.sendWanted(ids); err != nil {
 				return err
 			}
 		case frameDone:
-			return writeFrame(s.w, frameDone, nil)
+			return s.write(frameDone, nil)
 		default:
 			return fmt.Errorf("%w: unknown frame type %d", ErrProtocol, f.typ)
 		}
@@ -310,7 +399,72 @@ func (s *session) respond(ctx context.Context) error {
 const (
 	maxRounds   = 64
 	maxTransfer = 200_000
+	// maxSessionWork bounds the engine's work in one session, either
+	// role (reconcile.Engine.SetWorkLimit: items visited, plus 32 per
+	// walk of the store): a million items 1 % apart take 28 million on
+	// the responder, so a hub's sessions fit twice over, and a peer
+	// asking for more is treated as misbehaving.
+	maxSessionWork = 64 << 20
 )
+
+// mergeSpans sorts spans and merges those that overlap or touch, so that
+// offered can search them.
+func mergeSpans(spans []reconcile.Span) []reconcile.Span {
+	slices.SortFunc(spans, func(a, b reconcile.Span) int { return a.From.Compare(b.From) })
+	out := spans[:0]
+	for _, sp := range spans {
+		if n := len(out); n > 0 && sp.From.Compare(out[n-1].To) <= 0 {
+			if sp.To.Compare(out[n-1].To) > 0 {
+				out[n-1].To = sp.To
+			}
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// offeredItem reports whether it lies in a range this session listed id
+// by id (s.offered, merged).
+func (s *session) offeredItem(it reconcile.Item) bool {
+	i, _ := slices.BinarySearchFunc(s.offered, it, func(sp reconcile.Span, it reconcile.Item) int {
+		if sp.To.Compare(it) <= 0 {
+			return -1
+		}
+		if sp.From.Compare(it) > 0 {
+			return 1
+		}
+		return 0
+	})
+	return i < len(s.offered) && s.offered[i].From.Compare(it) <= 0 && it.Compare(s.offered[i].To) < 0
+}
+
+// sendWanted answers a want: only ids this session's id lists named, each
+// once. An id gone since (expired, evicted) is skipped, as in
+// sendEnvelopes; it still counts as asked for.
+func (s *session) sendWanted(ids []message.ID) error {
+	envs := make([][]byte, 0, len(ids))
+	for _, id := range ids {
+		if _, dup := s.given[id]; dup {
+			return fmt.Errorf("%w: envelope %s wanted twice", ErrProtocol, id)
+		}
+		s.given[id] = struct{}{}
+		rec, err := s.st.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !s.offeredItem(reconcile.Item{Timestamp: uint64(rec.Envelope.Created), ID: id}) {
+			return fmt.Errorf("%w: envelope %s wanted but never offered", ErrProtocol, id)
+		}
+		envs = append(envs, rec.Envelope.Raw())
+		s.sent = append(s.sent, id)
+	}
+	s.stats.Sent += len(envs)
+	return s.write(frameEnvelopes, encodeEnvelopes(envs))
+}
 
 // negError classifies an engine error: another protocol version is
 // incompatibility, anything else a violation.
@@ -337,7 +491,7 @@ func (s *session) sendEnvelopes(ids []message.ID) error {
 		s.sent = append(s.sent, id)
 	}
 	s.stats.Sent += len(envs)
-	return writeFrame(s.w, frameEnvelopes, encodeEnvelopes(envs))
+	return s.write(frameEnvelopes, encodeEnvelopes(envs))
 }
 
 func toIDs(ids [][reconcile.IDSize]byte) []message.ID {

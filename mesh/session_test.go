@@ -99,6 +99,9 @@ func TestSessionRejectsForgedEnvelope(t *testing.T) {
 		s := newSession(ca, a, nil)
 		s.w.Write([]byte{streamVersion})
 		s.r.ReadByte()
+		// One round first: envelopes before any are a violation of their own.
+		writeFrame(s.w, frameNeg, []byte{0x61, 0x00, 0x00, 0x02, 0x00}) // an empty id list up to infinity
+		readFrame(s.r)
 		writeFrame(s.w, frameEnvelopes, encodeEnvelopes([][]byte{forged}))
 	}()
 	_, err := Respond(context.Background(), cb, b, storeDeliver(b))

@@ -15,7 +15,8 @@ const (
 	sessionTimeout = 5 * time.Minute
 	// maxResponders bounds concurrent sessions other peers run against us;
 	// hubResponders on a hub, which never starts sessions with field
-	// nodes and meets many of them at once when a shutdown ends.
+	// nodes and meets many of them at once when a shutdown ends. A
+	// quarter of them are kept for members (slots.go).
 	maxResponders = 4
 	hubResponders = 64
 )
@@ -163,13 +164,12 @@ func (m *Mesh) initiates(p peer.ID) bool {
 
 func (m *Mesh) handleReconcile(s network.Stream) {
 	p := s.Conn().RemotePeer()
-	select {
-	case m.responders <- struct{}{}:
-		defer func() { <-m.responders }()
-	default:
+	release, ok := m.responders.take(m.member(p), sourceKey(s.Conn().RemoteMultiaddr()))
+	if !ok {
 		s.Reset() // busy: the peer retries on its next tick
 		return
 	}
+	defer release()
 	m.mu.Lock()
 	base := m.runCtx
 	m.mu.Unlock()
@@ -179,7 +179,7 @@ func (m *Mesh) handleReconcile(s network.Stream) {
 	}
 	ctx, cancel := context.WithTimeout(base, sessionTimeout)
 	defer cancel()
-	if _, err := m.runSession(ctx, p, s, Respond); err != nil {
+	if _, err := m.runSession(ctx, p, s, respondWithin(m.cfg.respondGrace)); err != nil {
 		m.log.Debug("reconciliation as responder failed", "peer", p, "err", err)
 	}
 }

@@ -89,7 +89,7 @@ func watchConns(n *testNode) func() map[peer.ID]bool {
 // cutUplink makes hub refuse node until restore is called.
 func cutUplink(hub, node *testNode) (restore func()) {
 	p := node.mesh.Host().ID()
-	hub.mesh.gater.block(p, time.Now().Add(time.Hour))
+	hub.mesh.gater.block(p, "", time.Now().Add(time.Hour), false)
 	hub.mesh.Host().Network().ClosePeer(p)
 	return func() {
 		hub.mesh.gater.mu.Lock()

@@ -32,6 +32,8 @@ func BenchmarkReconcile(b *testing.B) {
 				b.ReportMetric(float64(st.up), "B-up")
 				b.ReportMetric(float64(st.down), "B-down")
 				b.ReportMetric(float64(st.rounds), "round-trips")
+				b.ReportMetric(float64(st.work)/float64(n), "work/item")
+				b.ReportMetric(float64(st.maxRanges), "max-ranges")
 				b.ReportMetric(float64(32*va.Len()+32*(d-onlyA)), "naive-B")
 			})
 		}

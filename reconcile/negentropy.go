@@ -22,7 +22,28 @@ const (
 	// frameSlack keeps room for the closing fingerprint range when a frame
 	// is cut short, as the reference does.
 	frameSlack = 200
+
+	// MaxRanges bounds the ranges in one message on a link with a frame
+	// size limit, both ways: an engine with a limit closes its message
+	// early (as when it runs out of bytes) rather than write more, and
+	// rejects a message with more. Every range costs a walk of the
+	// storage, and a message of 500,000 bytes could otherwise hold 26,000
+	// fingerprints (166,000 skips). With 8192 a million items 1 % apart
+	// converge in 25 rounds instead of 18 (4096: 44, too close to the
+	// mesh's limit of 64; docs/DECISIONS.md).
+	MaxRanges = 8192
+
+	// seekWork is what one walk of the storage counts for in an engine's
+	// work, besides one per item visited: a database cursor pays a tree
+	// descent to start a walk, about as much as stepping over a few dozen
+	// items.
+	seekWork = 32
 )
+
+// ErrWorkLimit is returned once a session has made the engine do more work
+// than SetWorkLimit allows. It wraps ErrMalformed: no honest peer needs
+// that much of it.
+var ErrWorkLimit = fmt.Errorf("%w: session work limit exceeded", ErrMalformed)
 
 // ErrUnsupportedVersion is returned to an initiator whose peer answered
 // with a protocol version other than 0x61.
@@ -47,7 +68,30 @@ type Engine struct {
 	// message with one fingerprint from where it stopped, re-opening ranges
 	// the initiator had already settled, so the same id can come back.
 	reported map[[IDSize]byte]struct{}
+
+	// work counts items visited plus seekWork per walk of the storage,
+	// over the whole session; past workLimit (0: none) every call fails.
+	work, workLimit int64
+	// outRanges counts the ranges written into the message being built.
+	outRanges int
+	// maxRanges is MaxRanges; tests lower it to reach it with small sets.
+	maxRanges int
 }
+
+// Span is the items i with From <= i < To.
+type Span struct{ From, To Item }
+
+// SetWorkLimit bounds the work one session may make this engine do, in
+// items visited plus a fixed cost per walk of the storage, summed over
+// every message of the session. A message that would take it past the
+// limit fails with ErrWorkLimit (the engine stops walking as soon as it
+// is reached), and so does every later one. 0, the default, is no limit.
+// Converging two sets of n items takes about 3n per level of splitting,
+// in both roles (Work reports what a session took).
+func (e *Engine) SetWorkLimit(n int64) { e.workLimit = n }
+
+// Work returns the work done so far in this session (see SetWorkLimit).
+func (e *Engine) Work() int64 { return e.work }
 
 // New returns an engine over s. frameSizeLimit bounds every message the
 // engine produces (0 for no limit, else at least MinFrameSizeLimit); an
@@ -58,7 +102,7 @@ func New(s Storage, frameSizeLimit int) (*Engine, error) {
 	if frameSizeLimit != 0 && frameSizeLimit < MinFrameSizeLimit {
 		return nil, fmt.Errorf("frame size limit %d is under the minimum %d", frameSizeLimit, MinFrameSizeLimit)
 	}
-	return &Engine{storage: s, frameLimit: frameSizeLimit}, nil
+	return &Engine{storage: s, frameLimit: frameSizeLimit, maxRanges: MaxRanges}, nil
 }
 
 // Initiate returns the first message of a session and makes this engine
@@ -77,24 +121,35 @@ func (e *Engine) InitiateFrom(from uint64) ([]byte, error) {
 	}
 	e.initiator = true
 	e.reported = make(map[[IDSize]byte]struct{})
-	e.lastOut = 0
+	e.lastOut, e.outRanges = 0, 0
 	o := []byte{Version}
 	lower := minBound.Item
 	if from > 0 {
 		lower = Item{Timestamp: from}
 		o = appendVarint(e.appendBound(o, Bound{Item: lower}), modeSkip)
 	}
-	return e.splitRange(o, lower, maxBound)
+	o, _, err := e.splitRange(o, lower, maxBound)
+	return o, err
 }
 
 // Respond processes a message from the initiator and returns the reply.
 // An initiator speaking another 0x6X version gets a bare version byte, which
 // tells it which version we speak.
 func (e *Engine) Respond(msg []byte) ([]byte, error) {
+	out, _, err := e.RespondSpans(msg, nil)
+	return out, err
+}
+
+// RespondSpans is Respond that also appends to spans the ranges the reply
+// lists in full (its IdList ranges): the only ids an honest initiator can
+// learn from this responder that it lacks, and so the only ones it can ask
+// for. On error spans comes back as it was passed in.
+func (e *Engine) RespondSpans(msg []byte, spans []Span) ([]byte, []Span, error) {
 	if e.initiator {
-		return nil, errors.New("negentropy: Respond called on the initiator")
+		return nil, spans, errors.New("negentropy: Respond called on the initiator")
 	}
-	return e.reconcile(msg, nil, nil)
+	out, err := e.reconcile(msg, nil, nil, &spans)
+	return out, spans, err
 }
 
 // Reconcile processes a reply from the responder. It appends to have the ids
@@ -105,7 +160,7 @@ func (e *Engine) Reconcile(msg []byte, have, need [][IDSize]byte) (next []byte, 
 	if !e.initiator {
 		return nil, have, need, errors.New("negentropy: Reconcile called before Initiate")
 	}
-	out, err := e.reconcile(msg, &have, &need)
+	out, err := e.reconcile(msg, &have, &need, nil)
 	if err != nil {
 		return nil, have, need, err
 	}
@@ -115,10 +170,47 @@ func (e *Engine) Reconcile(msg []byte, have, need [][IDSize]byte) (next []byte, 
 	return out, have, need, nil
 }
 
-func (e *Engine) exceeded(n int) bool { return e.frameLimit != 0 && n > e.frameLimit-frameSlack }
+// exceeded reports whether a message of n bytes and e.outRanges ranges
+// leaves no room for what may still have to follow: a skip, an id list
+// (which always goes out, so that every round makes progress) and the
+// closing fingerprint.
+func (e *Engine) exceeded(n int) bool {
+	return e.bytesExceeded(n) || (e.frameLimit != 0 && e.outRanges > e.maxRanges-3)
+}
 
-func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte) ([]byte, error) {
-	e.lastIn, e.lastOut = 0, 0
+func (e *Engine) bytesExceeded(n int) bool { return e.frameLimit != 0 && n > e.frameLimit-frameSlack }
+
+// iterate walks the storage, counting the work.
+func (e *Engine) iterate(from, to Item, fn func(Item) bool) error {
+	if e.workLimit != 0 && e.work >= e.workLimit {
+		e.work = e.workLimit + 1 // spent: later messages fail too
+		return ErrWorkLimit
+	}
+	if e.work += seekWork; e.workLimit != 0 && e.work > e.workLimit {
+		return ErrWorkLimit
+	}
+	over := false
+	err := e.storage.Iterate(from, to, func(it Item) bool {
+		if e.work++; e.workLimit != 0 && e.work > e.workLimit {
+			over = true
+			return false
+		}
+		return fn(it)
+	})
+	if err != nil {
+		return fmt.Errorf("negentropy: read items: %w", err)
+	}
+	if over {
+		return ErrWorkLimit
+	}
+	return nil
+}
+
+func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte, spans *[]Span) ([]byte, error) {
+	e.lastIn, e.lastOut, e.outRanges = 0, 0, 0
+	if e.workLimit != 0 && e.work > e.workLimit {
+		return nil, ErrWorkLimit
+	}
 	r := reader{b: msg}
 	v, err := r.bytes(1)
 	if err != nil {
@@ -137,11 +229,15 @@ func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte) ([]byte, erro
 	full := []byte{Version}
 	prev := minBound
 	skip := false
-	for !r.empty() {
+	for ranges := 1; !r.empty(); ranges++ {
+		if e.frameLimit != 0 && ranges > e.maxRanges {
+			return nil, fmt.Errorf("%w: more than %d ranges", ErrMalformed, e.maxRanges)
+		}
 		var o []byte
+		var oSpans []Span // the id lists in o, kept only if o is
 		// If o has to be dropped for lack of room, the frame is closed from
 		// the state before this range: pending skip and delta coding.
-		skipBefore, lastOutBefore := skip, e.lastOut
+		skipBefore, lastOutBefore, rangesBefore := skip, e.lastOut, e.outRanges
 		doSkip := func() {
 			if skip {
 				skip = false
@@ -152,8 +248,14 @@ func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte) ([]byte, erro
 		if err != nil {
 			return nil, err
 		}
-		if curr.Compare(prev.Item) < 0 {
+		if c := curr.Compare(prev.Item); c < 0 {
 			return nil, fmt.Errorf("%w: bounds go backwards", ErrMalformed)
+		} else if c == 0 && !e.initiator {
+			// An empty range costs a walk of the storage and answers
+			// nothing; no initiator (ours, the reference) writes one.
+			// The initiator stays lenient: it only meets responders it
+			// chose, and the work limit bounds what one can cost it.
+			return nil, fmt.Errorf("%w: empty range", ErrMalformed)
 		}
 		mode, err := r.varint()
 		if err != nil {
@@ -180,8 +282,12 @@ func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte) ([]byte, erro
 				break
 			}
 			doSkip()
-			if o, err = e.splitRange(o, lower, curr); err != nil {
+			var listed bool
+			if o, listed, err = e.splitRange(o, lower, curr); err != nil {
 				return nil, err
+			}
+			if listed {
+				oSpans = append(oSpans, Span{lower, curr.Item})
 			}
 
 		case modeIDList:
@@ -204,8 +310,8 @@ func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte) ([]byte, erro
 			end := curr
 			var ids []byte
 			count := 0
-			err = e.storage.Iterate(lower, upper, func(it Item) bool {
-				if e.exceeded(len(full) + len(ids)) {
+			err = e.iterate(lower, upper, func(it Item) bool {
+				if e.bytesExceeded(len(full) + len(ids)) {
 					end = Bound{Item: it, PrefixLen: IDSize}
 					upper = it
 					return false
@@ -215,14 +321,17 @@ func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte) ([]byte, erro
 				return true
 			})
 			if err != nil {
-				return nil, fmt.Errorf("negentropy: read items: %w", err)
+				return nil, err
 			}
 			// The list is kept even when cut short, so every round makes
 			// progress; what did not fit is in the closing fingerprint.
 			o = appendVarint(appendVarint(e.appendBound(o, end), modeIDList), uint64(count))
 			full = append(append(full, o...), ids...)
 			o = nil
-			skipBefore, lastOutBefore, rest = false, e.lastOut, end.Item
+			if spans != nil {
+				*spans = append(*spans, Span{lower, end.Item})
+			}
+			skipBefore, lastOutBefore, rangesBefore, rest = false, e.lastOut, e.outRanges, end.Item
 
 		default:
 			return nil, fmt.Errorf("%w: unknown mode %d", ErrMalformed, mode)
@@ -235,7 +344,12 @@ func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte) ([]byte, erro
 			// under a range that starts at the last bound written, the
 			// closing range here is exactly the unanswered part, so ranges
 			// already settled are not reported twice.
-			e.lastOut = lastOutBefore
+			e.lastOut, e.outRanges = lastOutBefore, rangesBefore
+			if rest.Compare(maxBound.Item) >= 0 {
+				// Nothing is left unanswered (an id list up to infinity
+				// filled the frame): a closing range would be empty.
+				break
+			}
 			if skipBefore {
 				full = appendVarint(e.appendBound(full, prev), modeSkip)
 			}
@@ -248,6 +362,9 @@ func (e *Engine) reconcile(msg []byte, have, need *[][IDSize]byte) ([]byte, erro
 			break
 		}
 		full = append(full, o...)
+		if spans != nil {
+			*spans = append(*spans, oSpans...)
+		}
 		prev = curr
 	}
 	return full, nil
@@ -259,7 +376,7 @@ func (e *Engine) diff(lower, upper Item, raw []byte, have, need *[][IDSize]byte)
 	for i := 0; i < len(raw); i += IDSize {
 		theirs[[IDSize]byte(raw[i:i+IDSize])] = true
 	}
-	err := e.storage.Iterate(lower, upper, func(it Item) bool {
+	err := e.iterate(lower, upper, func(it Item) bool {
 		if theirs[it.ID] {
 			theirs[it.ID] = false // seen on both sides
 		} else if _, listed := theirs[it.ID]; !listed {
@@ -268,7 +385,7 @@ func (e *Engine) diff(lower, upper Item, raw []byte, have, need *[][IDSize]byte)
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("negentropy: read items: %w", err)
+		return err
 	}
 	// Walk the message, not the map, so need comes out in the peer's order.
 	for i := 0; i < len(raw); i += IDSize {
@@ -289,25 +406,26 @@ func (e *Engine) report(list *[][IDSize]byte, id [IDSize]byte) {
 }
 
 // splitRange appends either the ids of [lower, upper) or, for larger ranges,
-// the fingerprints of buckets equal-sized ranges covering it.
-func (e *Engine) splitRange(o []byte, lower Item, upper Bound) ([]byte, error) {
+// the fingerprints of buckets equal-sized ranges covering it. listed reports
+// the first.
+func (e *Engine) splitRange(o []byte, lower Item, upper Bound) (_ []byte, listed bool, _ error) {
 	// One walk both counts and keeps the ids a short range sends: the
 	// storage is live, and a list whose count came from an earlier walk
 	// would not match its ids once a message arrived in between.
 	n := 0
 	var ids []byte
-	err := e.storage.Iterate(lower, upper.Item, func(it Item) bool {
+	err := e.iterate(lower, upper.Item, func(it Item) bool {
 		if n++; n < 2*buckets {
 			ids = append(ids, it.ID[:]...)
 		}
 		return true
 	})
 	if err != nil {
-		return nil, fmt.Errorf("negentropy: count items: %w", err)
+		return nil, false, err
 	}
 	if n < 2*buckets {
 		o = appendVarint(appendVarint(e.appendBound(o, upper), modeIDList), uint64(n))
-		return append(o, ids...), nil
+		return append(o, ids...), true, nil
 	}
 	per, extra := n/buckets, n%buckets
 	size := func(b int) int {
@@ -323,7 +441,7 @@ func (e *Engine) splitRange(o []byte, lower Item, upper Bound) ([]byte, error) {
 	)
 	// Items that arrived since the count only make the buckets uneven: each
 	// fingerprint covers exactly the items between its bounds.
-	err = e.storage.Iterate(lower, upper.Item, func(it Item) bool {
+	err = e.iterate(lower, upper.Item, func(it Item) bool {
 		if bucket < buckets-1 && int(acc.count) == size(bucket) {
 			fp := acc.fingerprint()
 			o = append(appendVarint(e.appendBound(o, minimalBound(prev, it)), modeFingerprint), fp[:]...)
@@ -334,25 +452,26 @@ func (e *Engine) splitRange(o []byte, lower Item, upper Bound) ([]byte, error) {
 		return true
 	})
 	if err != nil {
-		return nil, fmt.Errorf("negentropy: read items: %w", err)
+		return nil, false, err
 	}
 	fp := acc.fingerprint()
-	return append(appendVarint(e.appendBound(o, upper), modeFingerprint), fp[:]...), nil
+	return append(appendVarint(e.appendBound(o, upper), modeFingerprint), fp[:]...), false, nil
 }
 
 func (e *Engine) fingerprint(lower, upper Item) ([FingerprintSize]byte, error) {
 	var acc accumulator
-	err := e.storage.Iterate(lower, upper, func(it Item) bool {
+	err := e.iterate(lower, upper, func(it Item) bool {
 		acc.add(&it.ID)
 		return true
 	})
 	if err != nil {
-		return [FingerprintSize]byte{}, fmt.Errorf("negentropy: read items: %w", err)
+		return [FingerprintSize]byte{}, err
 	}
 	return acc.fingerprint(), nil
 }
 
 func (e *Engine) appendBound(o []byte, b Bound) []byte {
+	e.outRanges++
 	if b.Timestamp == Infinity {
 		e.lastOut = Infinity
 		o = appendVarint(o, 0)
