@@ -186,6 +186,18 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// wiped is closed once the operator had the node wipe itself: it
+	// stops then.
+	wiped := make(chan struct{})
+	var wipeOnce sync.Once
+	wipe := func() (err error) {
+		wipeOnce.Do(func() {
+			err = Wipe(cfg.DataDir, cfg.MeshKeyFile)
+			n.log.Warn("wiped: keys and messages destroyed at the operator's request; stopping", "err", err)
+			close(wiped)
+		})
+		return err
+	}
 	app, err := web.New()
 	if err != nil {
 		return err
@@ -210,6 +222,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		DefaultChannel: cfg.DefaultChannel,
 		App:            app,
 		Members:        mem.has,
+		Wipe:           wipe,
 	})
 	if err != nil {
 		return err
@@ -241,6 +254,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	meshRunning = true // from here on m.Run owns and closes the host
 	start("mesh", m.Run)
 	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
+	start("wipe", func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wiped:
+			return ErrWiped
+		}
+	})
 	start("store", func(ctx context.Context) error {
 		// A store that broke (an I/O error, not a full disk: that it
 		// leaves by itself) fails every write from then on. Ending the

@@ -1,6 +1,7 @@
 package lifeline
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -81,4 +82,38 @@ func readSecretFile(what, path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s: over %d bytes; is it the right file?", what, path, max)
 	}
 	return b, nil
+}
+
+// destroySecretFile overwrites path with random bytes, syncs them, removes
+// the file and syncs its directory: the key is gone from the file system
+// at once. (On flash, wear levelling may keep the old block until it is
+// erased; see docs/SECURITY.md.) A missing file is not an error.
+func destroySecretFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("destroy %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		junk := make([]byte, max(fi.Size(), 64))
+		rand.Read(junk)
+		if _, err = f.WriteAt(junk, 0); err == nil {
+			err = f.Sync()
+		}
+	}
+	f.Close()
+	if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
+	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("destroy %s: %w", path, err)
+	}
+	return nil
 }

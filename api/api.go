@@ -103,6 +103,9 @@ type Options struct {
 	// PublicRate, twice PublicBurst.
 	StrangersRate  float64
 	StrangersBurst int
+	// Wipe, if set, destroys the node's keys and messages when its
+	// operator asks (POST /api/v1/wipe); the node stops after.
+	Wipe func() error
 	// Members, if set, says which authors are members (keys the operator
 	// vouched for): their envelopes count only against their address's
 	// budget, not against the strangers' total.
@@ -259,6 +262,7 @@ func (s *Server) routes() {
 		"/api/v1/messages/{id}":  {{"GET", s.getMessage}},
 		"/api/v1/envelopes":      {{"POST", s.limited(s.postEnvelope)}},
 		"/api/v1/batch":          {{"POST", s.postEnvelopeBatch}},
+		"/api/v1/wipe":           {{"POST", s.localOnly(s.postWipe)}},
 		"/api/v1/missing":        {{"POST", s.postMissing}},
 		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},
 		"/api/v1/events":         {{"GET", s.events}},

@@ -2,8 +2,8 @@ package api_test
 
 import (
 	"bytes"
-	"fmt"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,5 +129,23 @@ func TestStrangersTotal(t *testing.T) {
 	stranger, _ := message.NewIdentity(rand.Reader)
 	if code := post(stranger, "127.0.0.1:4000", 101); code != http.StatusCreated {
 		t.Fatalf("the operator's client: %d", code)
+	}
+}
+
+// TestWipeOnlyForTheOperator: only the node's operator can have it wipe
+// itself, and only with the confirmation spelled out.
+func TestWipeOnlyForTheOperator(t *testing.T) {
+	wiped := 0
+	n := newNode(t, func(o *api.Options) { o.Wipe = func() error { wiped++; return nil } })
+	confirm := []byte(`{"confirm":"` + api.WipeConfirm + `"}`)
+	if w := serve(n, "POST", "/api/v1/wipe", "192.168.4.20:5000", confirm); w.Code != http.StatusForbidden || wiped != 0 {
+		t.Fatalf("a phone on the Wi-Fi asked for a wipe: %d, wiped %d times", w.Code, wiped)
+	}
+	if w := serve(n, "POST", "/api/v1/wipe", "127.0.0.1:5000", []byte(`{}`)); w.Code != http.StatusBadRequest || wiped != 0 {
+		t.Fatalf("a wipe without confirmation: %d, wiped %d times", w.Code, wiped)
+	}
+	w := serve(n, "POST", "/api/v1/wipe", "127.0.0.1:5000", confirm)
+	if w.Code != http.StatusOK || wiped != 1 || !strings.Contains(w.Body.String(), `"wiped":true`) {
+		t.Fatalf("the operator's wipe: %d %s, wiped %d times", w.Code, w.Body, wiped)
 	}
 }

@@ -414,7 +414,7 @@ func (s *Store) applyPut(b buckets, st *batchState, o *op) (opResult, error) {
 	st.seq++
 	seq := st.seq
 	for _, kv := range [][3][]byte{
-		{bucketMsg, id[:], encodeRecord(env, o.received, flags, seq)},
+		{bucketMsg, id[:], encodeRecord(s.seal, env, o.received, flags, seq)},
 		{bucketTime, timeKey(env.Created, id), nil},
 		{bucketDest, destKey(env), nil},
 		{bucketExp, expKey(env), nil},
@@ -509,7 +509,7 @@ func (s *Store) remove(b buckets, st *batchState, id message.ID) (bool, error) {
 	if v == nil {
 		return false, nil
 	}
-	rec, flags, err := decodeRecord(v)
+	rec, flags, err := decodeRecord(s.seal, v)
 	if err != nil {
 		return false, fmt.Errorf("remove %s: %w", id, err)
 	}
@@ -538,13 +538,13 @@ func (s *Store) remove(b buckets, st *batchState, id message.ID) (bool, error) {
 // setFlags rewrites a record's flags and moves it in the eviction order if
 // its class changed. v is the current value.
 func (s *Store) setFlags(b buckets, id message.ID, v []byte, flags byte) error {
-	rec, old, err := decodeRecord(v)
+	rec, old, err := decodeRecord(s.seal, v)
 	if err != nil {
 		return fmt.Errorf("update %s: %w", id, err)
 	}
 	env := rec.Envelope
 	oldKey, newKey := recordEvictKey(env, old), recordEvictKey(env, flags)
-	if err := b.msg.Put(id[:], encodeRecord(env, rec.Received, flags, rec.Seq)); err != nil {
+	if err := b.msg.Put(id[:], encodeRecord(s.seal, env, rec.Received, flags, rec.Seq)); err != nil {
 		return fmt.Errorf("update %s: %w", id, err)
 	}
 	if !bytes.Equal(oldKey, newKey) {
@@ -618,7 +618,7 @@ func (s *Store) applyReceipt(b buckets, r *message.Envelope) error {
 		if v == nil || len(v) < hdrLen || v[1]&flagDelivery != 0 {
 			continue
 		}
-		rec, flags, err := decodeRecord(v)
+		rec, flags, err := decodeRecord(s.seal, v)
 		if err != nil {
 			return fmt.Errorf("receipt %s: %w", r.ID(), err)
 		}

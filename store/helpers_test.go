@@ -100,7 +100,7 @@ func checkConsistent(t testing.TB, s *Store) {
 		lastSeq := binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaSeq))
 		seen := make(map[uint64]bool)
 		err := tx.Bucket(bucketMsg).ForEach(func(k, v []byte) error {
-			rec, flags, err := decodeRecord(v)
+			rec, flags, err := decodeRecord(s.seal, v)
 			if err != nil {
 				return err
 			}

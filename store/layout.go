@@ -21,6 +21,9 @@ var (
 	metaCounters = []byte("counters")
 	metaSeq      = []byte("seq") // the last seq assigned, uint64
 	metaWAL      = []byte("wal") // the last log LSN applied, uint64; absent: 0
+	// metaSealed is present once the store seals what it stores (seal.go):
+	// from then on its key file must exist.
+	metaSealed = []byte("sealed")
 )
 
 // schemaVersion is stored under meta/version. A file with another version is
@@ -40,7 +43,8 @@ const RecordOverhead = 256
 
 // Record header, in front of the envelope in the msg bucket.
 const (
-	hdrVersion   = 2
+	hdrVersion   = 2  // the envelope in clear: written before sealing (seal.go), still read
+	hdrSealed    = 3  // the envelope sealed with the store key
 	hdrLen       = 18 // version(1) flags(1) received unix ms(8) seq(8)
 	flagOwn      = 1 << 0
 	flagDelivery = 1 << 1
@@ -183,22 +187,29 @@ func decodeCounters(b []byte) (counters, bool) {
 	return counters{u(0), u(1), u(2), u(3)}, true
 }
 
-func encodeRecord(env *message.Envelope, received int64, flags byte, seq uint64) []byte {
+func encodeRecord(sl *sealer, env *message.Envelope, received int64, flags byte, seq uint64) []byte {
 	raw := env.Raw()
-	v := make([]byte, 0, hdrLen+len(raw))
-	v = append(v, hdrVersion, flags)
+	v := make([]byte, 0, hdrLen+sealOverhead+len(raw))
+	v = append(v, hdrSealed, flags)
 	v = be64(v, received)
 	v = binary.BigEndian.AppendUint64(v, seq)
-	return append(v, raw...)
+	return sl.seal(v, raw)
 }
 
 // decodeRecord copies what it needs out of v, which may live in the memory
 // map and so only for the transaction.
-func decodeRecord(v []byte) (*Record, byte, error) {
-	if len(v) < hdrLen || v[0] != hdrVersion {
+func decodeRecord(sl *sealer, v []byte) (*Record, byte, error) {
+	if len(v) < hdrLen || v[0] != hdrVersion && v[0] != hdrSealed {
 		return nil, 0, errCorrupt("record header")
 	}
-	env, err := message.Decode(v[hdrLen:])
+	raw := v[hdrLen:]
+	if v[0] == hdrSealed {
+		var err error
+		if raw, err = sl.open(raw); err != nil {
+			return nil, 0, errCorrupt("sealed envelope does not open with the store key: " + err.Error())
+		}
+	}
+	env, err := message.Decode(raw)
 	if err != nil {
 		return nil, 0, errCorrupt("stored envelope: " + err.Error())
 	}

@@ -62,7 +62,11 @@ func (s *Store) openLog(applied uint64) error {
 			continue
 		}
 		s.log.lsn = r.lsn
-		env, err := message.Decode(r.env)
+		raw, err := s.seal.open(r.env)
+		if err != nil {
+			raw = r.env // logged in clear, before sealing
+		}
+		env, err := message.Decode(raw)
 		if err == nil {
 			err = env.VerifySignature()
 		}
@@ -349,7 +353,7 @@ func (s *Store) writeLog(logged []*op, first uint64) error {
 	}
 	recs := make([]walRecord, len(logged))
 	for i, o := range logged {
-		recs[i] = walRecord{lsn: o.lsn, received: o.received, env: o.env.Raw()}
+		recs[i] = walRecord{lsn: o.lsn, received: o.received, env: s.seal.seal(nil, o.env.Raw())}
 	}
 	return w.write(recs)
 }

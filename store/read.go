@@ -43,7 +43,7 @@ func (s *Store) Get(id message.ID) (*Record, error) {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 		var err error
-		rec, _, err = decodeRecord(v)
+		rec, _, err = decodeRecord(s.seal, v)
 		return err
 	})
 	if err != nil {
@@ -172,7 +172,7 @@ func (s *Store) List(q Query) ([]*Record, error) {
 			if v == nil {
 				return errCorrupt(fmt.Sprintf("index entry for missing message %x", k[len(prefix)+8:]))
 			}
-			rec, _, err := decodeRecord(v)
+			rec, _, err := decodeRecord(s.seal, v)
 			if err != nil {
 				return err
 			}
@@ -278,7 +278,7 @@ func (s *Store) ListAfter(q Query) (Page, error) {
 			if rv == nil {
 				return errCorrupt(fmt.Sprintf("seq index entry for missing message %x", v[:32]))
 			}
-			rec, _, err := decodeRecord(rv)
+			rec, _, err := decodeRecord(s.seal, rv)
 			if err != nil {
 				return err
 			}

@@ -101,6 +101,8 @@ type Store struct {
 	opts Options
 	now  func() time.Time
 
+	seal *sealer // the store key (seal.go)
+
 	queue chan *op
 	// scanCap is ScanCap; tests lower it.
 	scanCap int
@@ -187,20 +189,36 @@ func Open(path string, opts Options) (*Store, error) {
 	// An existing store is only read here, so that it opens on a full
 	// disk; only a new one is written.
 	var applied uint64
-	fresh := false
+	fresh, sealed := false, false
 	err = db.View(func(tx *bolt.Tx) (err error) {
 		if tx.Bucket(bucketMeta) == nil {
 			fresh = true
 			return nil
 		}
+		sealed = tx.Bucket(bucketMeta).Get(metaSealed) != nil
 		applied, err = s.initSchema(tx)
 		return err
 	})
+	var key []byte
+	if err == nil {
+		// A store that seals needs its key; a new one, or one from
+		// before sealing, gets one.
+		key, _, err = loadKey(path, !sealed)
+	}
+	if err == nil {
+		s.seal, err = newSealer(key)
+	}
 	if err == nil && fresh {
 		err = db.Update(func(tx *bolt.Tx) (err error) {
-			applied, err = s.initSchema(tx)
-			return err
+			if applied, err = s.initSchema(tx); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketMeta).Put(metaSealed, []byte{1})
 		})
+	} else if err == nil && !sealed {
+		// From before sealing: it seals from now on. If the disk is too
+		// full to note it, the next Open tries again (the key exists).
+		db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaSealed, []byte{1}) })
 	}
 	if err != nil {
 		db.Close()

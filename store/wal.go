@@ -79,7 +79,7 @@ func readWAL(r io.Reader) ([]walRecord, error) {
 			return recs, err
 		}
 		n := binary.BigEndian.Uint32(hdr)
-		if n == 0 || n > message.MaxEnvelope {
+		if n == 0 || n > message.MaxEnvelope+sealOverhead {
 			return recs, nil
 		}
 		lsn := binary.BigEndian.Uint64(hdr[8:])

@@ -56,6 +56,7 @@ Usage:
   lifeline id      [--data DIR]
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
+  lifeline wipe    [--data DIR] [--config FILE] [--mesh-key FILE] [--api URL] [--yes]
   lifeline version
 
 run starts a node (Ctrl-C stops it): a field node, or with --role hub a node
@@ -67,7 +68,9 @@ LoRa boards in a line on pseudo-terminals, for --radio without hardware. export 
 signed envelope, import gives one to a node: a way to carry messages between
 nodes by hand (a USB stick) while they have no link. id prints the node's
 public key; keygen writes a new identity file; meshkey writes a key for a
-private mesh (give the same file to every node). "lifeline CMD -h" shows a
+private mesh (give the same file to every node). wipe destroys the node's
+keys and messages for good, at once (a kit about to be seized); a running
+node does it itself and stops. "lifeline CMD -h" shows a
 command's flags. Docs: README.md, docs/API.md.
 `
 
@@ -118,6 +121,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.keygen
 	case "meshkey":
 		f = c.meshkey
+	case "wipe":
+		f = c.wipe
 	case "version", "--version":
 		fmt.Fprintln(stdout, "lifeline", lifeline.Version)
 		return exitOK
@@ -321,7 +326,12 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	case err := <-errc:
 		return err
 	}
-	return <-errc
+	err = <-errc
+	if errors.Is(err, lifeline.ErrWiped) {
+		fmt.Fprintln(c.stdout, "wiped: this node's keys and messages are destroyed")
+		return nil
+	}
+	return err
 }
 
 // client returns an API client for --api (or $LIFELINE_API).
