@@ -2,6 +2,9 @@ package lifeline_test
 
 import (
 	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"lifeline"
 	"lifeline/api"
 	"lifeline/message"
+	"lifeline/store"
 )
 
 // meshAddr returns a node's loopback TCP mesh address, /p2p/ included.
@@ -121,6 +125,10 @@ func TestMessageFromOutside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The field user wrote to the person outside before (stored here as
+	// if sent before the last shutdown): a node acknowledges only its
+	// correspondents (receipts.go).
+	wrote := writeBefore(t, fieldDir, outside.Public())
 	dm, err := outside.NewDirect(rand.Reader, fieldKey, "your family is safe in the north camp", message.PriorityHigh, time.Now(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -149,8 +157,31 @@ func TestMessageFromOutside(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rs = slices.DeleteFunc(rs, func(m api.Message) bool { return m.ID == wrote.String() })
 		return len(rs) == 1 && rs[0].Kind == "receipt" && rs[0].Author == fieldKey.String()
 	})
+}
+
+// writeBefore stores, in the node data directory dir, a direct message
+// from the node's key to k, as if the node had sent it in an earlier run.
+func writeBefore(t *testing.T, dir string, k message.PublicKey) message.ID {
+	t.Helper()
+	id, _, err := lifeline.LoadOrCreateIdentity(filepath.Join(dir, lifeline.IdentityFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, lifeline.StoreFile), store.Options{Own: id.Public(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := id.NewDirect(rand.Reader, k, "are you safe?", message.PriorityNormal, time.Now(), 0)
+	if err == nil {
+		_, err = st.PutOwn(ctxT(t), e.Raw())
+	}
+	if err = errors.Join(err, st.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return e.ID()
 }
 
 // nodeKey creates the identity a node in dir will use.

@@ -234,7 +234,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	// Subscribe before anything can arrive, so no direct message misses
 	// its receipt.
 	dms := st.Subscribe(receiptBuffer)
-	rc := &receipts{n: n, st: st, id: id, me: id.Public(), sub: dms, acked: make(map[message.ID]bool)}
+	rc := &receipts{n: n, st: st, id: id, me: id.Public(), sub: dms, acked: make(map[message.ID]bool), vouched: mem.has}
 	// Before anything starts: once the node is ready, every direct message
 	// stored here has its receipt.
 	rc.catchUp(ctx)

@@ -671,6 +671,12 @@ func TestPhoneChats(t *testing.T) {
 		return !badge
 	})
 
+	// The operator wrote to this person first: a node acknowledges only
+	// its correspondents (receipts.go).
+	if _, err := n.client.Send(ctx, api.SendRequest{To: myKey(p, url), Text: "this kit is here for you"}); err != nil {
+		t.Fatal(err)
+	}
+	p.Navigate(url + "#/chats")
 	// A key pasted with spaces and in capitals, as copied from a screen.
 	key := strings.ToUpper(n.node.ID().String())
 	p.SetValue("#dm-key", key[:32]+" "+key[32:])

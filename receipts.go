@@ -18,13 +18,32 @@ const (
 	catchUpAuthors = 64
 	// maxAcked bounds the memory of messages already acknowledged.
 	maxAcked = 4096
+	// maxKnown bounds the memory of correspondents found (see related).
+	// Forgetting them costs a store lookup each, not a receipt.
+	maxKnown = 4096
+	// relationScan bounds the messages addressed to an author that one
+	// lookup reads for a direct message of this node's (see related).
+	relationScan = 256
+	// relationLookups bounds the store lookups of one batch: a batch
+	// from many fresh keys costs this many bounded reads, not one per key.
+	// An author not looked up gets no receipt for that batch.
+	relationLookups = 32
 )
 
-// receipts acknowledges every direct message stored here that is addressed
-// to this node. The receipt is a signed message like any other: it travels
-// back through store-and-forward, and the sender's store marks its message
-// delivered when the receipt arrives. So "delivered" means this node really
-// has it.
+// receipts acknowledges the direct messages stored here that are addressed
+// to this node, from its correspondents. The receipt is a signed message
+// like any other: it travels back through store-and-forward, and the
+// sender's store marks its message delivered when the receipt arrives. So
+// "delivered" means this node really has it.
+//
+// A receipt tells its recipient that the node is alive, and its created
+// time is the node's clock: signed for anyone, it would be an oracle for an
+// adversary who sends direct messages from throwaway keys to learn when a
+// node is reachable. So the node acknowledges only
+// authors it has a relationship with (related): keys it has itself written
+// a direct message to, and keys the operator vouched for. A stranger's
+// message is still stored, shown and carried; its author sees it leave
+// their node, not delivered, until the operator writes back.
 //
 // Messages that arrive together are acknowledged together, one receipt per
 // author for up to MaxReceiptIDs messages, to save airtime on slow links.
@@ -43,6 +62,14 @@ type receipts struct {
 	// acked remembers what was acknowledged lately, so a message seen by
 	// both the catch-up scan and the subscription gets one receipt.
 	acked map[message.ID]bool
+	// vouched, when not nil, reports the keys the operator vouched for
+	// (members): they get receipts without a message from this node
+	// first. Nil vouches for nobody.
+	vouched func(message.PublicKey) bool
+	// known remembers correspondents found, by a store lookup or by an
+	// own direct message going past, so the lookup is not repeated for
+	// every message. Allocated on first use; at most maxKnown keys.
+	known map[message.PublicKey]bool
 }
 
 func (r *receipts) run(ctx context.Context) {
@@ -91,6 +118,13 @@ func (r *receipts) acknowledge(ctx context.Context, envs []*message.Envelope) {
 	byAuthor := make(map[message.PublicKey][]message.ID)
 	var authors []message.PublicKey // in arrival order, for determinism
 	for _, e := range envs {
+		if e.Kind == message.KindDirect && e.Author == r.me {
+			// This node wrote to them: a reply gets its receipt without a
+			// lookup, even in the same batch.
+			r.learn(e.Recipient)
+		}
+	}
+	for _, e := range envs {
 		if e.Kind != message.KindDirect || e.Recipient != r.me || e.Author == r.me || r.acked[e.ID()] {
 			continue
 		}
@@ -99,7 +133,12 @@ func (r *receipts) acknowledge(ctx context.Context, envs []*message.Envelope) {
 		}
 		byAuthor[e.Author] = append(byAuthor[e.Author], e.ID())
 	}
+	lookups := relationLookups
 	for _, a := range authors {
+		if !r.related(a, &lookups) {
+			r.n.log.Debug("no receipt: the author is not a correspondent of this node", "author", a, "messages", len(byAuthor[a]))
+			continue
+		}
 		ids := byAuthor[a]
 		for len(ids) > 0 {
 			k := min(len(ids), message.MaxReceiptIDs)
@@ -137,10 +176,14 @@ func (r *receipts) catchUp(ctx context.Context) {
 			if len(checked) >= catchUpAuthors {
 				continue
 			}
-			done = r.receiptsTo(e.Author)
+			var wrote bool
+			done, wrote = r.receiptsTo(e.Author)
+			if !wrote && (r.vouched == nil || !r.vouched(e.Author)) {
+				done = nil // a stranger: nothing to acknowledge
+			}
 			checked[e.Author] = done
 		}
-		if !done[e.ID()] {
+		if done != nil && !done[e.ID()] {
 			pending = append(pending, e)
 		}
 	}
@@ -151,22 +194,75 @@ func (r *receipts) catchUp(ctx context.Context) {
 }
 
 // receiptsTo returns the ids this node's stored receipts to author
-// acknowledge, among the newest catchUpDMs messages addressed to author.
-func (r *receipts) receiptsTo(author message.PublicKey) map[message.ID]bool {
+// acknowledge, among the newest catchUpDMs messages addressed to author,
+// and whether a direct message of this node's to author is among them
+// (then author is remembered as a correspondent).
+func (r *receipts) receiptsTo(author message.PublicKey) (map[message.ID]bool, bool) {
 	done := make(map[message.ID]bool)
 	recs, err := r.st.List(store.Query{Recipient: &author, Limit: catchUpDMs})
 	if err != nil {
 		r.n.log.Warn("receipt catch-up: listing receipts failed", "err", err)
-		return done
+		return done, false
 	}
+	wrote := false
 	for _, rec := range recs {
-		if e := rec.Envelope; e.Kind == message.KindReceipt && e.Author == r.me {
+		e := rec.Envelope
+		if e.Author != r.me {
+			continue
+		}
+		switch e.Kind {
+		case message.KindReceipt:
 			for _, id := range e.ReceiptIDs() {
 				done[id] = true
 			}
+		case message.KindDirect:
+			wrote = true
 		}
 	}
-	return done
+	if wrote {
+		r.learn(author)
+	}
+	return done, wrote
+}
+
+// related reports whether author may have receipts from this node: the
+// operator vouched for them, or this node has written them a direct
+// message (remembered, or found among the newest relationScan messages
+// addressed to them, which costs one of *lookups). Others are strangers.
+//
+// The lookup reads what is stored for author, and anyone can store direct
+// messages addressed to anyone here: relationScan of them can hide an old
+// message of this node's, once the node has forgotten (a restart, or
+// maxKnown others since), until it writes to them again. That costs the correspondent a receipt, never a stranger a
+// receipt they should not have.
+func (r *receipts) related(author message.PublicKey, lookups *int) bool {
+	if r.vouched != nil && r.vouched(author) || r.known[author] {
+		return true
+	}
+	if *lookups <= 0 {
+		return false
+	}
+	*lookups--
+	recs, err := r.st.List(store.Query{Recipient: &author, Limit: relationScan})
+	if err != nil {
+		r.n.log.Warn("receipts: looking for messages to the author failed", "author", author, "err", err)
+		return false
+	}
+	for _, rec := range recs {
+		if e := rec.Envelope; e.Kind == message.KindDirect && e.Author == r.me {
+			r.learn(author)
+			return true
+		}
+	}
+	return false
+}
+
+// learn remembers k as a correspondent.
+func (r *receipts) learn(k message.PublicKey) {
+	if r.known == nil || len(r.known) >= maxKnown && !r.known[k] {
+		r.known = make(map[message.PublicKey]bool) // forgetting costs only lookups
+	}
+	r.known[k] = true
 }
 
 // send signs and stores one receipt; it reports success.

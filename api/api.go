@@ -126,6 +126,9 @@ type Options struct {
 	ReadTimeout time.Duration
 }
 
+// maxOutageListings is how many outages listings run at once.
+const maxOutageListings = 2
+
 // DefaultChannelName is Options.DefaultChannel when unset.
 const DefaultChannelName = "general"
 
@@ -168,7 +171,9 @@ type Server struct {
 
 	limits    *clientLimits // for clients that are not trusted
 	strangers *rate.Limiter // strangers' envelopes from all untrusted clients together
-	perClient streamCounts  // open event streams by client
+	// outageSlots bounds the outages listings computed at once.
+	outageSlots chan struct{}
+	perClient   streamCounts // open event streams by client
 }
 
 // New returns a Server. It does not listen; see Serve or use it as a Handler.
@@ -233,13 +238,14 @@ func New(opts Options) (*Server, error) {
 		allowed[c] = true
 	}
 	s := &Server{
-		opts:    opts,
-		start:   opts.Now(),
-		mux:     http.NewServeMux(),
-		names:   newChannelNames(maxChannelNames),
-		allowed: allowed,
-		streams: make(chan struct{}, opts.MaxEventStreams),
-		closing: make(chan struct{}),
+		opts:        opts,
+		start:       opts.Now(),
+		mux:         http.NewServeMux(),
+		names:       newChannelNames(maxChannelNames),
+		allowed:     allowed,
+		streams:     make(chan struct{}, opts.MaxEventStreams),
+		outageSlots: make(chan struct{}, maxOutageListings),
+		closing:     make(chan struct{}),
 	}
 	s.limits = newClientLimits(opts.PublicRate, opts.PublicBurst)
 	s.strangers = rate.NewLimiter(rate.Limit(opts.StrangersRate), opts.StrangersBurst)

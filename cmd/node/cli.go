@@ -628,7 +628,9 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 	if *asJSON && *asCSV {
 		return usagef("--json and --csv: choose one")
 	}
-	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	// Every page is bounded, but a hub flooded with reports takes many
+	// pages of about a second each.
+	ctx, cancel := context.WithTimeout(ctx, 10*clientTimeout)
 	defer cancel()
 	out, err := c.client(*apiURL).Outages(ctx)
 	if err != nil {

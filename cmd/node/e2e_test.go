@@ -243,6 +243,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("status id %q vs id %q: %v", st.ID, bKey, err)
 		}
 		aKey := strings.TrimSpace(ok(t, bin, "id", "--data", dirA))
+		// B wrote to A first: a node acknowledges only its correspondents.
+		ok(t, bin, "send", "--api", b.url, "--to", aKey, "where are you?")
 		id := strings.TrimSpace(ok(t, bin, "send", "--api", a.url, "--to", bKey, "meet at the bridge"))
 
 		// No mesh yet: carry the signed envelope by hand, as over HTTP.
