@@ -176,7 +176,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}()
 	var stations []*radio.Station
 	for _, rc := range cfg.Radios {
-		s, err := newStation(rc, st, id.Public(), n.log)
+		s, err := newStation(rc, st, id.Public(), meshKey, n.log)
 		if err != nil {
 			return err
 		}

@@ -2,13 +2,16 @@ package lifeline_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"lifeline"
 	"lifeline/api"
+	"lifeline/radio"
 	"lifeline/radio/testbed"
 )
 
@@ -217,4 +220,71 @@ func TestRadioUnplugged(t *testing.T) {
 	if err != nil || st.Radio[0].Reopened < 1 || st.Radio[0].Stored != 1 {
 		t.Fatalf("status after re-plugging: %+v %v", st.Radio, err)
 	}
+}
+
+// TestRadioPrivateMesh: the radios of a private mesh authenticate every
+// frame with the mesh key. On one line of boards, two nodes holding the key
+// hear each other; a node without it, in range of one of them, hears their
+// frames only as noise (dropped unread), and they drop its frames unread
+// too: neither side stores, relays or answers the other's.
+func TestRadioPrivateMesh(t *testing.T) {
+	tb, err := testbed.New(3, 11)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	tb.Line(0)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	go tb.Run(ctx)
+	t.Cleanup(func() { tb.Close() })
+	keyFile := filepath.Join(t.TempDir(), "swarm.key")
+	if err := lifeline.WriteMeshKey(keyFile, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*started, 3)
+	for i := range nodes {
+		nodes[i] = startNodeWith(t, t.TempDir(), func(c *lifeline.Config) {
+			c.Radios = []lifeline.RadioConfig{{Device: tb.Path(i), Preset: "ShortFast",
+				RepairEvery: lifeline.Duration(4 * time.Second), DutyCycle: 0.1, DutyWindow: lifeline.Duration(time.Minute)}}
+			if i < 2 {
+				c.MeshKeyFile = keyFile // the IP mesh is private too; nothing dials it here
+			}
+		})
+	}
+	radioOf := func(i int) radio.StationStatus {
+		st, err := nodes[i].client.Status(ctx)
+		if err != nil || len(st.Radio) != 1 {
+			return radio.StationStatus{}
+		}
+		return st.Radio[0]
+	}
+	for i := range nodes {
+		waitFor(t, fmt.Sprintf("radio %d ready", i), func() bool { return radioOf(i).State == "ready" })
+	}
+	inside, err := nodes[0].client.Send(ctx, api.SendRequest{Channel: "general", Text: "for the private mesh only"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside, err := nodes[2].client.Send(ctx, api.SendRequest{Channel: "general", Text: "from outside the mesh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForLong(t, "the member at the middle to hear the other member", time.Minute, func() bool {
+		_, err := nodes[1].client.Message(ctx, inside)
+		return err == nil
+	})
+	// Node 1 floods the message on, in node 2's range: node 2 must have
+	// heard keyed frames (and dropped them), and node 1 node 2's.
+	waitForLong(t, "each side to hear the other's frames", time.Minute, func() bool {
+		return radioOf(2).Router.Malformed > 0 && radioOf(1).Router.Unauthenticated > 0
+	})
+	if _, err := nodes[2].client.Message(ctx, inside); err == nil {
+		t.Error("a node without the mesh key got the private mesh's message")
+	}
+	for i := range 2 {
+		if _, err := nodes[i].client.Message(ctx, outside); err == nil {
+			t.Errorf("member %d stored an unauthenticated frame's message", i)
+		}
+	}
+	t.Logf("middle member: %+v; outsider: %+v", radioOf(1).Router.RouterStats, radioOf(2).Router.RouterStats)
 }

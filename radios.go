@@ -113,7 +113,10 @@ func (rc RadioConfig) resolve() (RadioConfig, lora.Region, lora.Modem, error) {
 func radioTag(id message.PublicKey) uint16 { return binary.BigEndian.Uint16(id[:2]) }
 
 // newStation builds the driver and station for one radio.
-func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, log *slog.Logger) (*radio.Station, error) {
+// newStation builds the station of one radio. meshKey, the private mesh's
+// key or nil, authenticates every frame on air (see radio/auth.go): the
+// radios of a private mesh hear only each other.
+func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey []byte, log *slog.Logger) (*radio.Station, error) {
 	rc, region, modem, err := rc.resolve()
 	if err != nil {
 		return nil, err
@@ -137,7 +140,7 @@ func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, log *slog
 	}
 	return radio.NewStation(l, st, radio.StationConfig{
 		Router: radio.RouterConfig{Tag: radioTag(id), Region: region, Modem: modem, Hops: uint8(rc.Hops),
-			RepairEvery: time.Duration(rc.RepairEvery), Seed: uint64(time.Now().UnixNano())},
+			RepairEvery: time.Duration(rc.RepairEvery), Seed: uint64(time.Now().UnixNano()), AirKey: meshKey},
 		Preset: rc.Preset,
 		Logger: log,
 	}), nil

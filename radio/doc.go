@@ -5,5 +5,6 @@
 // its parts are pure state machines; the drivers (radio/rnode, radio/tnc)
 // and the serial port (radio/serialport) sit beside them, the arithmetic
 // in radio/lora, the simulated air and boards in radio/air and
-// radio/testbed.
+// radio/testbed. On a private mesh every frame carries a tag keyed by the
+// mesh key (auth.go), checked before anything else reads the frame.
 package radio

@@ -1,6 +1,7 @@
 package radio
 
 import (
+	"crypto/sha256"
 	"time"
 
 	"lifeline/message"
@@ -28,9 +29,15 @@ type Flood struct {
 	Frames, Duplicates, Relayed, Cancelled int
 }
 
-// FrameID names one frame: the first 8 bytes of its envelope's ID for a
-// whole one, or its key, index and count for a fragment.
-type FrameID [10]byte
+// FrameID names one frame by what it carries: the first 8 bytes of its
+// envelope's ID for a whole one; for a fragment, its key, index and count
+// and the first 8 bytes of the SHA-256 of its bytes. A fragment's key and
+// index can be copied by anyone, so they alone would let a forgery heard
+// first pass the genuine fragment off as a duplicate at every node it
+// reaches (and cancel its relays and repairs): named by its bytes too,
+// the genuine fragment is new wherever it comes, and the reassembler
+// sorts the two out.
+type FrameID [16]byte
 
 type seenFrame struct {
 	at      time.Time
@@ -47,12 +54,14 @@ func IDOf(f Frame) FrameID {
 	var id FrameID
 	if f.Type == FrameWhole {
 		h := message.IDOf(f.Payload)
-		copy(id[:8], h[:8])
+		copy(id[1:9], h[:8])
 		return id
 	}
 	id[0] = 1
 	copy(id[1:5], f.Key[:])
 	id[5], id[6] = f.Index, f.Count
+	h := sha256.Sum256(f.Payload)
+	copy(id[7:15], h[:8])
 	return id
 }
 

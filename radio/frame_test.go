@@ -187,19 +187,24 @@ func TestReassemblyBounds(t *testing.T) {
 	if r.Pending() != 1 || r.Dropped != 3 {
 		t.Fatalf("pending %d, dropped %d: stale messages should expire", r.Pending(), r.Dropped)
 	}
-	// Fragments whose bytes do not hash to their key are refused whole.
+	// Fragments whose bytes do not join to their message are not handed
+	// on; the message waits for the genuine fragment, which completes it.
 	env := envelope(t, strings.Repeat("z", 600))
 	frames, _ := Fragment(env, 3)
 	bad := append([]byte(nil), frames[1].Payload...)
 	bad[0] ^= 1
+	genuine := frames[1]
 	frames[1].Payload = bad
 	r = NewReassembler(2, time.Minute)
 	var err error
 	for _, f := range frames {
 		_, err = r.Add(now, f)
 	}
-	if !errors.Is(err, ErrFrame) || r.Dropped != 1 {
-		t.Fatalf("corrupt reassembly: %v, dropped %d", err, r.Dropped)
+	if !errors.Is(err, ErrFrame) || r.Dropped != 0 || r.Pending() != 1 {
+		t.Fatalf("corrupt reassembly: %v, dropped %d, pending %d", err, r.Dropped, r.Pending())
+	}
+	if got, err := r.Add(now, genuine); err != nil || !bytes.Equal(got, env) || r.Substituted != 1 || r.Pending() != 0 {
+		t.Fatalf("the genuine fragment after the corrupt one: %d bytes, %v, substituted %d", len(got), err, r.Substituted)
 	}
 }
 

@@ -54,6 +54,12 @@ type RouterConfig struct {
 	// Seed seeds the random delays.
 	Seed     uint64
 	Messages Messages
+	// AirKey, when set, makes the air private: the mesh key (the node's
+	// 32-byte libp2p pnet key). Every frame then carries a tag keyed by
+	// it, and frames without a valid one are dropped unread; nodes with
+	// another key or none do not hear this node, nor it them. Nil: an
+	// open mesh.
+	AirKey []byte
 }
 
 // Defaults of a Router.
@@ -101,6 +107,11 @@ type Router struct {
 	flood *Flood
 	reasm *Reassembler
 	sched *Scheduler
+	air   *airKey // nil on an open mesh
+	lay   layout
+	// answers bounds the airtime spent answering neighbours' wants, mores
+	// and digests: on an open mesh anyone can ask in a neighbour's name.
+	answers spend
 
 	delayed  []delayed // by at
 	inflight *Queued
@@ -113,6 +124,7 @@ type Router struct {
 	nextDigest time.Time
 	lastDigest time.Time
 	round      *ownRound
+	prevTo     uint32 // the window end of the round before this one
 	peers      map[uint16]*peerRound
 	wants      map[string]*want // by queue key
 
@@ -143,6 +155,7 @@ type delayed struct {
 // a message that arrives meanwhile is not asked for.
 type want struct {
 	node uint16
+	to   uint32 // the window end of the round asked from
 	ids  []uint64
 	mask []uint32
 }
@@ -184,6 +197,13 @@ type RouterStats struct {
 	GaveUp     int           `json:"gave_up"`   // repair rounds abandoned undecoded
 	Forged     int           `json:"forged"`    // whole envelopes that failed verification, not relayed
 	StoreError int           `json:"store_err"` // reads of the store that failed
+	// Unauthenticated counts frames dropped on a keyed mesh for a missing
+	// or wrong tag: strangers, nodes with another key, noise, or a want
+	// replayed from an earlier round.
+	Unauthenticated int `json:"unauthenticated"`
+	// Limited counts answers not made (messages, symbol ranges) because
+	// the answer budget was spent.
+	Limited int `json:"answers_limited"`
 }
 
 // NewRouter returns a router.
@@ -199,12 +219,16 @@ func NewRouter(cfg RouterConfig) *Router {
 	if cfg.RelayDelay <= 0 {
 		cfg.RelayDelay = 2 * full
 	}
+	lay, tag := openAir, 0
+	if len(cfg.AirKey) > 0 {
+		lay, tag = keyedAir, TagSize
+	}
 	if cfg.RepairEvery == 0 {
 		// Digests take at most a tenth of the budget: every 2 minutes
 		// at 10 %, every 9 at 1 % (LongFast).
 		cfg.RepairEvery = 2 * time.Minute
 		if d := cfg.Region.DutyCycle; d > 0 && d < 1 {
-			digest := cfg.Modem.Airtime(digestHeader + InitialSymbols*reconcile.SymbolSize)
+			digest := cfg.Modem.Airtime(digestHeader + InitialSymbols*reconcile.SymbolSize + tag)
 			cfg.RepairEvery = max(cfg.RepairEvery, time.Duration(10*float64(digest)/d))
 		}
 	}
@@ -217,20 +241,82 @@ func NewRouter(cfg RouterConfig) *Router {
 	if cfg.Plain {
 		cfg.RepairEvery = -1
 	}
-	return &Router{
+	r := &Router{
 		cfg: cfg,
 		rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Tag))),
 		// The flood remembers frames as long as they may be repaired, so a
 		// repaired fragment is not relayed again as new.
 		flood: NewFlood(cfg.RelayDelay, cfg.RepairWindow, 4096),
-		reasm: NewReassembler(32, 10*time.Minute),
+		// A partial message waits for repair to bring the rest: a few
+		// rounds, since an answer may be cut short by the answer budget.
+		reasm: NewReassembler(32, max(10*time.Minute, 4*cfg.RepairEvery)),
 		sched: NewScheduler(cfg.Region, cfg.Modem, cfg.MaxQueue),
+		lay:   lay,
 		peers: map[uint16]*peerRound{},
 		wants: map[string]*want{},
 
 		outgoing: map[message.ID]int{},
 		ownKeys:  map[string]message.ID{},
 	}
+	r.reasm.lay = lay
+	if len(cfg.AirKey) > 0 {
+		r.air = newAirKey(cfg.AirKey)
+	}
+	window, duty := cfg.Region.Window, cfg.Region.DutyCycle
+	if window <= 0 {
+		window = time.Hour
+	}
+	if duty <= 0 || duty > 1 {
+		duty = 1
+	}
+	r.answers = spend{window: window, budget: time.Duration(answerShare * duty * float64(window))}
+	return r
+}
+
+// encode gives a frame's bytes as this mesh sends them: in its layout,
+// and on a keyed mesh with the tag, over ctx too (a want's round).
+func (r *Router) encode(f Frame, ctx []byte) ([]byte, error) {
+	b, err := f.append(nil, r.lay)
+	if err != nil || r.air == nil {
+		return b, err
+	}
+	return r.air.seal(b, ctx), nil
+}
+
+// unseal checks a received frame's tag on a keyed mesh and returns the
+// frame without it; on an open mesh the frame as it is. Nothing but the
+// type and target of a want is read before the tag checks out: a want's
+// tag covers the round it asks from (this node's latest or the one
+// before), so only its target can check it, and a want captured and sent
+// again in a later round is not answered again. ours is false for a want
+// to another node, which this node ignores unchecked.
+func (r *Router) unseal(payload []byte) (frame []byte, ours, ok bool) {
+	if r.air == nil {
+		return payload, true, true
+	}
+	if len(payload) >= wantHeader+TagSize && FrameType(payload[0]&0x0f) == FrameWant {
+		if binary.BigEndian.Uint16(payload[2:]) != r.cfg.Tag {
+			return nil, false, false
+		}
+		for _, to := range []uint32{r.roundTo(), r.prevTo} {
+			if to == 0 {
+				continue
+			}
+			if b, ok := r.air.open(payload, roundContext(to)); ok {
+				return b, true, true
+			}
+		}
+		return nil, true, false
+	}
+	b, ok := r.air.open(payload, nil)
+	return b, true, ok
+}
+
+func (r *Router) roundTo() uint32 {
+	if r.round == nil {
+		return 0
+	}
+	return r.round.to
 }
 
 func (r *Router) repairs() bool { return r.cfg.RepairEvery > 0 && r.cfg.Messages != nil }
@@ -240,7 +326,7 @@ func (r *Router) repairs() bool { return r.cfg.RepairEvery > 0 && r.cfg.Messages
 // heard or sent (it came by flood) are not sent again; the rest go out as
 // a new flood.
 func (r *Router) Stored(now time.Time, env []byte) error {
-	frames, err := Fragment(env, r.cfg.Hops)
+	frames, err := fragment(env, r.cfg.Hops, r.lay)
 	if err != nil {
 		return err
 	}
@@ -256,7 +342,7 @@ func (r *Router) Stored(now time.Time, env []byte) error {
 			continue
 		}
 		r.flood.SentID(now, id)
-		b, err := f.Append(nil)
+		b, err := r.encode(f, nil)
 		if err != nil {
 			return err
 		}
@@ -330,10 +416,18 @@ const (
 )
 
 // Heard takes a frame the radio received at now, and returns the
-// envelopes it completed, for the store. Malformed frames are counted and
-// dropped.
+// envelopes it completed, for the store. On a keyed mesh, frames without
+// a valid tag are counted and dropped first; then malformed frames.
 func (r *Router) Heard(now time.Time, payload []byte) [][]byte {
-	f, err := DecodeFrame(payload)
+	b, ours, ok := r.unseal(payload)
+	if !ours {
+		return nil // a want to another node: not this node's to check
+	}
+	if !ok {
+		r.stats.Unauthenticated++
+		return nil
+	}
+	f, err := decodeFrame(b, r.lay)
 	if err != nil {
 		r.stats.Malformed++
 		return nil
@@ -363,10 +457,14 @@ func (r *Router) Heard(now time.Time, payload []byte) [][]byte {
 		if !d.New {
 			return nil
 		}
+		// On an open mesh a forged fragment is relayed like any new frame
+		// (it cannot be told until joined, and a stranger can as well send
+		// garbage under new keys); the flood's and the reassembler's part
+		// is that it displaces nothing genuine.
 		if !d.Relay.IsZero() && !r.holds(f) {
 			relay := f
 			relay.Hops = min(f.Hops, r.cfg.Hops) - 1
-			if b, err := relay.Append(nil); err == nil {
+			if b, err := r.encode(relay, nil); err == nil {
 				r.later(d.Relay, b, framePriority(f), keyRelay+string(id[:]))
 			}
 		}
@@ -436,20 +534,20 @@ func (r *Router) unwant(now time.Time, k uint64) {
 		r.cancel(key)
 		delete(r.wants, key)
 		if ids := slices.Delete(w.ids, i, i+1); len(ids) > 0 {
-			r.sendWant(now, w.node, ids, slices.Delete(w.mask, i, i+1))
+			r.sendWant(now, w.node, w.to, ids, slices.Delete(w.mask, i, i+1))
 		}
 	}
 }
 
 // sendWant asks node for the messages with the given short IDs, or the
-// fragments of them in mask.
-func (r *Router) sendWant(now time.Time, node uint16, ids []uint64, mask []uint32) {
+// fragments of them in mask, from its round whose window ends at to.
+func (r *Router) sendWant(now time.Time, node uint16, to uint32, ids []uint64, mask []uint32) {
 	b := make([]byte, 0, len(ids)*WantEntry)
 	for i, k := range ids {
 		b = binary.BigEndian.AppendUint64(b, k)
 		b = append(b, byte(mask[i]>>16), byte(mask[i]>>8), byte(mask[i]))
 	}
-	frame, err := Frame{Type: FrameWant, Node: node, Payload: b}.Append(nil)
+	frame, err := r.encode(Frame{Type: FrameWant, Node: node, Payload: b}, roundContext(to))
 	if err != nil {
 		return
 	}
@@ -468,7 +566,7 @@ func (r *Router) sendWant(now time.Time, node uint16, ids []uint64, mask []uint3
 		return
 	}
 	r.stats.Wants++
-	r.wants[key] = &want{node: node, ids: ids, mask: mask}
+	r.wants[key] = &want{node: node, to: to, ids: ids, mask: mask}
 }
 
 // framePriority is the priority of the message a frame carries, when the
@@ -663,6 +761,7 @@ func (r *Router) startRound(now time.Time) {
 		for _, k := range r.round.keys {
 			r.cancel(k) // a digest still waiting is stale
 		}
+		r.prevTo = r.round.to
 	}
 	end := now.Add(-r.cfg.Settle).Unix()
 	if end <= 0 {
@@ -675,12 +774,12 @@ func (r *Router) startRound(now time.Time) {
 		return
 	}
 	r.round = &ownRound{from: from, to: to, enc: reconcile.NewEncoder(keys), ids: ids, sent: map[uint64]bool{}, mores: map[int]bool{}}
-	r.sendSymbols(now, 0, InitialSymbols)
+	r.sendSymbols(now, 0, InitialSymbols, false)
 }
 
 // sendSymbols queues a digest with symbols [start, start+n) of this
-// node's round.
-func (r *Router) sendSymbols(now time.Time, start, n int) {
+// node's round; an answer (to a more) only within the answer budget.
+func (r *Router) sendSymbols(now time.Time, start, n int, answer bool) {
 	key := fmt.Sprintf("%s%d/%d", keyDigest, r.round.to, start)
 	if r.pending(key) {
 		return
@@ -688,8 +787,12 @@ func (r *Router) sendSymbols(now time.Time, start, n int) {
 	syms := r.round.enc.Symbols(start + n)[start:]
 	f := Frame{Type: FrameDigest, Node: r.cfg.Tag, From: r.round.from, To: r.round.to, Start: uint16(start),
 		Payload: reconcile.AppendSymbols(nil, syms)}
-	b, err := f.Append(nil)
+	b, err := r.encode(f, nil)
 	if err != nil {
+		return
+	}
+	if answer && !r.answers.take(now, now, r.cfg.Modem.Airtime(len(b))) {
+		r.stats.Limited++
 		return
 	}
 	r.round.keys = append(r.round.keys, key)
@@ -755,7 +858,7 @@ func (r *Router) digest(now time.Time, f Frame) {
 			binary.BigEndian.PutUint32(key[:], uint32(k>>32))
 			mask[i] = r.reasm.Missing(key)
 		}
-		r.sendWant(now, f.Node, ids, mask)
+		r.sendWant(now, f.Node, f.To, ids, mask)
 	}
 	// What the neighbour lacks: offered after a random delay, so that of
 	// several neighbours holding it, the first heard sends it.
@@ -763,8 +866,9 @@ func (r *Router) digest(now time.Time, f Frame) {
 		if r.round != nil && !r.answer(k) {
 			continue
 		}
-		r.stats.Offered++
-		r.sendRepair(now.Add(time.Duration(r.rnd.Float64()*float64(r.cfg.RelayDelay))), ids[k], AllFragments)
+		if r.sendRepair(now, now.Add(time.Duration(r.rnd.Float64()*float64(r.cfg.RelayDelay))), ids[k], AllFragments) {
+			r.stats.Offered++
+		}
 	}
 }
 
@@ -784,9 +888,9 @@ func (r *Router) forgetOldestPeer() {
 // after a short random delay in which another neighbour may ask first.
 func (r *Router) askMore(now time.Time, node uint16, p *peerRound) {
 	start := len(p.syms)
-	n := min(max(start, InitialSymbols), MaxSymbols, maxRoundSymbols-start)
+	n := min(max(start, InitialSymbols), r.lay.maxSymbols(), maxRoundSymbols-start)
 	f := Frame{Type: FrameMore, Node: node, From: p.from, To: p.to, Start: uint16(start), Count: uint8(n)}
-	b, err := f.Append(nil)
+	b, err := r.encode(f, nil)
 	if err != nil {
 		return
 	}
@@ -803,7 +907,7 @@ func (r *Router) answerMore(now time.Time, f Frame) {
 		return // each range once a round: a neighbour that lost it asks again next round
 	}
 	r.round.mores[int(f.Start)] = true
-	r.sendSymbols(now, int(f.Start), int(f.Count))
+	r.sendSymbols(now, int(f.Start), int(f.Count), true)
 }
 
 // answerWant sends the messages a neighbour wants.
@@ -813,9 +917,9 @@ func (r *Router) answerWant(now time.Time, f Frame) {
 	}
 	for e := f.Payload; len(e) >= WantEntry; e = e[WantEntry:] {
 		k := binary.BigEndian.Uint64(e)
-		if id, ok := r.round.ids[k]; ok && r.answer(k) {
+		if id, ok := r.round.ids[k]; ok && r.answer(k) &&
+			r.sendRepair(now, now, id, uint32(e[8])<<16|uint32(e[9])<<8|uint32(e[10])) {
 			r.stats.Answered++
-			r.sendRepair(now, id, uint32(e[8])<<16|uint32(e[9])<<8|uint32(e[10]))
 		}
 	}
 }
@@ -832,33 +936,51 @@ func (r *Router) answer(k uint64) bool {
 }
 
 // sendRepair queues a stored message's frames in mask, flagged repair, at
-// at.
-func (r *Router) sendRepair(at time.Time, id message.ID, mask uint32) {
+// at, as many of them, in order, as fit the answer budget at now; it
+// reports whether it queued any. A neighbour that gets only the first
+// fragments wants the rest in a later round.
+func (r *Router) sendRepair(now, at time.Time, id message.ID, mask uint32) bool {
 	env, err := r.cfg.Messages.Envelope(id)
 	if err != nil {
 		r.stats.StoreError++
-		return
+		return false
 	}
-	frames, err := Fragment(env, 0)
+	frames, err := fragment(env, 0, r.lay)
 	if err != nil {
-		return
+		return false
 	}
 	prio, _ := message.PeekPriority(env)
+	queued := false
 	for _, f := range frames {
 		if f.Type == FrameFragment && mask&(1<<f.Index) == 0 {
 			continue
 		}
 		f.Repair = true
 		fid := IDOf(f)
-		if b, err := f.Append(nil); err == nil {
-			r.later(at, b, prio, keyRepair+string(fid[:]))
+		b, err := r.encode(f, nil)
+		if err != nil {
+			continue
 		}
+		key := keyRepair + string(fid[:])
+		if r.pending(key) {
+			queued = true
+			continue
+		}
+		if !r.answers.take(now, at, r.cfg.Modem.Airtime(len(b))) {
+			r.stats.Limited++
+			break
+		}
+		r.later(at, b, prio, key)
+		queued = true
 	}
+	return queued
 }
 
 // RouterStatus is what the router shows.
 type RouterStatus struct {
-	Tag          uint16          `json:"tag"`
+	Tag uint16 `json:"tag"`
+	// Keyed: frames are authenticated with the mesh key.
+	Keyed        bool            `json:"keyed"`
 	Scheduler    SchedulerStatus `json:"scheduler"`
 	Delayed      int             `json:"delayed"` // relays and answers waiting for their random delay
 	Sending      bool            `json:"sending"` // a frame is on air
@@ -867,12 +989,20 @@ type RouterStatus struct {
 	Relayed      int             `json:"relayed"`
 	Cancelled    int             `json:"relays_cancelled"`
 	Duplicates   int             `json:"duplicates"`
+	// Substituted: messages whose fragments joined only after a forged
+	// (or damaged) one was set aside.
+	Substituted int `json:"substituted"`
+	// AnswerUsed of AnswerBudget: the airtime spent answering neighbours
+	// in the last window (the region's), and the most it may be.
+	AnswerUsed   time.Duration `json:"answer_used_ns"`
+	AnswerBudget time.Duration `json:"answer_budget_ns"`
 	RouterStats
 }
 
 // Status reports the router's state at now.
 func (r *Router) Status(now time.Time) RouterStatus {
-	return RouterStatus{Tag: r.cfg.Tag, Scheduler: r.sched.Status(now), Delayed: len(r.delayed), Sending: r.inflight != nil,
-		Reassembling: r.reasm.Pending(), Incomplete: r.reasm.Dropped, Relayed: r.flood.Relayed,
-		Cancelled: r.flood.Cancelled, Duplicates: r.flood.Duplicates, RouterStats: r.stats}
+	return RouterStatus{Tag: r.cfg.Tag, Keyed: r.air != nil, Scheduler: r.sched.Status(now), Delayed: len(r.delayed),
+		Sending: r.inflight != nil, Reassembling: r.reasm.Pending(), Incomplete: r.reasm.Dropped, Relayed: r.flood.Relayed,
+		Cancelled: r.flood.Cancelled, Duplicates: r.flood.Duplicates, Substituted: r.reasm.Substituted,
+		AnswerUsed: r.answers.used(now), AnswerBudget: r.answers.budget, RouterStats: r.stats}
 }
