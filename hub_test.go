@@ -1,6 +1,7 @@
 package lifeline_test
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"path/filepath"
@@ -16,9 +17,11 @@ import (
 )
 
 // meshAddr returns a node's loopback TCP mesh address, /p2p/ included.
-func meshAddr(t *testing.T, s *started) string {
+func meshAddr(t testing.TB, s *started) string {
 	t.Helper()
-	st, err := s.client.Status(ctxT(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := s.client.Status(ctx)
 	if err != nil || st.Status == nil {
 		t.Fatalf("status: %+v %v", st, err)
 	}
