@@ -3,13 +3,17 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"lifeline/api"
+	"lifeline/message"
 	"lifeline/store"
 )
 
@@ -119,4 +123,34 @@ func TestEventStreamsPerClient(t *testing.T) {
 	}
 	cancel() // the address's streams end; it may open again
 	poll(t, "a stream for the address again", func() bool { return open(ctxT(t), true) == http.StatusOK })
+}
+
+// TestDiskFull507: a node whose disk is too full for its store answers
+// writes with 507 and a plain reason, phones and operator alike, and keeps
+// answering reads.
+func TestDiskFull507(t *testing.T) {
+	// A real store on a real disk, told to keep more free than any disk
+	// has: its free-space check refuses every write, as on a full disk.
+	full, err := store.Open(filepath.Join(t.TempDir(), "full.db"), store.Options{NoSync: true, MinFree: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { full.Close() })
+	n := newNode(t, func(o *api.Options) { o.Store = full })
+	phone, _ := message.NewIdentity(rand.Reader)
+	e, err := phone.NewText("general", "hello", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*httptest.ResponseRecorder{
+		serve(n, "POST", "/api/v1/envelopes", "192.168.4.20:5000", e.Raw()),
+		serve(n, "POST", "/api/v1/messages", "127.0.0.1:5000", []byte(`{"channel":"general","text":"from the operator"}`)),
+	} {
+		if w.Code != http.StatusInsufficientStorage || !strings.Contains(w.Body.String(), "no space left on the store's disk") {
+			t.Fatalf("write on a full disk: %d %s, want 507 saying why", w.Code, w.Body)
+		}
+	}
+	if w := serve(n, "GET", "/api/v1/messages?channel=general", "192.168.4.20:5000", nil); w.Code != http.StatusOK {
+		t.Fatalf("read on a full disk: %d %s", w.Code, w.Body)
+	}
 }
