@@ -160,6 +160,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if meshKey != nil {
+		mem.learnFrom(m.Host().Network())
+	}
 	// mesh.New is already listening. Mesh.Run closes the host when it
 	// ends; until Run has been handed the mesh, every way out of here must
 	// close it, or a failed start (the API port taken) keeps the mesh port
