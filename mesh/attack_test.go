@@ -391,3 +391,56 @@ func TestGossipJunkVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestStrangersShareReconcileWork: strangers' responder sessions together
+// may cost only the work their shared budget holds. Once a stranger has
+// spent it, its sessions end (or are refused) without it counting as
+// misbehaviour, and a member's session runs in full.
+func TestStrangersShareReconcileWork(t *testing.T) {
+	const burst = 100_000
+	member := startNode(t, t.TempDir(), newIdentity(t), Config{})
+	victim := startNode(t, t.TempDir(), newIdentity(t), Config{Peers: []string{member.addr()},
+		StrangerWorkRate: 1, strangerWorkBurst: burst})
+	stranger := startNode(t, t.TempDir(), newIdentity(t), Config{})
+	// The stranger holds what the victim holds: each session is pure
+	// reconciliation work (walking the set), nothing to transfer.
+	for _, id := range fill(t, victim.st, victim.id, 3000, "victim") {
+		rec, err := victim.st.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stranger.st.Put(context.Background(), rec.Envelope.Raw()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	news := fill(t, member.st, member.id, 50, "member")
+	eventually(t, 10*time.Second, "victim linked to its member", func() bool { return connected(victim, member) })
+	if err := stranger.mesh.Host().Connect(context.Background(), peer.AddrInfo{ID: victim.mesh.Host().ID(), Addrs: victim.mesh.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Sessions one after the other until the strangers' budget cannot
+	// start another. (A session refused while its predecessor still
+	// holds the address's one slot is retried.)
+	tokens := func() float64 { return victim.mesh.budgets.work.Tokens() }
+	sessions := 0
+	for deadline := time.Now().Add(60 * time.Second); tokens() >= minStrangerWork; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d sessions the strangers' budget still holds %.0f", sessions, tokens())
+		}
+		if _, err := stranger.mesh.ReconcileWith(context.Background(), victim.mesh.Host().ID()); err == nil {
+			sessions++
+		}
+	}
+	if _, err := stranger.mesh.ReconcileWith(context.Background(), victim.mesh.Host().ID()); err == nil {
+		t.Fatal("a stranger's session ran with the strangers' budget spent")
+	}
+	if st := victim.mesh.Status(); st.Misbehaving != 0 {
+		t.Fatalf("a stranger out of budget counted as misbehaving: %d", st.Misbehaving)
+	}
+	stats, err := member.mesh.ReconcileWith(context.Background(), victim.mesh.Host().ID())
+	if err != nil || !hasAll(victim.st, news) {
+		t.Fatalf("member's session after strangers spent theirs: %+v, %v", stats, err)
+	}
+	t.Logf("%d strangers' sessions spent the budget of %d; the member's session cost %d", sessions, burst, stats.Work)
+}

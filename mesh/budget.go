@@ -96,6 +96,9 @@ type budgets struct {
 	rate      rate.Limit
 	burst     int
 	strangers *rate.Limiter // all strangers together
+	// work is the reconciliation work strangers' responder sessions may
+	// cost, all together (reconcile.Engine units).
+	work *rate.Limiter
 
 	mu      sync.Mutex
 	sources map[string]*rate.Limiter
@@ -104,6 +107,7 @@ type budgets struct {
 func newBudgets(cfg *Config) *budgets {
 	return &budgets{rate: rate.Limit(cfg.PushRatePerIP), burst: cfg.PushBurstPerIP,
 		strangers: rate.NewLimiter(rate.Limit(cfg.StrangerPushRate), cfg.StrangerPushBurst),
+		work:      rate.NewLimiter(rate.Limit(cfg.StrangerWorkRate), cfg.strangerWorkBurst),
 		sources:   map[string]*rate.Limiter{}}
 }
 

@@ -71,6 +71,11 @@ type Config struct {
 	// verifies without starving the rest), ten times that on a hub.
 	StrangerPushRate  float64
 	StrangerPushBurst int
+	// StrangerWorkRate is the reconciliation work (reconcile.Engine
+	// units, about 0.7 µs of CPU each here) that strangers' sessions may
+	// cost this node a second, all together; one session's worth may be
+	// spent at once. Default 1 Mi a second: under half a core.
+	StrangerWorkRate float64
 	// StrangerSlotsPerIP is how many reconciliation sessions strangers
 	// from one address may run against this node at once; default 1.
 	StrangerSlotsPerIP int
@@ -106,6 +111,9 @@ type Config struct {
 	Hub    bool
 	Logger *slog.Logger
 
+	// strangerWorkBurst is the most work strangers' sessions may spend at
+	// once; default maxSessionWork (one whole session). Tests lower it.
+	strangerWorkBurst int
 	// respondGrace is how long a peer may keep a responder session
 	// waiting before progress extends it (see session.lease); default
 	// 30 s. Tests shorten it.
@@ -142,6 +150,12 @@ func (c *Config) defaults() error {
 		if c.Hub {
 			c.StrangerPushRate = 2000 // a server, meeting every field node
 		}
+	}
+	if c.StrangerWorkRate <= 0 {
+		c.StrangerWorkRate = 1 << 20
+	}
+	if c.strangerWorkBurst <= 0 {
+		c.strangerWorkBurst = maxSessionWork
 	}
 	if c.StrangerPushBurst <= 0 {
 		c.StrangerPushBurst = int(10 * c.StrangerPushRate)

@@ -46,6 +46,9 @@ type SessionStats struct {
 	BytesIn  int64 // everything read from it
 	Sent     int   // envelopes sent to the peer
 	Received int   // envelopes from the peer that were new here
+	// Work is the reconciliation engine's work (reconcile.Engine.Work):
+	// what the session cost this node's CPU, in the engine's units.
+	Work int64
 }
 
 // deliverFunc verifies and stores an envelope the peer sent, reporting
@@ -247,6 +250,7 @@ func (s *session) initiate(ctx context.Context, from uint64) error {
 		return err
 	}
 	eng.SetWorkLimit(maxSessionWork)
+	defer func() { s.stats.Work = eng.Work() }()
 	msg, err := eng.InitiateFrom(from)
 	if err != nil {
 		return err
@@ -306,20 +310,20 @@ func (s *session) initiate(ctx context.Context, from uint64) error {
 // until the initiator has kept it waiting longer than its progress allows
 // (see allowance).
 func Respond(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
-	return respondWithin(respondGrace)(ctx, rw, st, deliver)
+	return respondWithin(respondGrace, maxSessionWork)(ctx, rw, st, deliver)
 }
 
-// respondWithin is Respond with another grace.
-func respondWithin(grace time.Duration) sessionFunc {
+// respondWithin is Respond with another grace and work limit.
+func respondWithin(grace time.Duration, work int64) sessionFunc {
 	return func(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
 		s := newSession(rw, st, deliver)
 		s.grace = grace
-		err := s.respond(ctx)
+		err := s.respond(ctx, work)
 		return s.stats, s.finish(ctx, err)
 	}
 }
 
-func (s *session) respond(ctx context.Context) error {
+func (s *session) respond(ctx context.Context, work int64) error {
 	if err := s.hello(false); err != nil {
 		return err
 	}
@@ -327,7 +331,8 @@ func (s *session) respond(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	eng.SetWorkLimit(maxSessionWork)
+	eng.SetWorkLimit(work)
+	defer func() { s.stats.Work = eng.Work() }()
 	transfer, wanted := false, 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -362,6 +367,11 @@ func (s *session) respond(ctx context.Context) error {
 				return fmt.Errorf("%w: more than %d negentropy rounds", ErrProtocol, maxRounds)
 			}
 			reply, offered, err := eng.RespondSpans(f.payload, s.offered)
+			if errors.Is(err, reconcile.ErrWorkLimit) && work < maxSessionWork {
+				// The strangers' shared budget ran out, not the session's
+				// own bound: nobody misbehaved; the peer tries later.
+				return ErrBusy
+			}
 			if err != nil {
 				return negError(err)
 			}

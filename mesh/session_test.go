@@ -189,7 +189,7 @@ func TestSessionQuietPeerTimesOut(t *testing.T) {
 	s := newSession(cb, b, storeDeliver(b))
 	s.idle = 50 * time.Millisecond
 	done := make(chan error, 1)
-	go func() { done <- s.respond(context.Background()) }()
+	go func() { done <- s.respond(context.Background(), maxSessionWork) }()
 	select {
 	case err := <-done:
 		if !errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrProtocol) {

@@ -177,12 +177,33 @@ func (m *Mesh) handleReconcile(s network.Stream) {
 		s.Reset() // Run has not started
 		return
 	}
+	// Strangers' sessions together may cost only so much CPU: each gets
+	// at most what their shared work budget holds now, and pays for what
+	// it used. (A session of 8,192-range messages against a small store
+	// costs about 180 ms a round.)
+	work := int64(maxSessionWork)
+	member := m.member(p)
+	if !member {
+		work = min(work, int64(m.budgets.work.Tokens()))
+		if work < minStrangerWork {
+			s.Reset() // strangers have used their share: retry later
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(base, sessionTimeout)
 	defer cancel()
-	if _, err := m.runSession(ctx, p, s, respondWithin(m.cfg.respondGrace)); err != nil {
+	stats, err := m.runSession(ctx, p, s, respondWithin(m.cfg.respondGrace, work))
+	if !member {
+		m.budgets.work.ReserveN(time.Now(), int(min(stats.Work, int64(m.budgets.work.Burst()))))
+	}
+	if err != nil {
 		m.log.Debug("reconciliation as responder failed", "peer", p, "err", err)
 	}
 }
+
+// minStrangerWork is the least work budget a stranger's session starts
+// with: less could not reconcile anything worth the stream.
+const minStrangerWork = 1 << 16
 
 type sessionFunc func(context.Context, io.ReadWriter, Store, deliverFunc) (SessionStats, error)
 

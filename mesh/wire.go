@@ -39,6 +39,10 @@ const (
 // stream protocol: such a peer is disconnected and blocked.
 var ErrProtocol = errors.New("reconcile stream protocol violation")
 
+// ErrBusy: the session ended because strangers' sessions together used up
+// the reconciliation work this node gives them for now. Not a violation.
+var ErrBusy = errors.New("reconciliation budget for strangers spent; try later")
+
 // ErrVersion: the peer speaks another version of the stream protocol. It is
 // incompatible, not misbehaving, so it is not blocked.
 var ErrVersion = errors.New("reconcile stream version not supported")
