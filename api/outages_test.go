@@ -293,16 +293,7 @@ func everything(t *testing.T, st *store.Store) []api.Outage {
 // stored, and the pages list every outage exactly once.
 func TestOutagesPaged(t *testing.T) {
 	const strangers = 4000
-	hs := &heapStore{}
-	n := newNode(t, func(o *api.Options) {
-		st, err := store.Open(filepath.Join(t.TempDir(), "big.db"), store.Options{NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		hs.Store = st
-		o.Store = hs
-	})
+	n, hs := heapNode(t)
 	now := time.Now()
 	hub := strings.Repeat("h", 3900)
 	storeReports(t, hs.Store, strangers, func(i int) *message.Envelope {
@@ -375,16 +366,7 @@ func TestOutagesPaged(t *testing.T) {
 // TestOutagesPagedWithinNode: pages smaller than one node's outages go on
 // inside the node, and a cursor the node did not write is refused.
 func TestOutagesPagedWithinNode(t *testing.T) {
-	hs := &heapStore{}
-	n := newNode(t, func(o *api.Options) {
-		st, err := store.Open(filepath.Join(t.TempDir(), "small.db"), store.Options{NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		hs.Store = st
-		o.Store = hs
-	})
+	n, hs := heapNode(t)
 	now := time.Now()
 	for range 3 {
 		node, _ := message.NewIdentity(rand.Reader)
@@ -433,4 +415,21 @@ func TestOutagesPagedWithinNode(t *testing.T) {
 			t.Errorf("%s: %d, want 400", q, resp.StatusCode)
 		}
 	}
+}
+
+// heapNode is a node whose store has no quota (many reports) and counts
+// what a request reads.
+func heapNode(t *testing.T) (*node, *heapStore) {
+	t.Helper()
+	hs := &heapStore{}
+	n := newNode(t, func(o *api.Options) {
+		st, err := store.Open(filepath.Join(t.TempDir(), "reports.db"), store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		hs.Store = st
+		o.Store = hs
+	})
+	return n, hs
 }

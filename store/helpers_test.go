@@ -186,3 +186,17 @@ func reopenHolding(t *testing.T, path string, opts Options, acked []message.ID) 
 	checkConsistent(t, s)
 	return s
 }
+
+// writeLog writes recs to the log of the store at path, as a crash leaves
+// records the applier had not committed.
+func writeLog(t *testing.T, path string, recs []walRecord) {
+	t.Helper()
+	w, err := openWALFile(walPath(path), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.write(recs); err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+}

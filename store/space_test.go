@@ -221,14 +221,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 		logged = append(logged, e)
 		recs = append(recs, walRecord{lsn: uint64(21 + i), received: clk.Now().UnixMilli(), env: e.Raw()})
 	}
-	w, err := openWALFile(walPath(path), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.write(recs); err != nil {
-		t.Fatal(err)
-	}
-	w.close()
+	writeLog(t, path, recs)
 	filler := fill(t, dir, 0)
 
 	s, err = Open(path, opts)

@@ -179,14 +179,7 @@ func TestReplay(t *testing.T) {
 		{lsn: 4, received: 4, env: envs[2].Raw()},
 		{lsn: 5, received: 5, env: envs[3].Raw()},
 	}
-	w, err := openWALFile(walPath(path), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.write(recs); err != nil {
-		t.Fatal(err)
-	}
-	w.close()
+	writeLog(t, path, recs)
 
 	s, err = Open(path, Options{Now: clk.Now})
 	if err != nil {
