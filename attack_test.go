@@ -2,7 +2,14 @@ package lifeline_test
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,4 +107,45 @@ func TestStrangersAlertFlood(t *testing.T) {
 	}
 	st, _ := victim.client.Status(ctx)
 	t.Logf("victim: %d messages, %d bytes of %d, %d evicted", st.Messages, st.Bytes, st.Quota, st.Evicted)
+}
+
+// TestNodeDiskFull: a node whose disk fills answers writes with 507 and
+// keeps answering reads; once space returns it takes writes again, without
+// a restart. (The data directory is a small tmpfs; mounting it needs root,
+// which CI has.)
+func TestNodeDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	n := startNodeWith(t, dir, nil)
+	ctx := ctxT(t)
+	before, err := n.client.Send(ctx, api.SendRequest{Channel: "general", Text: "before the disk filled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*st.Bsize-(4<<20)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.client.Send(ctx, api.SendRequest{Channel: "general", Text: "on a full disk"})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusInsufficientStorage || !strings.Contains(ae.Message, "no space left") {
+		t.Fatalf("send on a full disk: %v, want 507 saying why", err)
+	}
+	if _, err := n.client.Message(ctx, before); err != nil {
+		t.Fatalf("read on a full disk: %v", err)
+	}
+	os.Remove(filler)
+	if _, err := n.client.Send(ctx, api.SendRequest{Channel: "general", Text: "room again"}); err != nil {
+		t.Fatalf("send once space returned, without a restart: %v", err)
+	}
 }
