@@ -106,6 +106,15 @@ type Options struct {
 	// Wipe, if set, destroys the node's keys and messages when its
 	// operator asks (POST /api/v1/wipe); the node stops after.
 	Wipe func() error
+	// AnswerRate and AnswerBurst bound the bytes of the answers to each
+	// address that is not the operator (see answers.go), event streams
+	// aside; StrangersAnswerRate and StrangersAnswerBurst, those to all
+	// of them together. Defaults: 1 MiB a second, burst 16 MiB, for each
+	// (a hub: 256 KiB, 4 MiB); 4 MiB a second, burst 64 MiB, together.
+	AnswerRate           float64
+	AnswerBurst          int
+	StrangersAnswerRate  float64
+	StrangersAnswerBurst int
 	// Members, if set, says which authors are members (keys the operator
 	// vouched for): their envelopes count only against their address's
 	// budget, not against the strangers' total.
@@ -169,8 +178,10 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	limits    *clientLimits // for clients that are not trusted
-	strangers *rate.Limiter // strangers' envelopes from all untrusted clients together
+	limits      *clientLimits // for clients that are not trusted
+	strangers   *rate.Limiter // strangers' envelopes from all untrusted clients together
+	answers     *clientLimits // answer bytes to each untrusted address
+	answerTotal *rate.Limiter // answer bytes to all of them together
 	// outageSlots bounds the outages listings computed at once.
 	outageSlots chan struct{}
 	perClient   streamCounts // open event streams by client
@@ -220,6 +231,24 @@ func New(opts Options) (*Server, error) {
 	if opts.StrangersBurst <= 0 {
 		opts.StrangersBurst = 2 * opts.PublicBurst
 	}
+	if opts.AnswerRate <= 0 {
+		opts.AnswerRate = 1 << 20
+		if opts.Public {
+			opts.AnswerRate = 256 << 10
+		}
+	}
+	if opts.AnswerBurst <= 0 {
+		opts.AnswerBurst = 16 << 20
+		if opts.Public {
+			opts.AnswerBurst = 4 << 20
+		}
+	}
+	if opts.StrangersAnswerRate <= 0 {
+		opts.StrangersAnswerRate = 4 << 20
+	}
+	if opts.StrangersAnswerBurst <= 0 {
+		opts.StrangersAnswerBurst = 64 << 20
+	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 30 * time.Second
 	}
@@ -249,8 +278,10 @@ func New(opts Options) (*Server, error) {
 	}
 	s.limits = newClientLimits(opts.PublicRate, opts.PublicBurst)
 	s.strangers = rate.NewLimiter(rate.Limit(opts.StrangersRate), opts.StrangersBurst)
+	s.answers = newClientLimits(opts.AnswerRate, opts.AnswerBurst)
+	s.answerTotal = rate.NewLimiter(rate.Limit(opts.StrangersAnswerRate), opts.StrangersAnswerBurst)
 	s.routes()
-	s.handler = s.hostGuard(s.mux)
+	s.handler = s.hostGuard(s.metered(s.mux))
 	return s, nil
 }
 
@@ -269,6 +300,7 @@ func (s *Server) routes() {
 		"/api/v1/envelopes":      {{"POST", s.limited(s.postEnvelope)}},
 		"/api/v1/batch":          {{"POST", s.postEnvelopeBatch}},
 		"/api/v1/wipe":           {{"POST", s.localOnly(s.postWipe)}},
+		"/api/v1/keychange":      {{"POST", s.localOnly(s.postKeyChange)}},
 		"/api/v1/missing":        {{"POST", s.postMissing}},
 		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},
 		"/api/v1/events":         {{"GET", s.events}},

@@ -127,6 +127,14 @@ func newClientLimits(r float64, burst int) *clientLimits {
 }
 
 func (c *clientLimits) allow(addr string, n int) bool {
+	l := c.limiter(addr)
+	return l != nil && l.AllowN(time.Now(), n)
+}
+
+// limiter is addr's token bucket, or nil while maxClients other addresses
+// are remembered and none of them is idle: under a flood from many
+// addresses, new ones wait.
+func (c *clientLimits) limiter(addr string) *rate.Limiter {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := c.by[addr]
@@ -139,11 +147,11 @@ func (c *clientLimits) allow(addr string, n int) bool {
 				}
 			}
 			if len(c.by) >= maxClients {
-				return false // under a flood from many addresses, new ones wait
+				return nil
 			}
 		}
 		l = rate.NewLimiter(c.rate, c.burst)
 		c.by[addr] = l
 	}
-	return l.AllowN(time.Now(), n)
+	return l
 }

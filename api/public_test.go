@@ -149,3 +149,48 @@ func TestWipeOnlyForTheOperator(t *testing.T) {
 		t.Fatalf("the operator's wipe: %d %s, wiped %d times", w.Code, w.Body, wiped)
 	}
 }
+
+// TestAnswerBudget: the bytes the node answers each address that is not
+// its operator are bounded, and so are those it answers all of them
+// together; the operator is never limited.
+func TestAnswerBudget(t *testing.T) {
+	n := newNode(t, func(o *api.Options) {
+		o.AnswerRate, o.AnswerBurst = 1, 20_000
+		o.StrangersAnswerRate, o.StrangersAnswerBurst = 1, 50_000
+	})
+	for i := range 40 {
+		body := fmt.Sprintf(`{"channel":"general","text":"message %d %s"}`, i, strings.Repeat("x", 900))
+		if w := serve(n, "POST", "/api/v1/messages", "127.0.0.1:5000", []byte(body)); w.Code != http.StatusCreated {
+			t.Fatalf("operator's send: %d %s", w.Code, w.Body)
+		}
+	}
+	list := "/api/v1/messages?channel=general&limit=40" // about 50 KB an answer
+	got := func(remote string) (int, *httptest.ResponseRecorder) {
+		for i := 1; i <= 10; i++ {
+			if w := serve(n, "GET", list, remote, nil); w.Code != http.StatusOK {
+				return i, w
+			}
+		}
+		return 0, nil
+	}
+	// One address: its first answer spends its budget (charged once
+	// written), the next is refused and says when to come back.
+	i, w := got("192.168.4.20:5000")
+	if i != 2 || w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("one address: refused at request %d (%v), want the second, 429 with Retry-After", i, w)
+	}
+	// Everyone else together: the total goes first, whatever the number
+	// of addresses.
+	refusedAt := 0
+	for a := 21; a < 40 && refusedAt == 0; a++ {
+		if w := serve(n, "GET", list, fmt.Sprintf("192.168.4.%d:5000", a), nil); w.Code == http.StatusTooManyRequests {
+			refusedAt = a
+		}
+	}
+	if refusedAt == 0 || refusedAt > 22 {
+		t.Fatalf("fresh addresses were answered until .%d; the total allows one answer more", refusedAt)
+	}
+	if w := serve(n, "GET", list, "127.0.0.1:5000", nil); w.Code != http.StatusOK {
+		t.Fatalf("the operator was limited: %d", w.Code)
+	}
+}
