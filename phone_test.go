@@ -2,9 +2,11 @@ package lifeline_test
 
 import (
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -117,7 +119,8 @@ const recordStates = `(() => {
 // their own kit, the kits meshed. A channel message and a direct message
 // appear live on the other side, and the sender watches the direct
 // message go from "on this node" to "left this node" to "delivered" (the
-// recipient's page signs the receipt when it has the message).
+// recipient's page signs the receipt when it has the message and its
+// person answers: a page acknowledges only correspondents).
 func TestPhonesOnTwoNodes(t *testing.T) {
 	a, urlA := phoneNode(t, nil)
 	b, urlB := phoneNode(t, func(c *lifeline.Config) { c.Peers = []string{meshAddr(t, a)} })
@@ -161,9 +164,12 @@ func TestPhonesOnTwoNodes(t *testing.T) {
 		t.Fatalf("the DM on kit B: %+v, %v", ms, err)
 	}
 
-	// Bashir opens his page: the message is there, and Amal sees it delivered.
+	// Bashir opens his page: the message is there. Amal sees it
+	// delivered once he answers: until then she is a stranger to his page.
 	pb.Navigate(urlB + "#/d/" + amal)
 	pb.WaitText("ol.msgs", "Are you safe?")
+	write(pb, "Yes, at the clinic")
+	pa.WaitText("ol.msgs", "Yes, at the clinic")
 	pa.WaitText(".msg.mine .state", "Delivered")
 	var states []string
 	pa.Eval(`window.__states`, &states)
@@ -355,7 +361,7 @@ func TestPhoneKeyBackup(t *testing.T) {
 	// The QR code on the screen reads back as the backup text (zbarimg, an
 	// independent decoder, on a screenshot of the page).
 	shot := filepath.Join(t.TempDir(), "backup.png")
-	p.Eval(`document.querySelector('img.qr').scrollIntoView(), 0`, nil)
+	p.Eval(`document.querySelector('img.qr').scrollIntoView({block: 'center'}), 0`, nil) // clear of the fixed header
 	p.Screenshot(shot)
 	out, err := exec.Command("zbarimg", "-q", "--raw", shot).Output()
 	if err != nil {
@@ -707,5 +713,334 @@ func TestPhoneWrongClock(t *testing.T) {
 		p.WaitText(".msg.mine .state", "On this node")
 		p.Navigate(url + "#/status")
 		p.WaitText("dl.status", "far from the node")
+	}
+}
+
+// idbKV reads a key of the page's IndexedDB kv store, as JSON.
+func idbKV(p *browsertest.Browser, key string, out any) {
+	p.Eval(`new Promise((ok) => { const r = indexedDB.open('lifeline'); r.onsuccess = () => {
+		const q = r.result.transaction('kv').objectStore('kv').get(`+"'"+key+"'"+`); q.onsuccess = () => ok(q.result === undefined ? null : q.result); }; })`, out)
+}
+
+// delivered reports whether the node marks message id delivered.
+func delivered(t *testing.T, n *started, id string) bool {
+	m, err := n.client.Message(ctxT(t), id)
+	return err == nil && m.Delivered
+}
+
+// TestPhoneReceiptsOnlyForCorrespondents: a page signs receipts only for
+// direct messages from keys its person wrote to, so a throwaway key
+// learns nothing of when the person is online. A message from someone
+// the person then answers is acknowledged at once; from a stranger,
+// never. The status screen says "100+" outages when the node has more
+// than its first page.
+func TestPhoneReceiptsOnlyForCorrespondents(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	ctx := ctxT(t)
+	p := phone(t, n, "")
+	amal, err := message.ParsePublicKey(myKey(p, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, _ := message.NewIdentity(rand.Reader)
+	bashir, _ := message.NewIdentity(rand.Reader)
+	dm := func(from *message.Identity, text string) string {
+		t.Helper()
+		e, err := from.NewDirect(rand.Reader, amal, text, message.PriorityNormal, time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, err := n.client.PostEnvelope(ctx, e.Raw())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	probe := dm(stranger, "are you there?")
+	first := dm(bashir, "it is Bashir, from the school")
+	p.Navigate(url + "#/d/" + stranger.Public().String())
+	p.WaitText("ol.msgs", "are you there?") // shown, read, and not acknowledged
+	p.Navigate(url + "#/d/" + bashir.Public().String())
+	p.WaitText("ol.msgs", "it is Bashir")
+	if delivered(t, n, first) {
+		t.Fatal("a message from someone the person never wrote to was acknowledged")
+	}
+	write(p, "good to hear from you")
+	waitFor(t, "Bashir's message delivered once Amal answered", func() bool { return delivered(t, n, first) })
+
+	// Live: a correspondent's next message is acknowledged as it
+	// arrives; the stranger's are not. The stranger's went first, so when
+	// Bashir's is delivered the page has had both.
+	probe2 := dm(stranger, "still there?")
+	second := dm(bashir, "see you at noon")
+	waitFor(t, "Bashir's second message delivered", func() bool { return delivered(t, n, second) })
+	p.WaitText("ol.msgs", "see you at noon")
+	// Receipts made together are sent together: once the outbox is
+	// empty, any receipt the page made for the stranger is on the node.
+	waitFor(t, "the page's outbox empty", func() bool {
+		var queued int
+		p.Eval(`new Promise((ok) => { const r = indexedDB.open('lifeline'); r.onsuccess = () => {
+			const q = r.result.transaction('msgs').objectStore('msgs').index('state').count('queued'); q.onsuccess = () => ok(q.result); }; })`, &queued)
+		return queued == 0
+	})
+	for _, id := range []string{probe, probe2} {
+		if delivered(t, n, id) {
+			t.Errorf("the stranger's message %s is delivered: the page answered a throwaway key", id)
+		}
+	}
+	if ms, err := n.client.List(ctx, api.ListQuery{To: stranger.Public().String()}); err != nil || len(ms) != 0 {
+		t.Errorf("messages to the stranger's key: %+v, %v; want none", ms, err)
+	}
+
+	// More outages than the node's first page: each of 101 nodes lost its
+	// uplink once.
+	for i := range 101 {
+		id, _ := message.NewIdentity(rand.Reader)
+		at := time.Now().Add(-time.Duration(i+1) * time.Minute)
+		e, err := id.NewReport(message.Report{Event: message.EventUplinkLost, At: at.UnixMilli(), LastUp: at.Add(-time.Minute).UnixMilli(), Radio: "none"}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := n.client.PostEnvelope(ctx, e.Raw()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Navigate(url + "#/status")
+	p.WaitText("#outages", "100+")
+}
+
+// keyChanges returns the key changes a page follows or offers.
+func keyChanges(p *browsertest.Browser) []struct {
+	Old, New, Voucher string
+	Merged            bool
+} {
+	var kc []struct {
+		Old, New, Voucher string
+		Merged            bool
+	}
+	idbKV(p, "kc", &kc)
+	return kc
+}
+
+// hashIs waits until the page's location.hash is want.
+func hashIs(t *testing.T, p *browsertest.Browser, want string) {
+	t.Helper()
+	waitFor(t, "the page at "+want, func() bool {
+		var h string
+		p.Eval(`location.hash`, &h)
+		return h == want
+	})
+}
+
+// TestPhoneKeyChange: Amal loses her phone but kept her key backup. On a
+// new phone, with a new key, she publishes from the settings that the new
+// key replaces the old, signed by both. Bashir's page follows at once:
+// their conversation continues under the new key, and what he writes goes
+// to it. Before that, a forged change (an old signature that does not
+// verify) is stored by the node and ignored by his page.
+func TestPhoneKeyChange(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	ctx := ctxT(t)
+	pa, pb := phone(t, n, ""), phone(t, n, "")
+	oldKey := myKey(pa, url)
+	pa.Click("#show-backup")
+	pa.WaitVisible("#backup-text")
+	var backup string
+	pa.Eval(`document.getElementById('backup-text').textContent`, &backup)
+	bashir := myKey(pb, url)
+
+	pa.Navigate(url + "#/d/" + bashir)
+	write(pa, "my old phone is failing")
+	pb.Navigate(url + "#/d/" + oldKey)
+	pb.WaitText("ol.msgs", "my old phone is failing")
+	write(pb, "write down your key backup")
+	pa.WaitText("ol.msgs", "write down your key backup")
+	pa.Close() // the phone is lost
+
+	// A forged change: someone's fresh key claims to replace Amal's, with
+	// an old signature that is not hers.
+	thief, _ := message.NewIdentity(rand.Reader)
+	o, _ := message.ParsePublicKey(oldKey)
+	tp := thief.Public()
+	body := append(append(append([]byte{message.KeyChangeVersion}, o[:]...), tp[:]...), make([]byte, 64)...)
+	keys, _ := message.Channel(message.KeysChannel)
+	forged, err := thief.Sign(message.Draft{Kind: message.KindKeyChange, Priority: message.PriorityNormal, Created: time.Now().UnixMilli(), Channel: keys, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.client.PostEnvelope(ctx, forged.Raw()); err != nil {
+		t.Fatalf("the node refused a well-signed envelope with a forged statement: %v", err)
+	}
+	waitFor(t, "Bashir's phone holding the forged change", func() bool {
+		var held bool
+		pb.Eval(`new Promise((ok) => { const r = indexedDB.open('lifeline'); r.onsuccess = () => {
+			const q = r.result.transaction('msgs').objectStore('msgs').get('`+forged.ID().String()+`'); q.onsuccess = () => ok(!!q.result); }; })`, &held)
+		return held
+	})
+
+	// Amal's new phone: a new key, and the old one's backup.
+	pn := phone(t, n, "")
+	newKey := myKey(pn, url)
+	pn.SetValue("#restore", backup)
+	pn.Eval(`(window.confirm = () => true, 0)`, nil)
+	pn.Click("#kc-publish")
+	pn.WaitText(".err", "will continue with this one")
+	if again := myKey(pn, url); again != newKey {
+		t.Fatalf("publishing the change replaced the phone's key: %s, then %s", newKey, again)
+	}
+
+	// Bashir's page follows: the old conversation is the new key's.
+	pb.Navigate(url + "#/d/" + oldKey)
+	hashIs(t, pb, "#/d/"+newKey)
+	pb.WaitText("ol.msgs", "my old phone is failing")
+	pb.WaitText(".kc", "both keys signed")
+	write(pb, "welcome back")
+	var ms []api.Message
+	waitFor(t, "Bashir's message to the new key", func() bool {
+		ms, _ = n.client.List(ctx, api.ListQuery{To: newKey})
+		return len(ms) == 1
+	})
+	if ms[0].Author != bashir || ms[0].Kind != "direct" {
+		t.Fatalf("to the new key: %+v", ms[0])
+	}
+	pn.Navigate(url + "#/d/" + bashir)
+	pn.WaitText("ol.msgs", "welcome back")
+
+	kc := keyChanges(pb)
+	if len(kc) != 1 || kc[0].Old != oldKey || kc[0].New != newKey || !kc[0].Merged || kc[0].Voucher != "" {
+		t.Fatalf("Bashir's page follows %+v; want only %s → %s (the forged change to %s ignored)", kc, oldKey, newKey, thief.Public())
+	}
+}
+
+// TestPhoneKeyChangeVouched: a person lost their phone and its key; the
+// kit's operator, who knows them, vouches for their new key. The other
+// person's page shows who vouched (name and fingerprint) and moves the
+// conversation only when its person accepts.
+func TestPhoneKeyChangeVouched(t *testing.T) {
+	n, url := phoneNode(t, nil)
+	ctx := ctxT(t)
+	pb := phone(t, n, "")
+	bashir, err := message.ParsePublicKey(myKey(pb, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, _ := message.NewIdentity(rand.Reader)
+	found, _ := message.NewIdentity(rand.Reader)
+	e, err := lost.NewDirect(rand.Reader, bashir, "see you at the well", message.PriorityNormal, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.client.PostEnvelope(ctx, e.Raw()); err != nil {
+		t.Fatal(err)
+	}
+	oldKey, newKey := lost.Public().String(), found.Public().String()
+	pb.Navigate(url + "#/d/" + oldKey)
+	pb.WaitText("ol.msgs", "see you at the well")
+
+	if _, err := n.client.Vouch(ctx, oldKey, newKey); err != nil {
+		t.Fatal(err)
+	}
+	node := n.node.ID().String()
+	fp := func(k string) string { return k[0:4] + " " + k[4:8] }
+	pb.WaitText(".kc.pending", "This kit · "+fp(node))
+	pb.WaitText(".kc.pending", fp(newKey))
+	screenshot(pb, "keychange-vouched-en.png")
+	var unnamed []string
+	pb.Eval(unnamedControls, &unnamed)
+	if len(unnamed) > 0 {
+		t.Errorf("controls without an accessible name: %q", unnamed)
+	}
+	// Not followed before the person says so.
+	pb.Navigate(url + "#/chats")
+	pb.WaitText(`a[href="#/d/`+oldKey+`"]`, "new key?")
+	pb.Navigate(url + "#/d/" + oldKey)
+	pb.WaitText(".kc.pending", "This kit")
+	var hash string
+	pb.Eval(`location.hash`, &hash)
+	if kc := keyChanges(pb); hash != "#/d/"+oldKey || len(kc) != 1 || kc[0].Merged || kc[0].Voucher != node {
+		t.Fatalf("before accepting: at %s, following %+v", hash, kc)
+	}
+
+	pb.Click(".kc-accept")
+	hashIs(t, pb, "#/d/"+newKey)
+	pb.WaitText("ol.msgs", "see you at the well")
+	pb.WaitText(".kc", "on the word of This kit")
+	write(pb, "glad you are safe")
+	waitFor(t, "Bashir's message to the vouched key", func() bool {
+		ms, _ := n.client.List(ctx, api.ListQuery{To: newKey})
+		return len(ms) == 1 && ms[0].Author == bashir.String()
+	})
+}
+
+// TestPhoneOperatorWipe: the operator's section of the settings is shown
+// to the operator only: a phone on the Wi-Fi sees none until its person
+// enters the admin token (kept for the tab only, never in IndexedDB); then
+// the wipe, once its phrase is typed, destroys the kit's keys and
+// messages, and the node stops.
+func TestPhoneOperatorWipe(t *testing.T) {
+	dir := t.TempDir()
+	n, url := phoneNode(t, func(c *lifeline.Config) { c.DataDir = dir })
+	tok, err := os.ReadFile(filepath.Join(dir, lifeline.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tok))
+
+	// The node's own machine is its operator's.
+	local := phone(t, n, "")
+	local.Navigate(url + "#/settings")
+	local.WaitVisible("#operator #wipe-btn")
+	local.Close()
+
+	// A phone on the kit's Wi-Fi: behind the kit's address, as a proxy
+	// would say it.
+	p := browsertest.Start(t, browsertest.Options{AllowHosts: []string{n.node.APIAddr()}, OldPhone: true,
+		Headers: map[string]string{"X-Forwarded-For": "10.42.0.23"}})
+	p.Navigate(url + "#/settings")
+	p.WaitVisible("#my-key")
+	var shown bool
+	p.Eval(`!!document.getElementById('operator')`, &shown)
+	if shown {
+		t.Fatal("a phone that is not the operator's sees the operator's section")
+	}
+
+	p.Navigate(url + "#/operator")
+	p.SetValue("#admin-token", strings.Repeat("0", len(token)))
+	p.Click("form.stack button[type=submit]")
+	p.WaitText(".err", "does not accept")
+	p.SetValue("#admin-token", token)
+	p.Click("form.stack button[type=submit]")
+	p.WaitVisible("#operator #wipe-btn")
+	var inDB bool
+	p.Eval(`new Promise((ok) => { const r = indexedDB.open('lifeline'); r.onsuccess = () => {
+		const q = r.result.transaction('kv').objectStore('kv').getAll(); q.onsuccess = () => ok(JSON.stringify(q.result).indexOf('`+token+`') >= 0); }; })`, &inDB)
+	if inDB {
+		t.Fatal("the admin token is in IndexedDB")
+	}
+
+	// Not without the phrase.
+	p.SetValue("#wipe-confirm", "wipe")
+	p.Click("#wipe-btn")
+	p.WaitText("#wipe-result", "To confirm, type: wipe this kit")
+	if _, err := os.Stat(filepath.Join(dir, lifeline.IdentityFile)); err != nil {
+		t.Fatalf("the kit's key is gone without the phrase: %v", err)
+	}
+	screenshot(p, "operator-wipe-en.png")
+	p.SetValue("#wipe-confirm", "Wipe this kit ")
+	p.Click("#wipe-btn")
+	p.WaitText("#wipe-result", "Wiped in")
+	select {
+	case err := <-n.done:
+		if !errors.Is(err, lifeline.ErrWiped) {
+			t.Fatalf("the node stopped with %v, want ErrWiped", err)
+		}
+		close(n.done) // for the cleanup's shutdown
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node did not stop after wiping itself")
+	}
+	for _, f := range []string{lifeline.IdentityFile, lifeline.AdminTokenFile, "lifeline.db"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after the wipe: %v", f, err)
+		}
 	}
 }

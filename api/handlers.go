@@ -41,6 +41,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		Radio:          radios,
 		LastSeq:        st.LastSeq,
 		DefaultChannel: s.opts.DefaultChannel,
+		Operator:       s.trusted(r),
 		Summary:        s.summary(),
 		ID:             s.opts.Identity.Public().String(),
 		Version:        s.opts.Version,

@@ -31,6 +31,10 @@ type Status struct {
 	// DefaultChannel is the channel a first-time visitor of the phone
 	// app lands in.
 	DefaultChannel string `json:"default_channel"`
+	// Operator is true when the client asking is the node's operator (on
+	// its own machine, or with the admin token; see trusted): the phone
+	// app then offers the operator's actions, such as the wipe.
+	Operator bool `json:"operator,omitempty"`
 	// Summary is the node's links in a few words, for everyone,
 	// including people on the kit's Wi-Fi who do not see the details.
 	Summary Summary `json:"summary"`
@@ -126,6 +130,9 @@ type Message struct {
 	Text string `json:"text,omitempty"`
 	// Profile is the body of a profile message.
 	Profile *message.Profile `json:"profile,omitempty"`
+	// KeyChange is a key change message's statement: which key replaces
+	// which, who vouched, and why it is not valid if it is not.
+	KeyChange *KeyChange `json:"key_change,omitempty"`
 	// Acks lists the message ids a receipt acknowledges.
 	Acks []string `json:"acks,omitempty"`
 	// Created, Expires and Received are unix milliseconds; Created and
@@ -218,6 +225,11 @@ func (s *Server) message(r *store.Record, named *channelName, open, raw bool) Me
 		}
 		if c, err := message.Channel(message.ProfilesChannel); err == nil && c == e.Channel {
 			m.Channel = message.ProfilesChannel
+		}
+	case message.KindKeyChange:
+		m.KeyChange = keyChangeView(e)
+		if c, err := message.Channel(message.KeysChannel); err == nil && c == e.Channel {
+			m.Channel = message.KeysChannel
 		}
 	case message.KindReport:
 		if c, err := message.Channel(message.ReportsChannel); err == nil && c == e.Channel {

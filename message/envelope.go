@@ -214,6 +214,10 @@ func checkBody(k Kind, p Priority, body []byte) error {
 		if _, err := parseProfileBody(body); err != nil {
 			return err
 		}
+	case KindKeyChange:
+		if err := checkKeyChangeBody(p, body); err != nil {
+			return err
+		}
 	case KindReport:
 		if !json.Valid(body) || len(body) == 0 || body[0] != '{' {
 			return fmt.Errorf("%w: report body is not a JSON object", ErrMalformed)

@@ -22,7 +22,8 @@ func FuzzDecode(f *testing.F) {
 	team, _ := NewTeam(make([]byte, TeamSecretSize))
 	tm, _ := alice.NewTeamText(rand.Reader, team, "team only", PriorityNormal, fixedNow, 0)
 	prof, _ := alice.NewProfile(Profile{Name: "Amal", Status: "at the school"}, fixedNow, 0)
-	for _, e := range []*Envelope{text, ttl, alert, dm, rcpt, tm, prof} {
+	kc, _ := bob.NewKeyChange(alice, fixedNow, 0)
+	for _, e := range []*Envelope{text, ttl, alert, dm, rcpt, tm, prof, kc} {
 		f.Add(e.Raw())
 	}
 	f.Add([]byte{})
@@ -76,7 +77,7 @@ func isOneOf(err error, targets []error) bool {
 
 // FuzzBodies feeds any body to the readers of each kind's body: reports
 // and profiles (JSON from strangers), direct and team messages (sealed
-// bytes). They must never panic, and refuse with the package's errors.
+// bytes), key changes (keys and a signature). They must never panic, and refuse with the package's errors.
 func FuzzBodies(f *testing.F) {
 	alice, bob := newID(f, 1), newID(f, 2)
 	team, _ := NewTeam(make([]byte, TeamSecretSize))
@@ -84,14 +85,17 @@ func FuzzBodies(f *testing.F) {
 	tm, _ := alice.NewTeamText(rand.Reader, team, "team only", PriorityNormal, fixedNow, 0)
 	prof, _ := alice.NewProfile(Profile{Name: "Amal", Status: "at the school"}, fixedNow, 0)
 	rep, _ := alice.NewReport(Report{Event: EventUplinkLost, At: fixedNow.UnixMilli()}, fixedNow)
-	for _, e := range []*Envelope{dm, tm, prof, rep} {
+	kc, _ := alice.NewKeyChange(bob, fixedNow, 0)
+	vouched, _ := newID(f, 3).VouchKeyChange(bob.Public(), alice.Public(), fixedNow, 0)
+	for _, e := range []*Envelope{dm, tm, prof, rep, kc, vouched} {
 		f.Add(byte(e.Kind), e.Body)
 	}
 	f.Add(byte(KindProfile), []byte(`{"name":"\u0000","status":1}`))
 	f.Add(byte(KindReport), []byte(`{"event":"uplink_lost","at":-1}`))
-	known := []error{ErrMalformed, ErrNotForMe, ErrDecrypt, ErrBadKey}
+	known := []error{ErrMalformed, ErrNotForMe, ErrDecrypt, ErrBadKey, ErrSignature}
 	reports, _ := Channel(ReportsChannel)
 	profiles, _ := Channel(ProfilesChannel)
+	keys, _ := Channel(KeysChannel)
 	f.Fuzz(func(t *testing.T, kind byte, body []byte) {
 		d := Draft{Kind: Kind(kind), Priority: PriorityNormal, Created: fixedNow.UnixMilli(), Body: body}
 		switch d.Kind {
@@ -103,6 +107,10 @@ func FuzzBodies(f *testing.F) {
 			d.Channel = reports
 		case KindProfile:
 			d.Channel = profiles
+		case KindKeyChange:
+			// Alice signs: a body naming her as the new key is the
+			// signed-by-both form, any other the vouched form.
+			d.Channel = keys
 		default:
 			return
 		}
@@ -120,6 +128,15 @@ func FuzzBodies(f *testing.F) {
 			_, perr = ParseReport(e)
 		case KindProfile:
 			_, perr = ParseProfile(e)
+		case KindKeyChange:
+			var kc KeyChange
+			kc, perr = ParseKeyChange(e)
+			// Whatever parses names the keys the body holds, and a
+			// change signed by both is the author's.
+			if perr == nil && (!bytes.Equal(kc.Old[:], body[1:33]) || !bytes.Equal(kc.New[:], body[33:65]) ||
+				(!kc.Vouched && kc.New != alice.Public()) || (kc.Vouched && kc.Voucher != alice.Public())) {
+				t.Fatalf("key change parsed to %+v from %x", kc, body)
+			}
 		}
 		if perr != nil && !isOneOf(perr, known) {
 			t.Fatalf("%s body refused with an unclassified error: %v", e.Kind, perr)

@@ -36,6 +36,10 @@ const (
 	// KindProfile is a person's display name and status: destination is a
 	// ChannelID (ProfilesChannel), the body a JSON object (see Profile).
 	KindProfile Kind = 7
+	// KindKeyChange says a person's old key is replaced by a new one:
+	// destination is a ChannelID (KeysChannel), the body the two keys and,
+	// when signed by both, the old key's signature (see KeyChange).
+	KindKeyChange Kind = 8
 )
 
 // String returns the kind's name as used in the API.
@@ -55,13 +59,15 @@ func (k Kind) String() string {
 		return "team"
 	case KindProfile:
 		return "profile"
+	case KindKeyChange:
+		return "keychange"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // ToChannel reports whether the kind's destination is a channel.
 func (k Kind) ToChannel() bool {
-	return k == KindText || k == KindAlert || k == KindReport || k == KindTeam || k == KindProfile
+	return k == KindText || k == KindAlert || k == KindReport || k == KindTeam || k == KindProfile || k == KindKeyChange
 }
 
 // ToRecipient reports whether the kind's destination is a public key.

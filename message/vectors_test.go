@@ -91,6 +91,22 @@ type vecProfile struct {
 	Status string `json:"status"`
 }
 
+// vecKeyChange is a parsed key change, keys in hex; Voucher is empty for a
+// change signed by both.
+type vecKeyChange struct {
+	Old     string `json:"old"`
+	New     string `json:"new"`
+	Voucher string `json:"voucher,omitempty"`
+}
+
+func vecKC(kc KeyChange) vecKeyChange {
+	v := vecKeyChange{Old: kc.Old.String(), New: kc.New.String()}
+	if kc.Vouched {
+		v.Voucher = kc.Voucher.String()
+	}
+	return v
+}
+
 // vecEnvelope is one envelope and everything needed to make it again
 // through the constructors (NewText, NewDirect, ...; the page's newText,
 // newDirect, ...) and to check what a reader must see.
@@ -103,13 +119,17 @@ type vecEnvelope struct {
 	TTLMs    int64  `json:"ttl_ms"` // as passed to the constructor; 0: no TTL byte
 	// Channel is the channel's name (text, alert, profile, report);
 	// ChannelID the destination of every channel kind, team ones included.
-	Channel    string      `json:"channel,omitempty"`
-	ChannelID  string      `json:"channel_id,omitempty"`
-	Recipient  string      `json:"recipient,omitempty"` // an identity's name
-	Text       string      `json:"text,omitempty"`      // text, alert; plaintext of direct and team
-	Receipt    []string    `json:"receipt,omitempty"`
-	Profile    *vecProfile `json:"profile,omitempty"`
-	TeamSecret string      `json:"team_secret,omitempty"`
+	Channel   string      `json:"channel,omitempty"`
+	ChannelID string      `json:"channel_id,omitempty"`
+	Recipient string      `json:"recipient,omitempty"` // an identity's name
+	Text      string      `json:"text,omitempty"`      // text, alert; plaintext of direct and team
+	Receipt   []string    `json:"receipt,omitempty"`
+	Profile   *vecProfile `json:"profile,omitempty"`
+	// KeyChange: for a change signed by both, Old is the key whose
+	// identity signs the statement and the author is the new key; for a
+	// vouched one, the author vouches.
+	KeyChange  *vecKeyChange `json:"key_change,omitempty"`
+	TeamSecret string        `json:"team_secret,omitempty"`
 	// Random is what sealing drew: the ephemeral X25519 secret of a direct
 	// message, the nonce of a team message.
 	Random   string `json:"random,omitempty"`
@@ -122,19 +142,20 @@ type vecEnvelope struct {
 
 // vecCheck is a verdict both sides must reach: verify the envelope at the
 // file's now; then, for op open_direct (as Identity), open_team (with
-// TeamSecret) or parse_profile, do that. Error is the code of the expected
+// TeamSecret), parse_profile or parse_keychange, do that. Error is the code of the expected
 // error (see vecErrors), empty for success, and then Text or Profile is what
 // the op must give.
 type vecCheck struct {
-	Name       string      `json:"name"`
-	Note       string      `json:"note,omitempty"`
-	Op         string      `json:"op"`
-	Identity   string      `json:"identity,omitempty"`
-	TeamSecret string      `json:"team_secret,omitempty"`
-	Envelope   string      `json:"envelope"`
-	Error      string      `json:"error"`
-	Text       string      `json:"text,omitempty"`
-	Profile    *vecProfile `json:"profile,omitempty"`
+	Name       string        `json:"name"`
+	Note       string        `json:"note,omitempty"`
+	Op         string        `json:"op"`
+	Identity   string        `json:"identity,omitempty"`
+	TeamSecret string        `json:"team_secret,omitempty"`
+	Envelope   string        `json:"envelope"`
+	Error      string        `json:"error"`
+	Text       string        `json:"text,omitempty"`
+	Profile    *vecProfile   `json:"profile,omitempty"`
+	KeyChange  *vecKeyChange `json:"key_change,omitempty"`
 }
 
 // vecRecipient: whether a key can be written to (SealDirect; the page's
@@ -286,7 +307,7 @@ func vecCheckJS(t *testing.T) {
 			vecCheckEnvelope(t, e, v, ids)
 		})
 	}
-	for _, k := range []Kind{KindText, KindTeam, KindDirect, KindReceipt, KindAlert, KindProfile} {
+	for _, k := range []Kind{KindText, KindTeam, KindDirect, KindReceipt, KindAlert, KindProfile, KindKeyChange} {
 		if !kinds[k] {
 			t.Errorf("%s has no %s envelope", vectorsJSFile, k)
 		}
@@ -372,6 +393,14 @@ func vecCheckEnvelope(t *testing.T, e *Envelope, v vecEnvelope, ids map[string]*
 		}
 		if c, _ := Channel(ProfilesChannel); e.Channel != c {
 			t.Errorf("profile to channel %s, not %s", e.Channel, ProfilesChannel)
+		}
+	case KindKeyChange:
+		kc, err := ParseKeyChange(e)
+		if err != nil || v.KeyChange == nil || vecKC(kc) != *v.KeyChange {
+			t.Errorf("key change %+v, %v; want %+v", vecKC(kc), err, v.KeyChange)
+		}
+		if c, _ := Channel(KeysChannel); e.Channel != c {
+			t.Errorf("key change to channel %s, not %s", e.Channel, KeysChannel)
 		}
 	}
 }
@@ -514,6 +543,7 @@ func vecBuild(t *testing.T) *vecFile {
 	bob := addID("bob", vecSeed("bob"))
 	carol := addID("carol", vecSeed("carol"))
 	mallory := addID("mallory", vecSeed("mallory"))
+	aliceNew := addID("alice_new", vecSeed("alice new"))
 	if gold.Public() != newID(t, 1).Public() {
 		t.Fatal("the golden identity is not newID(1)")
 	}
@@ -521,7 +551,7 @@ func vecBuild(t *testing.T) *vecFile {
 	for _, name := range []string{
 		"general", "#General ", " #GENERAL\t", "##double", "Ünïcödé kanal", "日本語", "🚑 ambulances",
 		"ΟΔΟΣ", "İstanbul", "\u212a\u1e9e", "\u00a0café\u3000", "x\u0085", "\ufeffx",
-		ProfilesChannel, ReportsChannel, strings.Repeat("é", 32), strings.Repeat("a", 64),
+		ProfilesChannel, ReportsChannel, KeysChannel, strings.Repeat("é", 32), strings.Repeat("a", 64),
 		strings.Repeat("a", 65), "", "#", "  ", "a\x01b", "tab\there", "del\x7f",
 	} {
 		c, err := Channel(name)
@@ -616,6 +646,12 @@ func vecBuild(t *testing.T) *vecFile {
 	add("profile_no_status", "bob", e, err, vecEnvelope{Channel: ProfilesChannel, Profile: &vecProfile{Name: "Bob"}, TTLMs: (365 * 24 * time.Hour).Milliseconds()})
 	e, err = mallory.NewReport(Report{Event: EventUplinkLost, At: ms(-time.Minute), LastUp: ms(-2 * time.Minute), Peers: 3, Radio: "none"}, now.Add(-time.Minute))
 	add("report", "mallory", e, err, vecEnvelope{Channel: ReportsChannel})
+	e, err = aliceNew.NewKeyChange(alice, now.Add(-30*time.Second), 365*24*time.Hour)
+	add("keychange", "alice_new", e, err, vecEnvelope{Channel: KeysChannel, TTLMs: (365 * 24 * time.Hour).Milliseconds(),
+		KeyChange: &vecKeyChange{Old: alice.Public().String(), New: aliceNew.Public().String()}})
+	e, err = carol.VouchKeyChange(alice.Public(), aliceNew.Public(), now.Add(-20*time.Second), 0)
+	add("keychange_vouched", "carol", e, err, vecEnvelope{Channel: KeysChannel,
+		KeyChange: &vecKeyChange{Old: alice.Public().String(), New: aliceNew.Public().String(), Voucher: carol.Public().String()}})
 
 	f.Checks = vecChecks(t, ids, text, dm, teamMsg, team, secret)
 	f.Recipients = vecRecipients(t, alice, bob)
@@ -665,6 +701,9 @@ func vecChecks(t *testing.T, ids map[string]*Identity, text, dm, teamMsg *Envelo
 		case op == "parse_profile":
 			p, err := ParseProfile(e)
 			got, result = vecCode(err), vecProfile{p.Name, p.Status}
+		case op == "parse_keychange":
+			kc, err := ParseKeyChange(e)
+			got, result = vecCode(err), vecKC(kc)
 		default:
 			t.Fatalf("%s: unknown op %s", name, op)
 		}
@@ -681,6 +720,10 @@ func vecChecks(t *testing.T, ids map[string]*Identity, text, dm, teamMsg *Envelo
 				if c.Profile == nil || r != *c.Profile {
 					t.Errorf("check %s: profile %+v, the case says %+v", name, r, c.Profile)
 				}
+			case vecKeyChange:
+				if c.KeyChange == nil || r != *c.KeyChange {
+					t.Errorf("check %s: key change %+v, the case says %+v", name, r, c.KeyChange)
+				}
 			}
 		}
 		out = append(out, c)
@@ -694,7 +737,7 @@ func vecChecks(t *testing.T, ids map[string]*Identity, text, dm, teamMsg *Envelo
 	v("oversized", "one byte over MaxEnvelope, refused before it is parsed", append([]byte{Version1, txt}, make([]byte, MaxEnvelope-1)...), "too_large")
 	v("short_header", "", good[:7], "truncated")
 	v("reserved_flag", "", mut(func(b []byte) []byte { b[1] |= 0x80; return b }), "malformed")
-	for _, k := range []byte{0, 8, 15} {
+	for _, k := range []byte{0, 9, 15} {
 		v(fmt.Sprintf("unknown_kind_%d", k), "", mut(func(b []byte) []byte { b[1] = b[1]&0xf0 | k; return b }), "malformed")
 	}
 	v("missing_ttl_byte", "", []byte{Version1, txt | 0x40, 0, 0, 0, 0, 0, 1}, "truncated")
@@ -822,6 +865,39 @@ func vecChecks(t *testing.T, ids map[string]*Identity, text, dm, teamMsg *Envelo
 	prof("profile_array", "", `["Carol"]`, "malformed", nil)
 	prof("profile_trailing", "", `{"name":"Carol"}x`, "malformed", nil)
 	prof("profile_not_utf8", "", "{\"name\":\"Car\xffol\"}", "malformed", nil)
+
+	// Key changes: which statements a reader follows. The envelope is
+	// always well signed here; what is checked is the statement in it.
+	keys := mustChannel(t, KeysChannel)
+	aliceNew := ids["alice_new"]
+	anpub := aliceNew.Public()
+	kcFlags := flags(KindKeyChange, PriorityNormal)
+	vouchBody := append(append([]byte{KeyChangeVersion}, apub[:]...), anpub[:]...)
+	oldSig := ed25519.Sign(alice.priv, KeyChangeStatement(apub, anpub))
+	bothBody := append(bytes.Clone(vouchBody), oldSig...)
+	kcCheck := func(name, note string, author *Identity, prio Priority, body []byte, want string, kc *vecKeyChange) {
+		t.Helper()
+		check(name, note, "parse_keychange", vecRawSigned(author, flags(KindKeyChange, prio), now, nil, keys[:], body), want, vecCheck{KeyChange: kc})
+	}
+	both := &vecKeyChange{Old: apub.String(), New: anpub.String()}
+	kcCheck("keychange_both", "signed by both: the envelope by the new key, the statement by the old", aliceNew, PriorityNormal, bothBody, "", both)
+	kcCheck("keychange_vouched", "vouched by a third key", carol, PriorityNormal, vouchBody, "", &vecKeyChange{Old: apub.String(), New: anpub.String(), Voucher: carol.Public().String()})
+	forged := bytes.Clone(bothBody)
+	forged[len(forged)-40] ^= 1
+	kcCheck("keychange_forged", "the old key's signature does not verify", aliceNew, PriorityNormal, forged, "signature", nil)
+	swapped := append(append(append([]byte{KeyChangeVersion}, anpub[:]...), apub[:]...), oldSig...)
+	kcCheck("keychange_reversed", "old and new swapped, signed by the (now) new key: the signature is over the other statement", alice, PriorityNormal, swapped, "signature", nil)
+	kcCheck("keychange_both_by_third", "a signed-by-both body in an envelope that is not the new key's", carol, PriorityNormal, bothBody, "malformed", nil)
+	kcCheck("keychange_vouched_by_new", "a key cannot vouch for itself", aliceNew, PriorityNormal, vouchBody, "malformed", nil)
+	kcCheck("keychange_vouched_by_old", "", alice, PriorityNormal, vouchBody, "malformed", nil)
+	small := append(append([]byte{KeyChangeVersion}, apub[:]...), make([]byte, 32)...)
+	kcCheck("keychange_new_small_order", "nobody can write to the new key", carol, PriorityNormal, small, "bad_key", nil)
+	v("keychange_priority_low", "a key change's priority is normal", vecRawSigned(carol, flags(KindKeyChange, PriorityLow), now, nil, keys[:], vouchBody), "malformed")
+	v("keychange_version_2", "", vecRawSigned(carol, kcFlags, now, nil, keys[:], append([]byte{2}, vouchBody[1:]...)), "malformed")
+	v("keychange_64_bytes", "", vecRawSigned(carol, kcFlags, now, nil, keys[:], vouchBody[:64]), "malformed")
+	v("keychange_66_bytes", "neither form", vecRawSigned(carol, kcFlags, now, nil, keys[:], append(bytes.Clone(vouchBody), 0)), "malformed")
+	v("keychange_130_bytes", "", vecRawSigned(aliceNew, kcFlags, now, nil, keys[:], append(bytes.Clone(bothBody), 0)), "malformed")
+	v("keychange_to_itself", "", vecRawSigned(carol, kcFlags, now, nil, keys[:], append(append([]byte{KeyChangeVersion}, apub[:]...), apub[:]...)), "malformed")
 	return out
 }
 

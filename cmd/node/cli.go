@@ -57,6 +57,7 @@ Usage:
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
   lifeline wipe    [--data DIR] [--config FILE] [--mesh-key FILE] [--api URL] [--yes]
+  lifeline vouch   [--api URL] OLD NEW
   lifeline version
 
 run starts a node (Ctrl-C stops it): a field node, or with --role hub a node
@@ -123,6 +124,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.meshkey
 	case "wipe":
 		f = c.wipe
+	case "vouch":
+		f = c.vouch
 	case "version", "--version":
 		fmt.Fprintln(stdout, "lifeline", lifeline.Version)
 		return exitOK

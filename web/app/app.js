@@ -25,6 +25,16 @@ const PROFILE_TTL = 365 * 24 * 3600 * 1000;
 // LORA_FRAGMENT what each fragment of a longer one carries (radio/frame.go).
 const LORA_WHOLE = 253;
 const LORA_FRAGMENT = 247;
+// KEY_CHANGE_TTL is how long a key change lives: as long as a
+// conversation may wait for someone to come back.
+const KEY_CHANGE_TTL = 365 * 24 * 3600 * 1000;
+// ACK_HELD bounds the receipts for held messages sent when someone becomes
+// a correspondent: one receipt's worth, the newest.
+const ACK_HELD = P.MAX_RECEIPT_IDS;
+// ADMIN is the sessionStorage key of the operator's admin token: kept only
+// while the tab is open, never in IndexedDB, so a seized phone does not
+// hand over the kit.
+const ADMIN = 'lifeline-admin';
 
 const S = {
   seed: null, // the person's Ed25519 seed: their key, kept in IndexedDB
@@ -34,6 +44,8 @@ const S = {
   channels: [], // [{name, id (hex)}]
   teams: [], // [{name, secret (base64url), id (hex), t}]
   people: new Map(), // key hex -> {key, name, status, created, id}
+  corr: new Set(), // correspondents: keys this person wrote a direct message to (receipts.go's rule)
+  kc: [], // key changes about people here: [{old, new, voucher ('' if signed by both), id, merged}]
   node: null, // the last GET /api/v1/status
   online: false,
   es: null,
@@ -84,7 +96,9 @@ const BIDI = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 function personName(hex) {
   if (hex === S.meHex) return t('you');
-  const p = S.people.get(hex);
+  let p = S.people.get(hex);
+  // A new key without a name yet goes by the name of the key it replaced.
+  for (const c of S.kc) if (!p && c.merged && c.new === hex) p = S.people.get(c.old);
   if (p) return p.name.replace(BIDI, '');
   return S.node && hex === S.node.id ? t('the_node') : t('person_unnamed');
 }
@@ -261,6 +275,8 @@ async function ingest(items) {
   for (const m of added) {
     if (m.env.kind === P.Kind.receipt && P.toHex(m.env.recipient) === S.meHex) await receipt(m.env, m.author);
     if (m.env.kind === P.Kind.profile) await profile(m.env, m.author);
+    if (m.env.kind === P.Kind.keyChange) await keyChange(m.raw);
+    if (m.mine && m.env.kind === P.Kind.direct) await correspondent(P.toHex(m.env.recipient));
     if (m.ack) acknowledge(m.author, m.id);
     if (m.kind === P.Kind.alert || (m.prio === P.Priority.alert && m.conv)) alertArrived(m);
     if (S.view && S.view.conv === m.conv) showMessage(m);
@@ -297,11 +313,14 @@ function classify(raw) {
     case P.Kind.direct: {
       const to = P.toHex(e.recipient);
       if (to === S.meHex) {
-        m.conv = 'd:' + author;
+        m.conv = 'd:' + alias(author);
         m.text = tryText(() => P.openDirect(me(), e));
-        if (!mine) Object.defineProperty(m, 'ack', { value: true, enumerable: false });
+        // A receipt tells its author this person is here, and when: only
+        // correspondents get one, or a throwaway key would learn when
+        // anyone is online (see correspondent).
+        if (!mine && S.corr.has(author)) Object.defineProperty(m, 'ack', { value: true, enumerable: false });
       } else if (mine) {
-        m.conv = 'd:' + to; // sent from this key elsewhere: sealed to them
+        m.conv = 'd:' + alias(to); // sent from this key elsewhere: sealed to them
       }
       break;
     }
@@ -329,7 +348,7 @@ async function advance(m, meta) {
 async function receipt(e, author) {
   for (const id of P.receiptIds(e)) {
     const m = await db.getMsg(id);
-    if (m && m.mine && m.kind === P.Kind.direct && m.conv === 'd:' + author && m.state !== 'delivered') {
+    if (m && m.mine && m.kind === P.Kind.direct && m.conv === 'd:' + alias(author) && m.state !== 'delivered') {
       m.state = 'delivered';
       await db.putMsg(m);
       updateState(m);
@@ -353,6 +372,78 @@ async function profile(e, author) {
     await db.deletePerson(oldest.key);
   }
   if (location.hash === '#/people') renderPeople();
+}
+
+// correspondent records that this person wrote to key: from now on their
+// direct messages are acknowledged, and the newest already held are
+// acknowledged at once (a reply is what makes a message delivered). Only
+// the person's own acts make a correspondent: writing a direct message
+// (from this phone or, with the same key, another), or following a key
+// change of someone who was one. Opening a stranger's message is not
+// enough: anyone could then learn when the person looks.
+async function correspondent(key) {
+  if (S.corr.has(key) || key === S.meHex) return;
+  S.corr.add(key);
+  await db.set('corr', [...S.corr]);
+  const held = (await db.conversation('d:' + alias(key), Infinity, 4 * ACK_HELD))
+    .filter((m) => m.author === key && m.kind === P.Kind.direct && now() - m.created < 7 * 24 * 3600e3);
+  for (const m of held.slice(-ACK_HELD)) acknowledge(key, m.id);
+}
+
+// alias is the key that now stands for key: the last of the key changes
+// this person follows (a few steps at most: changes can form a loop).
+function alias(key) {
+  for (let i = 0; i < 4; i++) {
+    const c = S.kc.find((x) => x.merged && x.old === key);
+    if (!c) break;
+    key = c.new;
+  }
+  return key;
+}
+
+// keyChange reads a key change, checked here whatever the node says (a
+// node may lie): the envelope's signature, and the statement (a change
+// signed by both carries the old key's signature). Only changes about
+// people this phone knows are kept: anyone can mint keys and changes. One
+// signed by both is followed at once; one vouched by a third key waits
+// for the person to accept it (see keyChangeNotes), and so does a second,
+// different change of a key already followed.
+async function keyChange(raw) {
+  let e;
+  let kc;
+  try {
+    e = P.verify(raw, now());
+    kc = P.parseKeyChange(e);
+  } catch (err) {
+    console.warn('key change ignored: ' + err.message);
+    return;
+  }
+  const c = { old: P.toHex(kc.old), new: P.toHex(kc.new), voucher: kc.voucher ? P.toHex(kc.voucher) : '', id: e.id, merged: false };
+  if (c.old === S.meHex || c.new === S.meHex) return; // this person's own
+  if (S.kc.some((x) => x.old === c.old && x.new === c.new && (x.merged || x.voucher === c.voucher))) return;
+  const known = S.corr.has(c.old) || S.people.has(c.old) || (await db.conversation('d:' + c.old, Infinity, 1)).length > 0;
+  if (!known || S.kc.length >= MAX_PEOPLE) return;
+  S.kc.push(c);
+  if (!c.voucher && !S.kc.some((x) => x.merged && x.old === c.old)) await followKey(c);
+  else await saveKC();
+  if (S.view && (S.view.conv === 'd:' + c.old || S.view.conv === 'd:' + c.new)) route();
+  renderBadges();
+}
+
+const saveKC = () => db.set('kc', S.kc);
+
+// followKey moves the conversation with c.old to c.new: what was written
+// stays, and what the person writes goes to the new key.
+async function followKey(c) {
+  for (const x of S.kc) if (x.old === c.old && x !== c) x.merged = false;
+  c.merged = true;
+  await saveKC();
+  const to = 'd:' + alias(c.new);
+  for (const m of await db.conversation('d:' + c.old, Infinity, Infinity)) {
+    m.conv = to;
+    await db.putMsg(m);
+  }
+  if (S.corr.has(c.old)) await correspondent(c.new);
 }
 
 // Receipts for what arrived together go together: one per author.
@@ -503,6 +594,7 @@ async function send(conv, body, alert) {
     raw = P.newTeamText(me(), S.teams.find((x) => x.id === id).t, body, prio, at);
   } else {
     raw = P.newDirect(me(), P.fromHex(id, 32), body, prio, at);
+    await correspondent(id);
   }
   const m = await queue(raw, { conv, text: body });
   showMessage(m, true);
@@ -569,7 +661,9 @@ async function route() {
       return openConversation('t:' + arg);
     case 'd':
       if (!/^[0-9a-f]{64}$/.test(arg || '')) return location.replace('#/chats');
+      if (alias(arg) !== arg) return location.replace('#/d/' + alias(arg));
       return openConversation('d:' + arg);
+    case 'operator': return renderOperatorSignIn();
     case 'chats': return renderChats();
     case 'people': return renderPeople();
     case 'status': return renderStatus();
@@ -620,7 +714,8 @@ async function openConversation(conv) {
       send(conv, body, false).catch((e) => { box.value = body; size.textContent = e.message; });
     },
   }, box, h('div', { class: 'row' }, alertBtn, sendBtn), size);
-  const extra = conv[0] === 't' ? h('button', { type: 'button', class: 'link', onclick: () => showInvite(S.teams.find((x) => 't:' + x.id === conv)) }, t('invite')) : null;
+  const extra = conv[0] === 't' ? h('button', { type: 'button', class: 'link', onclick: () => showInvite(S.teams.find((x) => 't:' + x.id === conv)) }, t('invite'))
+    : conv[0] === 'd' ? keyChangeNotes(conv.slice(2)) : null;
   screen(convTitle(conv), true, extra, more, list, form);
   let msgs = await db.conversation(conv, Infinity, PAGE);
   if (msgs.length < PAGE) {
@@ -635,6 +730,29 @@ async function openConversation(conv) {
   for (const m of await db.conversation(conv, Infinity, PAGE)) showMessage(m, true);
   if (view.msgs.length < PAGE && S.online) more.replaceWith(h('p', { class: 'first' }, t('beginning')));
   markRead(conv);
+}
+
+// keyChangeNotes says, in a direct conversation with key, which old keys
+// it continues (and on whose word), and offers the changes of key that
+// wait for the person's yes: a vouched one shows who vouched, by name
+// and fingerprint, since anyone can take any name.
+function keyChangeNotes(key) {
+  const who = (k) => personName(k) + ' · ' + fingerprint(k).slice(0, 9);
+  const notes = [];
+  for (const c of S.kc) {
+    if (c.merged && c.new === key) {
+      notes.push(h('p', { class: 'notice kc', text: c.voucher ? t('kc_followed_vouched', { old: fingerprint(c.old), who: who(c.voucher) }) : t('kc_followed', { old: fingerprint(c.old) }) }));
+    } else if (!c.merged && c.old === key) {
+      notes.push(h('div', { class: 'notice kc pending' },
+        h('p', { text: c.voucher ? t('kc_vouched', { who: who(c.voucher), new: fingerprint(c.new) }) : t('kc_other', { new: fingerprint(c.new) }) }),
+        h('button', {
+          type: 'button',
+          class: 'kc-accept',
+          onclick: async () => { await followKey(c); route(); renderBadges(); },
+        }, t('kc_accept'))));
+    }
+  }
+  return notes;
 }
 
 async function earlier(view, more) {
@@ -793,9 +911,13 @@ async function renderChats() {
   const n = await unreadCounts();
   const dms = new Set();
   for (const m of await db.all()) if (m.conv[0] === 'd') dms.add(m.conv);
+  // The person may have moved on while IndexedDB answered: drawing now
+  // would replace the screen they went to.
+  if (location.hash !== '#/chats') return;
   const item = (conv, href) => h('li', {},
     h('a', { href }, h('bdi', { text: convTitle(conv) }),
-      n[conv] ? h('span', { class: 'badge', 'aria-label': tn('unread', n[conv]), text: String(n[conv]) }) : null));
+      n[conv] ? h('span', { class: 'badge', 'aria-label': tn('unread', n[conv]), text: String(n[conv]) }) : null,
+      S.kc.some((c) => !c.merged && 'd:' + c.old === conv) ? h('span', { class: 'kc-mark', text: t('kc_check') }) : null));
   const join = h('input', { id: 'join-name', 'aria-label': t('channel_name'), placeholder: t('channel_name'), autocapitalize: 'none' });
   const dmKey = h('input', { id: 'dm-key', 'aria-label': t('dm_key'), placeholder: t('dm_key'), autocapitalize: 'none' });
   const teamName = h('input', { id: 'team-name', 'aria-label': t('team_name'), placeholder: t('team_name') });
@@ -857,8 +979,12 @@ async function renderStatus() {
   screen(t('status'), false, dl);
   if (S.online) {
     try {
-      const outages = await (await api('outages')).json();
-      if (location.hash === '#/status') dl.append(h('dt', { text: t('status_outages') }), h('dd', { text: String(outages.length) }));
+      // The node lists outages a page at a time: the first page's count,
+      // and "+" when more remain, says enough on a phone.
+      const r = await api('outages?limit=100');
+      const outages = await r.json();
+      const more = r.headers.get('Lifeline-More') === 'true';
+      if (location.hash === '#/status') dl.append(h('dt', { text: t('status_outages') }), h('dd', { id: 'outages', text: outages.length + (more ? '+' : '') }));
     } catch (e) { /* shown without */ }
   }
 }
@@ -933,8 +1059,86 @@ function renderSettings() {
         location.reload();
       },
     }, t('restore')),
+    // The other way: this phone keeps its new key, and the old key (its
+    // backup) signs that the new one replaces it; the new key signs the
+    // envelope. People who wrote to the old key follow at once.
+    h('button', {
+      type: 'button',
+      id: 'kc-publish',
+      onclick: async () => {
+        let old;
+        try { old = P.identityFromSeed(P.parseBackup(restore.value)); } catch (e) { restoreErr.textContent = t('restore_bad'); return; }
+        if (P.toHex(old.publicKey) === myHex()) { restoreErr.textContent = t('kc_same'); return; }
+        if (!confirm(t('kc_confirm'))) return;
+        await queue(P.newKeyChange(me(), old, now(), KEY_CHANGE_TTL), {});
+        flush();
+        restore.value = '';
+        restoreErr.textContent = t('kc_published');
+      },
+    }, t('kc_publish')),
     restoreErr,
-    h('p', { class: 'me' }, t('your_key'), ' ', h('code', { class: 'key', id: 'my-key', text: myHex() })));
+    h('p', { class: 'me' }, t('your_key'), ' ', h('code', { class: 'key', id: 'my-key', text: myHex() })),
+    operatorSection());
+}
+
+// ---- the kit's operator ----------------------------------------------------------------
+
+const adminToken = () => sessionStorage.getItem(ADMIN) || '';
+const asOperator = (opts) => {
+  const tok = adminToken();
+  if (tok) opts.headers = Object.assign({ Authorization: 'Bearer ' + tok }, opts.headers);
+  return opts;
+};
+
+// operatorSection is the operator's part of the settings, shown only when
+// the node says this client is its operator: on the node's own machine, or
+// with the admin token entered at #/operator (not linked: people on the
+// Wi-Fi have no use for it).
+function operatorSection() {
+  if (!(S.node && S.node.operator) && !adminToken()) return null;
+  const confirmBox = h('input', { id: 'wipe-confirm', 'aria-label': t('op_wipe_type', { phrase: t('op_wipe_phrase') }), autocapitalize: 'none', autocomplete: 'off' });
+  const out = h('p', { id: 'wipe-result', role: 'status' });
+  return h('section', { id: 'operator', class: 'stack' },
+    h('h2', { text: t('op_title') }),
+    h('p', { text: t('op_wipe_why') }),
+    h('label', { for: 'wipe-confirm', text: t('op_wipe_type', { phrase: t('op_wipe_phrase') }) }), confirmBox,
+    h('button', {
+      type: 'button',
+      id: 'wipe-btn',
+      class: 'alert-btn',
+      onclick: async () => {
+        // Typed, in the person's language: a slip of the finger must not
+        // destroy the kit. The node wants its own phrase, in English.
+        if (confirmBox.value.trim().toLowerCase() !== t('op_wipe_phrase').toLowerCase()) {
+          out.textContent = t('op_wipe_type', { phrase: t('op_wipe_phrase') });
+          return;
+        }
+        try {
+          const r = await (await api('wipe', asOperator({ method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ confirm: 'wipe this kit' }) }))).json();
+          out.textContent = t('op_wiped', { s: r.took_s.toFixed(2) });
+        } catch (e) {
+          out.textContent = t('op_wipe_failed', { why: e.message });
+        }
+      },
+    }, t('op_wipe')),
+    out);
+}
+
+// renderOperatorSignIn takes the admin token, checks it with the node, and
+// keeps it for this tab only.
+function renderOperatorSignIn() {
+  const tok = h('input', { id: 'admin-token', type: 'password', autocomplete: 'off', 'aria-label': t('op_token') });
+  const err = h('p', { class: 'err', role: 'alert' });
+  screen(t('op_title'), true, h('form', {
+    class: 'stack',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const st = await api('status', { headers: { Authorization: 'Bearer ' + tok.value.trim() } }).then((r) => r.json(), () => null);
+      if (!st || !st.operator) { err.textContent = t('op_token_bad'); return; }
+      sessionStorage.setItem(ADMIN, tok.value.trim());
+      location.hash = '#/settings';
+    },
+  }, h('label', { for: 'admin-token', text: t('op_token') }), tok, h('button', { type: 'submit' }, t('op_sign_in')), err));
 }
 
 function qrImage(text, label) {
@@ -1035,8 +1239,8 @@ async function start() {
   // opens: on a first visit that is a slow phone's longest wait.
   const statusP = api('status').then((r) => r.json(), () => null);
   const langP = i18n.load();
-  const [seed0, pub, settings, channels, lastRead, defaultChannel, teams, people] = await Promise.all(
-    ['seed', 'pub', 'settings', 'channels', 'lastRead', 'defaultChannel', 'teams'].map((k) => db.get(k)).concat([db.people()]));
+  const [seed0, pub, settings, channels, lastRead, defaultChannel, teams, corr, kc, people] = await Promise.all(
+    ['seed', 'pub', 'settings', 'channels', 'lastRead', 'defaultChannel', 'teams', 'corr', 'kc'].map((k) => db.get(k)).concat([db.people()]));
   S.seed = seed0;
   if (!S.seed) {
     // A first visit: a new key. Nothing is written to it or by it yet,
@@ -1055,6 +1259,15 @@ async function start() {
   S.defaultChannel = defaultChannel || 'general';
   for (const x of teams || []) S.teams.push(teamFrom(x.name, P.fromBase64url(x.secret)));
   for (const p of people) S.people.set(p.key, p);
+  S.kc = kc || [];
+  if (corr) {
+    for (const k of corr) S.corr.add(k);
+  } else if (S.meHex) {
+    // Kept since the page learnt whom to acknowledge: found once in the
+    // history this phone holds.
+    for (const m of await db.all()) if (m.mine && m.kind === P.Kind.direct && m.conv[0] === 'd') S.corr.add(m.conv.slice(2));
+    await db.set('corr', [...S.corr]);
+  }
   // The node says which channel a first-time visitor lands in (offline,
   // the last one it said); the language loads meanwhile.
   let drawn;

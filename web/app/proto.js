@@ -1,6 +1,6 @@
 // Lifeline's wire formats for the page: envelopes (docs/PROTOCOL.md,
 // "Envelope, version 1"), channel ids, TTL codes, direct messages, team
-// channels, receipts, profiles, and the key backup text. It is the browser's
+// channels, receipts, profiles, key changes, and the key backup text. It is the browser's
 // twin of the Go package message and must stay byte for byte identical to it:
 // web/app/proto_vectors.mjs checks both against message/testdata/vectors.json,
 // and `go test ./message` runs that check.
@@ -17,7 +17,7 @@ import {
 } from './vendor/noble.js';
 
 // Kinds and priorities as on the wire (flags bits 0-3 and 4-5).
-export const Kind = Object.freeze({ text: 1, team: 2, direct: 3, receipt: 4, alert: 5, report: 6, profile: 7 });
+export const Kind = Object.freeze({ text: 1, team: 2, direct: 3, receipt: 4, alert: 5, report: 6, profile: 7, keyChange: 8 });
 export const Priority = Object.freeze({ low: 0, normal: 1, high: 2, alert: 3 });
 
 export const VERSION = 1;
@@ -31,10 +31,12 @@ export const MAX_PROFILE_NAME = 64;
 export const MAX_PROFILE_STATUS = 140;
 export const PROFILES_CHANNEL = 'lifeline/profiles';
 export const REPORTS_CHANNEL = 'lifeline/reports';
+export const KEYS_CHANNEL = 'lifeline/keys';
 
 const SIGNATURE_PREFIX = 'lifeline/envelope/v1\0';
 const DIRECT_INFO = 'lifeline/direct/v1';
 const TEAM_LABEL = 'lifeline/team/v1';
+const KEY_CHANGE_LABEL = 'lifeline/key-change/v1\0';
 const SEAL_OVERHEAD = 32 + 16; // ephemeral key, Poly1305 tag
 const TEAM_OVERHEAD = 24 + 16; // nonce, Poly1305 tag
 const FLAG_TTL = 0x40;
@@ -225,10 +227,10 @@ const draw = (rand, n) => {
 
 // ---- envelopes ------------------------------------------------------------------
 
-const KNOWN = [0, 1, 1, 1, 1, 1, 1, 1];
+const KNOWN = [0, 1, 1, 1, 1, 1, 1, 1, 1];
 const known = (k) => k >= 0 && k < KNOWN.length && KNOWN[k] === 1;
 /** toChannel reports whether a kind's destination is an 8-byte channel id. */
-export const toChannel = (k) => k === 1 || k === 2 || k === 5 || k === 6 || k === 7;
+export const toChannel = (k) => k === 1 || k === 2 || k === 5 || k === 6 || k === 7 || k === 8;
 
 // checkBody is Go's checkBody: the per-kind rules shared by decode and sign.
 function checkBody(kind, priority, body) {
@@ -250,6 +252,9 @@ function checkBody(kind, priority, body) {
     case Kind.profile:
       if (priority !== Priority.low) fail('malformed', 'profile with priority ' + priority + ' (low)');
       parseProfileBody(body);
+      break;
+    case Kind.keyChange:
+      checkKeyChangeBody(priority, body);
       break;
     case Kind.report:
       if (body.length === 0 || body[0] !== 0x7b || !validJSON(body)) fail('malformed', 'report body is not a JSON object');
@@ -579,6 +584,73 @@ export function parseProfile(envelope) {
 export function newerProfile(a, b) {
   if (a.created !== b.created) return a.created > b.created;
   return a.id > b.id; // lower-case hex of equal length orders as the bytes do
+}
+
+// ---- key changes (kind 8) -------------------------------------------------------------
+
+// A key change says the old key is replaced by the new: body = version (1)
+// || old (32) || new (32) [|| the old key's signature (64) over
+// "lifeline/key-change/v1\0" || old || new]. Signed by both: the envelope
+// is the new key's and the old signature is there. Vouched: no old
+// signature, and the envelope is a third key's (see Go's keychange.go).
+
+const KC_VOUCHED = 65;
+const KC_SIGNED = 129;
+
+function checkKeyChangeBody(priority, body) {
+  if (priority !== Priority.normal) fail('malformed', 'key change with priority ' + priority + ' (normal)');
+  if (body.length !== KC_VOUCHED && body.length !== KC_SIGNED) {
+    fail('malformed', 'key change body is ' + body.length + ' bytes, want ' + KC_VOUCHED + ' or ' + KC_SIGNED);
+  }
+  if (body[0] !== 1) fail('malformed', 'key change version ' + body[0]);
+  if (equal(body.subarray(1, 33), body.subarray(33, 65))) fail('malformed', 'key change from a key to itself');
+}
+
+/** keyChangeStatement is what the old key signs. */
+export const keyChangeStatement = (oldKey, newKey) => concat(utf8(KEY_CHANGE_LABEL), oldKey, newKey);
+
+/** newKeyChange signs, as the new key id, that it replaces oldId's key; oldId signs the statement. */
+export function newKeyChange(id, oldId, created, ttlMs) {
+  const st = keyChangeStatement(oldId.publicKey, id.publicKey);
+  const body = concat(new Uint8Array([1]), oldId.publicKey, id.publicKey, ed25519.sign(st, oldId.seed));
+  return sign(id, { kind: Kind.keyChange, priority: Priority.normal, created, ttlMs, channel: channelId(KEYS_CHANNEL), body });
+}
+
+/** vouchKeyChange signs, as a third key id, that newKey replaces oldKey. */
+export function vouchKeyChange(id, oldKey, newKey, created, ttlMs) {
+  if (equal(id.publicKey, u8(oldKey, 32, 'old key')) || equal(id.publicKey, u8(newKey, 32, 'new key'))) {
+    fail('malformed', 'a key cannot vouch for its own change');
+  }
+  montgomery(newKey);
+  const body = concat(new Uint8Array([1]), oldKey, newKey);
+  return sign(id, { kind: Kind.keyChange, priority: Priority.normal, created, ttlMs, channel: channelId(KEYS_CHANNEL), body });
+}
+
+/**
+ * parseKeyChange reads a key change (bytes or decoded) like Go's
+ * ParseKeyChange: {old, new (32 bytes each), voucher (the author's key
+ * for a vouched change, else null)}. Signed by both: the author must be
+ * the new key (malformed) and the old key's signature must verify
+ * (signature); vouched: the author must be neither key (malformed). The
+ * new key must be one that can be written to (bad_key). The envelope's own
+ * signature is verify's business.
+ */
+export function parseKeyChange(envelope) {
+  const e = asEnvelope(envelope);
+  if (e.kind !== Kind.keyChange) fail('malformed', 'kind ' + e.kind + ' is not a key change');
+  checkKeyChangeBody(e.priority, e.body);
+  const kc = { old: e.body.slice(1, 33), new: e.body.slice(33, 65), voucher: null };
+  montgomery(kc.new);
+  if (e.body.length === KC_VOUCHED) {
+    if (equal(e.author, kc.old) || equal(e.author, kc.new)) fail('malformed', 'a vouched key change signed by the key it is about');
+    kc.voucher = e.author.slice();
+    return kc;
+  }
+  if (!equal(e.author, kc.new)) fail('malformed', 'a key change signed by both must be authored by the new key');
+  if (!verifySignature(e.body.subarray(65), keyChangeStatement(kc.old, kc.new), kc.old)) {
+    fail('signature', 'the old key ' + toHex(kc.old) + ' did not sign this key change');
+  }
+  return kc;
 }
 
 // ---- composing, as Go's compose.go does ---------------------------------------------

@@ -135,9 +135,23 @@ function remake(v) {
     case p.Kind.receipt: return p.newReceipt(id, ids[v.recipient].publicKey, v.receipt, v.created);
     case p.Kind.team: return p.newTeamText(id, p.team(fromHex(v.team_secret, 32)), v.text, v.priority, v.created, ttl, rand);
     case p.Kind.profile: return p.newProfile(id, v.profile, v.created, ttl);
+    case p.Kind.keyChange: {
+      const kc = v.key_change;
+      if (kc.voucher) return p.vouchKeyChange(id, fromHex(kc.old, 32), fromHex(kc.new, 32), v.created, ttl);
+      return p.newKeyChange(id, byKey(kc.old), v.created, ttl);
+    }
     default: return p.sign(id, { kind: v.kind, priority: v.priority, created: v.created, ttlMs: ttl, channel: p.channelId(v.channel), body: fromHex(v.body) });
   }
 }
+
+// byKey finds the identity whose public key is hex.
+function byKey(hex) {
+  for (const name in ids) if (toHex(ids[name].publicKey) === hex) return ids[name];
+  throw new Error('no identity has the key ' + hex);
+}
+
+// kcJSON is a parsed key change as the vectors write it.
+const kcJSON = (kc) => JSON.stringify(Object.assign({ old: toHex(kc.old), new: toHex(kc.new) }, kc.voucher ? { voucher: toHex(kc.voucher) } : {}));
 
 // checkEnvelope verifies e's bytes and reads them as a member would.
 function checkEnvelope(where, v, raw, now) {
@@ -179,6 +193,12 @@ function checkEnvelope(where, v, raw, now) {
     case p.Kind.profile:
       expectEq(where + ' profile', JSON.stringify(open(() => p.parseProfile(e))), JSON.stringify({ name: v.profile.name, status: v.profile.status }));
       break;
+    case p.Kind.keyChange: {
+      const kc = open(() => p.parseKeyChange(e));
+      if (kc) expectEq(where + ' key change', kcJSON(kc), JSON.stringify(v.key_change));
+      expectEq(where + ' keys channel', toHex(e.channel), toHex(p.channelId(p.KEYS_CHANNEL)));
+      break;
+    }
   }
   return e;
 }
@@ -205,6 +225,7 @@ for (const c of V.checks) {
       case 'open_direct': return text(p.openDirect(ids[c.identity], e));
       case 'open_team': return text(p.openTeam(p.team(fromHex(c.team_secret, 32)), e));
       case 'parse_profile': return p.parseProfile(e);
+      case 'parse_keychange': return p.parseKeyChange(e);
       default: throw new Error('unknown op ' + c.op);
     }
   });
@@ -214,6 +235,7 @@ for (const c of V.checks) {
   }
   if (!code && c.op.indexOf('open') === 0) expectEq(where, got, c.text);
   if (!code && c.op === 'parse_profile') expectEq(where, JSON.stringify(got), JSON.stringify(c.profile));
+  if (!code && c.op === 'parse_keychange') expectEq(where, kcJSON(got), JSON.stringify(c.key_change));
 }
 
 for (const r of V.recipients) {
@@ -229,7 +251,7 @@ for (const r of V.recipients) {
     const [code, msg] = outcome(() => p.sign(alice, Object.assign({ kind: 1, priority: 1, created: V.now, channel: general, body: utf8('x') }, draft)));
     if (code !== want) failf('sign refuses ' + what, 'gave ' + (code || 'no error') + ' ' + (code ? msg : '') + ', want ' + want);
   };
-  refuse('an unknown kind', { kind: 8 }, 'malformed');
+  refuse('an unknown kind', { kind: 9 }, 'malformed');
   refuse('priority 4', { priority: 4 }, 'malformed');
   refuse('an alert at normal priority', { kind: 5 }, 'malformed');
   refuse('created below 0', { created: -1 }, 'malformed');
@@ -245,6 +267,8 @@ for (const r of V.recipients) {
   expectEq('team refuses a short secret', outcome(() => p.team(new Uint8Array(16)))[0], 'bad_key');
   expectEq('newDirect refuses empty text', outcome(() => p.newDirect(alice, ids.bob.publicKey, '', 1, V.now))[0], 'malformed');
   expectEq('profileBody refuses a long name', outcome(() => p.profileBody({ name: 'x'.repeat(65) }))[0], 'malformed');
+  expectEq('vouchKeyChange refuses to vouch for its own key', outcome(() => p.vouchKeyChange(alice, alice.publicKey, ids.bob.publicKey, V.now))[0], 'malformed');
+  expectEq('vouchKeyChange refuses a new key nobody can write to', outcome(() => p.vouchKeyChange(alice, ids.bob.publicKey, new Uint8Array(32), V.now))[0], 'bad_key');
   expectEq('profileBody refuses a lone surrogate', outcome(() => p.profileBody({ name: 'a\ud800' }))[0], 'malformed');
   const a = { created: 5, id: '01' + '00'.repeat(31) };
   const b = { created: 5, id: '00' + 'ff'.repeat(31) };
@@ -314,6 +338,10 @@ function makeJSVectors() {
     { channel: p.PROFILES_CHANNEL, profile: { name: 'Ana Ø <medic>', status: 'at the clinic & school' } });
   add('profile_no_status', 'ben', p.newProfile(ben, { name: 'Ben' }, at(15), 30 * 24 * 3600000),
     { channel: p.PROFILES_CHANNEL, profile: { name: 'Ben', status: '' }, ttl_ms: 30 * 24 * 3600000 });
+  add('keychange', 'cleo', p.newKeyChange(cleo, ben, at(10), 365 * 24 * 3600000),
+    { channel: p.KEYS_CHANNEL, key_change: { old: toHex(ben.publicKey), new: toHex(cleo.publicKey) }, ttl_ms: 365 * 24 * 3600000 });
+  add('keychange_vouched', 'ana', p.vouchKeyChange(ana, ben.publicKey, cleo.publicKey, at(5), 0),
+    { channel: p.KEYS_CHANNEL, key_change: { old: toHex(ben.publicKey), new: toHex(cleo.publicKey), voucher: toHex(ana.publicKey) } });
   return out;
 }
 

@@ -128,6 +128,11 @@ type Options struct {
 	// real phone would have, such as a wrong clock.
 	Init string
 
+	// Headers are sent with every request of the page: X-Forwarded-For,
+	// say, makes the page a phone on the kit's Wi-Fi rather than a client
+	// on the node's own machine, which the node trusts as its operator.
+	Headers map[string]string
+
 	// Timeout bounds each helper (a navigation, a wait, an evaluation).
 	// Zero means 15 seconds: enough on a loaded 2-core machine, short
 	// enough that a hang fails the test quickly.
@@ -250,6 +255,18 @@ func Start(t testing.TB, opts Options) *Browser {
 			locale := strings.ReplaceAll(opts.Lang, "-", "_")
 			if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride,
 				emulation.SetLocaleOverrideParams{Locale: locale}); err != nil {
+				return err
+			}
+		}
+		if len(opts.Headers) > 0 {
+			hdr := network.Headers{}
+			for k, v := range opts.Headers {
+				hdr[k] = v
+			}
+			if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+				return err
+			}
+			if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: hdr}); err != nil {
 				return err
 			}
 		}
