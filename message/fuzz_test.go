@@ -106,7 +106,7 @@ func FuzzBodies(f *testing.F) {
 		case KindReport:
 			d.Channel = reports
 		case KindProfile:
-			d.Channel = profiles
+			d.Channel, d.Priority = profiles, PriorityLow // profiles are low priority, or Sign refuses them
 		case KindKeyChange:
 			// Alice signs: a body naming her as the new key is the
 			// signed-by-both form, any other the vouched form.
