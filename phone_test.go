@@ -661,6 +661,10 @@ func TestPhoneChats(t *testing.T) {
 	p.WaitText("#title", "#water")
 	p.Navigate(url + "#/chats")
 	p.WaitText("ul.list", "#water")
+	// Half-way through typing a team's name when messages arrive: the
+	// lists change under the form, the form stays as it is.
+	p.SetValue("#team-name", "medi")
+	p.Eval(`document.getElementById('team-name').dataset.typing = 'yes'`, nil)
 	for _, text := range []string{"tanker at 3", "tanker late"} {
 		if _, err := n.client.Send(ctx, api.SendRequest{Channel: "water", Text: text}); err != nil {
 			t.Fatal(err)
@@ -668,6 +672,11 @@ func TestPhoneChats(t *testing.T) {
 	}
 	p.WaitText(`a[href="#/c/water"] .badge`, "2")
 	p.WaitText("#unread", "2")
+	var typing string
+	p.Eval(`(() => { const e = document.getElementById('team-name'); return e.dataset.typing + ':' + e.value; })()`, &typing)
+	if typing != "yes:medi" {
+		t.Fatalf("new messages redrew the form being typed in: %q", typing)
+	}
 	p.Click(`a[href="#/c/water"]`)
 	p.WaitText("ol.msgs", "tanker late")
 	p.Navigate(url + "#/chats")

@@ -903,11 +903,14 @@ function renderBadges() {
     const b = $('#unread');
     b.textContent = total ? String(total) : '';
     b.hidden = !total;
-    if (location.hash === '#/chats') renderChats();
+    if (location.hash === '#/chats') renderChats(true);
   }, 200);
 }
 
-async function renderChats() {
+// renderChats draws the chats screen. With refresh, when the screen is
+// already up, only its three lists are drawn again (new messages, unread
+// counts): the forms keep what the person is typing, and their focus.
+async function renderChats(refresh) {
   const n = await unreadCounts();
   const dms = new Set();
   for (const m of await db.all()) if (m.conv[0] === 'd') dms.add(m.conv);
@@ -918,21 +921,30 @@ async function renderChats() {
     h('a', { href }, h('bdi', { text: convTitle(conv) }),
       n[conv] ? h('span', { class: 'badge', 'aria-label': tn('unread', n[conv]), text: String(n[conv]) }) : null,
       S.kc.some((c) => !c.merged && 'd:' + c.old === conv) ? h('span', { class: 'kc-mark', text: t('kc_check') }) : null));
+  const lists = {
+    'chats-channels': S.channels.map((c) => item('c:' + c.id, '#/c/' + encodeURIComponent(c.name))),
+    'chats-teams': S.teams.map((x) => item('t:' + x.id, '#/t/' + x.id)),
+    'chats-dms': [...dms].map((c) => item(c, '#/d/' + c.slice(2))),
+  };
+  if (refresh && $('#chats-channels')) {
+    for (const id in lists) replace($('#' + id), lists[id]);
+    return;
+  }
   const join = h('input', { id: 'join-name', 'aria-label': t('channel_name'), placeholder: t('channel_name'), autocapitalize: 'none' });
   const dmKey = h('input', { id: 'dm-key', 'aria-label': t('dm_key'), placeholder: t('dm_key'), autocapitalize: 'none' });
   const teamName = h('input', { id: 'team-name', 'aria-label': t('team_name'), placeholder: t('team_name') });
   const err = h('p', { class: 'err', role: 'alert' });
   screen(t('chats'), false,
     h('h2', { text: t('channels') }),
-    h('ul', { class: 'list' }, S.channels.map((c) => item('c:' + c.id, '#/c/' + encodeURIComponent(c.name)))),
+    h('ul', { class: 'list', id: 'chats-channels' }, lists['chats-channels']),
     h('form', { class: 'inline', onsubmit: (ev) => { ev.preventDefault(); if (join.value.trim()) location.hash = '#/c/' + encodeURIComponent(join.value.trim()); } },
       join, h('button', { type: 'submit' }, t('join'))),
     h('h2', { text: t('teams') }),
-    h('ul', { class: 'list' }, S.teams.map((x) => item('t:' + x.id, '#/t/' + x.id))),
+    h('ul', { class: 'list', id: 'chats-teams' }, lists['chats-teams']),
     h('form', { class: 'inline', onsubmit: (ev) => { ev.preventDefault(); newTeam(teamName.value.trim()); } },
       teamName, h('button', { type: 'submit' }, t('team_new'))),
     h('h2', { text: t('direct') }),
-    h('ul', { class: 'list' }, [...dms].map((c) => item(c, '#/d/' + c.slice(2)))),
+    h('ul', { class: 'list', id: 'chats-dms' }, lists['chats-dms']),
     h('form', {
       class: 'inline',
       onsubmit: (ev) => {
