@@ -98,8 +98,20 @@ func (s *Store) openLog(applied uint64) error {
 	if s.isStalled() {
 		// The disk is full: the store opens to serve reads and keeps the
 		// log as it is until the held records are stored (see space.go).
-		// The next batch is written from offset 0 once they are.
-		s.log.logged = s.log.lsn
+		// New records go after the ones read, never over them: a crash
+		// before the held ones are stored must find them here. What is
+		// durable and waits for the applier ends with the last held
+		// record (records skipped after it will never be applied).
+		var end int64
+		for _, r := range recs {
+			end += walHeader + int64(len(r.env))
+		}
+		w.off = end
+		s.walMu.Lock()
+		for _, o := range s.held {
+			s.log.logged = max(s.log.logged, o.lsn)
+		}
+		s.walMu.Unlock()
 		return nil
 	}
 	// Records skipped above count as applied too: nothing is left to

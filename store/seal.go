@@ -72,6 +72,10 @@ func (s *sealer) open(b []byte) ([]byte, error) {
 // messages cannot be read (the kit was wiped, or the file was lost).
 func loadKey(path string, create bool) ([]byte, bool, error) {
 	kp := keyPath(path)
+	if fi, err := os.Stat(kp); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, false, fmt.Errorf("store key %s is readable by other users (mode %04o): it must be private; run `chmod 600 %s` "+
+			"(and consider the messages exposed if others could log in)", kp, fi.Mode().Perm(), kp)
+	}
 	key, err := os.ReadFile(kp)
 	switch {
 	case err == nil && len(key) == keySize:

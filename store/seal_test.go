@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"lifeline/message"
@@ -50,6 +51,11 @@ func TestSealedAtRest(t *testing.T) {
 	}
 	s = reopenHolding(t, path, Options{Now: clk.Now}, ids)
 	s.Close()
+	os.Chmod(FilesOf(path).Key, 0o644)
+	if _, err := Open(path, Options{Now: clk.Now}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("open with a key others can read: %v, want a refusal saying how to fix it", err)
+	}
+	os.Chmod(FilesOf(path).Key, 0o600)
 
 	os.Remove(FilesOf(path).Key)
 	if _, err := Open(path, Options{Now: clk.Now}); !errors.Is(err, ErrCorrupt) {

@@ -242,8 +242,38 @@ func TestOpenOnFullDisk(t *testing.T) {
 		t.Fatalf("put on a full disk: %v, want ErrNoSpace", err)
 	}
 
+	// New records go after the held ones, never over them, while those
+	// wait for room (a crash then must find them in the log).
+	s.walMu.Lock()
+	off, held := s.log.file.off, len(s.held)
+	s.walMu.Unlock()
+	if want := int64(len(recs)) * walHeader; held != len(logged) || off < want {
+		t.Fatalf("stalled open: %d held, log offset %d; want %d held and new records after %d", held, off, len(logged), want)
+	}
 	os.Remove(filler)
 	putEventually(t, s, text(t, alice, "general", "room again", clk.Now().Add(time.Hour)))
+	// Whatever was acknowledged is stored or still in the log on disk.
+	onDisk := map[uint64]bool{}
+	f, err := os.Open(walPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readWAL(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		onDisk[r.lsn] = true
+	}
+	s.walMu.Lock()
+	applied := s.log.applied
+	s.walMu.Unlock()
+	for _, r := range recs {
+		if r.lsn > applied && !onDisk[r.lsn] {
+			t.Fatalf("acknowledged record %d neither stored (applied %d) nor in the log", r.lsn, applied)
+		}
+	}
 	if got := s.Stats().Messages; got != int64(len(stored)+len(logged))+1 {
 		t.Fatalf("%d messages after space returned, want %d", got, len(stored)+len(logged)+1)
 	}
