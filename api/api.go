@@ -178,10 +178,13 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	limits      *clientLimits // for clients that are not trusted
-	strangers   *rate.Limiter // strangers' envelopes from all untrusted clients together
-	answers     *clientLimits // answer bytes to each untrusted address
-	answerTotal *rate.Limiter // answer bytes to all of them together
+	limits    *clientLimits // for clients that are not trusted
+	strangers *rate.Limiter // strangers' envelopes from all untrusted clients together
+	// memberClaims bounds the signatures checked to tell members'
+	// envelopes from strangers' (see allowStrangers).
+	memberClaims *rate.Limiter
+	answers      *clientLimits // answer bytes to each untrusted address
+	answerTotal  *rate.Limiter // answer bytes to all of them together
 	// outageSlots bounds the outages listings computed at once.
 	outageSlots chan struct{}
 	perClient   streamCounts // open event streams by client
@@ -278,6 +281,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.limits = newClientLimits(opts.PublicRate, opts.PublicBurst)
 	s.strangers = rate.NewLimiter(rate.Limit(opts.StrangersRate), opts.StrangersBurst)
+	s.memberClaims = rate.NewLimiter(rate.Limit(opts.StrangersRate), opts.StrangersBurst)
 	s.answers = newClientLimits(opts.AnswerRate, opts.AnswerBurst)
 	s.answerTotal = rate.NewLimiter(rate.Limit(opts.StrangersAnswerRate), opts.StrangersAnswerBurst)
 	s.routes()

@@ -64,17 +64,23 @@ func (s *Server) allow(r *http.Request, n int) bool {
 	return s.trusted(r) || s.limits.allow(clientKey(r), n)
 }
 
-// allowStrangers takes from the strangers' total budget one envelope for
-// each of envs whose author is not a member. Trusted clients, and members'
-// envelopes, are not counted. Envelopes that do not decode are counted
-// too: verifying them costs the same.
+// allowStrangers takes from the strangers' total budget one envelope's
+// worth for each of envs not signed by a member, and reports false, taking
+// nothing, when it cannot now. A member's key is public, so an envelope
+// naming a member as its author counts as theirs only once its signature
+// verifies; those checks are bounded too (memberClaims), so forged claims
+// cost no more than strangers' envelopes do: past that bound, claims count
+// as strangers'. Trusted clients are not counted.
 func (s *Server) allowStrangers(r *http.Request, envs ...[]byte) bool {
 	if s.trusted(r) {
 		return true
 	}
 	n := 0
 	for _, raw := range envs {
-		if e, err := message.Decode(raw); err != nil || s.opts.Members == nil || !s.opts.Members(e.Author) {
+		e, err := message.Decode(raw)
+		member := err == nil && s.opts.Members != nil && s.opts.Members(e.Author) &&
+			s.memberClaims.Allow() && e.VerifySignature() == nil
+		if !member {
 			n++
 		}
 	}

@@ -126,6 +126,14 @@ func TestStrangersTotal(t *testing.T) {
 	if code := post(member, "198.51.100.99:4000", 100); code != http.StatusCreated {
 		t.Fatalf("a member's envelope while strangers are at their limit: %d", code)
 	}
+	// A member's key is public: envelopes that name it as author but do
+	// not verify are strangers' (here, refused at the total).
+	e, _ := member.NewText("news", "forged", time.Now(), 0)
+	forged := bytes.Clone(e.Raw())
+	forged[len(forged)-1] ^= 1
+	if code := serve(n, "POST", "/api/v1/envelopes", "198.51.100.98:4000", forged).Code; code != http.StatusTooManyRequests {
+		t.Fatalf("an envelope forged in a member's name while strangers are at their limit: %d, want 429", code)
+	}
 	stranger, _ := message.NewIdentity(rand.Reader)
 	if code := post(stranger, "127.0.0.1:4000", 101); code != http.StatusCreated {
 		t.Fatalf("the operator's client: %d", code)
