@@ -184,6 +184,7 @@ type Server struct {
 	// envelopes from strangers' (see allowStrangers).
 	memberClaims *rate.Limiter
 	answers      *clientLimits // answer bytes to each untrusted address
+	inFlight     inFlight      // requests of untrusted clients being answered
 	answerTotal  *rate.Limiter // answer bytes to all of them together
 	// outageSlots bounds the outages listings computed at once.
 	outageSlots chan struct{}

@@ -104,13 +104,13 @@ func (s *Server) getOutages(w http.ResponseWriter, r *http.Request) {
 	// second and 5 MB on a Pi): a few at once, whoever asks.
 	select {
 	case s.outageSlots <- struct{}{}:
-		defer func() { <-s.outageSlots }()
 	default:
 		w.Header().Set("Retry-After", "2")
 		writeError(w, http.StatusServiceUnavailable, "the node is listing outages for %d clients already: try again shortly", cap(s.outageSlots))
 		return
 	}
 	p, err := listOutages(r.Context(), s.opts.Store, q)
+	<-s.outageSlots // computed: a slow reader of the answer holds no slot
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left

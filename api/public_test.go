@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -200,5 +202,76 @@ func TestAnswerBudget(t *testing.T) {
 	}
 	if w := serve(n, "GET", list, "127.0.0.1:5000", nil); w.Code != http.StatusOK {
 		t.Fatalf("the operator was limited: %d", w.Code)
+	}
+}
+
+// TestAnswerBudgetStreamsAndSlowReaders: an event stream that replays the
+// store is charged like any answer and cut once the address's budget is
+// spent; and clients that ask for big listings without reading them hold
+// at most a few requests of their address, whatever the number of
+// connections: the next one is refused, not served.
+func TestAnswerBudgetStreamsAndSlowReaders(t *testing.T) {
+	n := newNode(t, func(o *api.Options) { o.AnswerRate, o.AnswerBurst = 1, 50_000 })
+	for i := range 300 {
+		body := fmt.Sprintf(`{"channel":"general","text":"message %d %s"}`, i, strings.Repeat("x", 900))
+		if w := serve(n, "POST", "/api/v1/messages", "127.0.0.1:5000", []byte(body)); w.Code != http.StatusCreated {
+			t.Fatalf("operator's send: %d %s", w.Code, w.Body)
+		}
+	}
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", n.http.URL+path, nil)
+		req.Header.Set("X-Forwarded-For", "192.168.4.20") // a phone, not the operator
+		res, err := n.http.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := get("/api/v1/events?after=0")
+	read, _ := io.Copy(io.Discard, res.Body) // ends when the stream is cut
+	res.Body.Close()
+	if read > 60_000 {
+		t.Fatalf("an event stream replayed %d bytes to an address whose budget is 50,000", read)
+	}
+	if res := get("/api/v1/messages?limit=10"); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("after the stream spent the budget: %d, want 429", res.StatusCode)
+	}
+
+	// Slow readers: each connection sends its request and reads nothing.
+	slow := newNode(t)
+	for i := range 300 {
+		body := fmt.Sprintf(`{"channel":"general","text":"message %d %s"}`, i, strings.Repeat("y", 3000))
+		if w := serve(slow, "POST", "/api/v1/messages", "127.0.0.1:5000", []byte(body)); w.Code != http.StatusCreated {
+			t.Fatalf("operator's send: %d %s", w.Code, w.Body)
+		}
+	}
+	addr := strings.TrimPrefix(slow.http.URL, "http://")
+	for range 10 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /api/v1/messages?channel=general&limit=300 HTTP/1.1\r\nHost: %s\r\nX-Forwarded-For: 192.168.4.21\r\n\r\n", addr)
+	}
+	// Once the non-readers fill their address's share, the address is
+	// refused; the node is not serving all ten.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", slow.http.URL+"/api/v1/status", nil)
+		req.Header.Set("X-Forwarded-For", "192.168.4.21")
+		res, err := slow.http.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests {
+			t.Logf("refused with %d", res.StatusCode)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ten connections that never read left their address served: nothing bounds what they hold")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
