@@ -66,32 +66,30 @@ func (c *cli) wipe(ctx context.Context, args []string) error {
 		}
 	}
 	cl := c.client(*apiURL)
-	if cl.Token == "" {
-		if tok, err := os.ReadFile(filepath.Join(*data, lifeline.AdminTokenFile)); err == nil {
-			cl.Token = strings.TrimSpace(string(tok))
-		}
-	}
-	// Only the node of this data directory is asked: another node may
-	// answer at that address.
+	// Only the node of this data directory is asked, and only once it
+	// has shown it is that node is it given the admin token: another
+	// node may answer at that address.
 	err = errNotThisNode
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	var res api.WipeResponse
 	if id, ierr := lifeline.LoadIdentity(filepath.Join(*data, lifeline.IdentityFile)); ierr == nil {
-		if st, serr := cl.Status(actx); serr != nil {
+		if st, serr := (&api.Client{BaseURL: cl.BaseURL}).Status(actx); serr != nil {
 			err = serr
 		} else if st.ID == id.Public().String() {
+			if cl.Token == "" {
+				if tok, terr := os.ReadFile(filepath.Join(*data, lifeline.AdminTokenFile)); terr == nil {
+					cl.Token = strings.TrimSpace(string(tok))
+				}
+			}
 			res, err = cl.Wipe(actx)
 		}
 	}
 	cancel()
 	if err == nil {
 		fmt.Fprintf(c.stdout, "wiped: the node at %s destroyed its keys and messages in %.3f s and stopped\n", cl.BaseURL, res.TookS)
-		if *meshKey != "" {
-			// The node destroys the mesh key its config names; this
-			// one may be another copy.
-			return lifeline.Wipe(*data, *meshKey)
-		}
-		return nil
+		// The node wiped the data directory and mesh key of its config;
+		// these may be other copies. What is gone already is skipped.
+		return lifeline.Wipe(*data, *meshKey)
 	}
 	start := time.Now()
 	if werr := lifeline.Wipe(*data, *meshKey); werr != nil {
