@@ -422,7 +422,7 @@ func TestStrangersShareReconcileWork(t *testing.T) {
 	// Sessions one after the other until the strangers' budget cannot
 	// start another. (A session refused while its predecessor still
 	// holds the address's one slot is retried.)
-	tokens := func() float64 { return victim.mesh.budgets.work.Tokens() }
+	tokens := func() float64 { return victim.mesh.budgets.work.available(time.Now()) }
 	sessions := 0
 	for deadline := time.Now().Add(60 * time.Second); tokens() >= minStrangerWork; {
 		if time.Now().After(deadline) {
@@ -443,4 +443,48 @@ func TestStrangersShareReconcileWork(t *testing.T) {
 		t.Fatalf("member's session after strangers spent theirs: %+v, %v", stats, err)
 	}
 	t.Logf("%d strangers' sessions spent the budget of %d; the member's session cost %d", sessions, burst, stats.Work)
+}
+
+// TestOfferedRangesBounded: a peer whose Negentropy messages make the node
+// list thousands of separate ranges, round after round, is cut off before
+// the ranges a session remembers (to check wants against) take much
+// memory.
+func TestOfferedRangesBounded(t *testing.T) {
+	victim := startNode(t, t.TempDir(), newIdentity(t), Config{})
+	fill(t, victim.st, victim.id, 10, "victim")
+	a := newRawPeer(t)
+	if err := a.open(victim); err != nil {
+		t.Fatal(err)
+	}
+	// Each round, 4,096 empty id lists with a skipped millisecond
+	// between them, in a part of time no earlier round used: every one is
+	// a separate range listed.
+	varint := func(b []byte, n uint64) []byte { // Negentropy's: big-endian base 128
+		var tmp [10]byte
+		i := len(tmp) - 1
+		tmp[i] = byte(n & 0x7f)
+		for n >>= 7; n != 0; n >>= 7 {
+			i--
+			tmp[i] = byte(n&0x7f) | 0x80
+		}
+		return append(b, tmp[i:]...)
+	}
+	rounds := 0
+	for ; rounds < 30; rounds++ {
+		msg := []byte{0x61}
+		base := uint64(rounds) * 10_000
+		msg = varint(varint(varint(msg, base+1), 0), 0) // skip up to base
+		for range 4096 {
+			msg = append(msg, 0x02, 0x00, 0x02, 0x00) // +1 ms, no prefix: an empty id list
+			msg = append(msg, 0x02, 0x00, 0x00)       // +1 ms: skipped
+		}
+		a.frame(frameNeg, msg)
+		if _, err := readFrame(a.r); err != nil {
+			break
+		}
+	}
+	if rounds > maxOffered/4096+1 {
+		t.Fatalf("the node answered %d rounds of 4,096 separate listed ranges; it remembers at most %d", rounds, maxOffered)
+	}
+	eventually(t, 10*time.Second, "the peer blocked", func() bool { return victim.mesh.Status().Misbehaving > 0 })
 }

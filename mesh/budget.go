@@ -98,7 +98,7 @@ type budgets struct {
 	strangers *rate.Limiter // all strangers together
 	// work is the reconciliation work strangers' responder sessions may
 	// cost, all together (reconcile.Engine units).
-	work *rate.Limiter
+	work *workBudget
 
 	mu      sync.Mutex
 	sources map[string]*rate.Limiter
@@ -107,7 +107,7 @@ type budgets struct {
 func newBudgets(cfg *Config) *budgets {
 	return &budgets{rate: rate.Limit(cfg.PushRatePerIP), burst: cfg.PushBurstPerIP,
 		strangers: rate.NewLimiter(rate.Limit(cfg.StrangerPushRate), cfg.StrangerPushBurst),
-		work:      rate.NewLimiter(rate.Limit(cfg.StrangerWorkRate), cfg.strangerWorkBurst),
+		work:      newWorkBudget(cfg.StrangerWorkRate, cfg.strangerWorkBurst),
 		sources:   map[string]*rate.Limiter{}}
 }
 
@@ -175,4 +175,56 @@ func charge(ctx context.Context, wait bool, ls ...*rate.Limiter) (bool, error) {
 		cancel()
 		return false, ctx.Err()
 	}
+}
+
+// workBudget is a token bucket of reconciliation work. A session takes its
+// limit from it up front, so sessions running at once cannot together
+// spend more than it holds, and gives back what it did not use.
+type workBudget struct {
+	rate, burst float64
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newWorkBudget(rate float64, burst int) *workBudget {
+	return &workBudget{rate: rate, burst: float64(burst), tokens: float64(burst), last: time.Now()}
+}
+
+// refill brings tokens up to now. Called with mu held.
+func (b *workBudget) refill(now time.Time) {
+	if now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
+}
+
+// take takes up to most, or nothing (0) if less than least is there.
+func (b *workBudget) take(now time.Time, least, most int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(now)
+	n := min(int64(b.tokens), most)
+	if n < least {
+		return 0
+	}
+	b.tokens -= float64(n)
+	return n
+}
+
+// give returns n unused units.
+func (b *workBudget) give(now time.Time, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(now)
+	b.tokens = min(b.burst, b.tokens+float64(max(n, 0)))
+}
+
+// available is what the budget holds now.
+func (b *workBudget) available(now time.Time) float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(now)
+	return b.tokens
 }

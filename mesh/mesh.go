@@ -73,8 +73,9 @@ type Config struct {
 	StrangerPushBurst int
 	// StrangerWorkRate is the reconciliation work (reconcile.Engine
 	// units, about 0.7 µs of CPU each here) that strangers' sessions may
-	// cost this node a second, all together; one session's worth may be
-	// spent at once. Default 1 Mi a second: under half a core.
+	// cost this node a second, all together, after a burst of two
+	// sessions' worth (maxSessionWork each). Default 1 Mi a second, under
+	// half a core; a hub, which every field node reconciles with, 8 Mi.
 	StrangerWorkRate float64
 	// StrangerSlotsPerIP is how many reconciliation sessions strangers
 	// from one address may run against this node at once; default 1.
@@ -112,7 +113,7 @@ type Config struct {
 	Logger *slog.Logger
 
 	// strangerWorkBurst is the most work strangers' sessions may spend at
-	// once; default maxSessionWork (one whole session). Tests lower it.
+	// once; default twice maxSessionWork. Tests lower it.
 	strangerWorkBurst int
 	// respondGrace is how long a peer may keep a responder session
 	// waiting before progress extends it (see session.lease); default
@@ -153,9 +154,12 @@ func (c *Config) defaults() error {
 	}
 	if c.StrangerWorkRate <= 0 {
 		c.StrangerWorkRate = 1 << 20
+		if c.Hub {
+			c.StrangerWorkRate = 8 << 20
+		}
 	}
 	if c.strangerWorkBurst <= 0 {
-		c.strangerWorkBurst = maxSessionWork
+		c.strangerWorkBurst = 2 * maxSessionWork
 	}
 	if c.StrangerPushBurst <= 0 {
 		c.StrangerPushBurst = int(10 * c.StrangerPushRate)

@@ -367,6 +367,14 @@ func (s *session) respond(ctx context.Context, work int64) error {
 				return fmt.Errorf("%w: more than %d negentropy rounds", ErrProtocol, maxRounds)
 			}
 			reply, offered, err := eng.RespondSpans(f.payload, s.offered)
+			if len(offered) > maxOffered/2 {
+				offered = mergeSpans(offered)
+			}
+			if len(offered) > maxOffered {
+				// 80 bytes each: a peer could otherwise make a session
+				// hold tens of megabytes of ranges.
+				return fmt.Errorf("%w: more than %d ranges listed in one session", ErrProtocol, maxOffered)
+			}
 			if errors.Is(err, reconcile.ErrWorkLimit) && work < maxSessionWork {
 				// The strangers' shared budget ran out, not the session's
 				// own bound: nobody misbehaved; the peer tries later.
@@ -415,6 +423,10 @@ const (
 	// the responder, so a hub's sessions fit twice over, and a peer
 	// asking for more is treated as misbehaving.
 	maxSessionWork = 64 << 20
+	// maxOffered bounds the separate ranges a responder session has
+	// listed id by id (s.offered), about 80 bytes each once merged.
+	// Converging a million items at a 1 % difference lists far fewer.
+	maxOffered = 1 << 16
 )
 
 // mergeSpans sorts spans and merges those that overlap or touch, so that

@@ -184,8 +184,7 @@ func (m *Mesh) handleReconcile(s network.Stream) {
 	work := int64(maxSessionWork)
 	member := m.member(p)
 	if !member {
-		work = min(work, int64(m.budgets.work.Tokens()))
-		if work < minStrangerWork {
+		if work = m.budgets.work.take(time.Now(), minStrangerWork, maxStrangerSession); work == 0 {
 			s.Reset() // strangers have used their share: retry later
 			return
 		}
@@ -194,16 +193,22 @@ func (m *Mesh) handleReconcile(s network.Stream) {
 	defer cancel()
 	stats, err := m.runSession(ctx, p, s, respondWithin(m.cfg.respondGrace, work))
 	if !member {
-		m.budgets.work.ReserveN(time.Now(), int(min(stats.Work, int64(m.budgets.work.Burst()))))
+		m.budgets.work.give(time.Now(), work-stats.Work)
 	}
 	if err != nil {
 		m.log.Debug("reconciliation as responder failed", "peer", p, "err", err)
 	}
 }
 
-// minStrangerWork is the least work budget a stranger's session starts
-// with: less could not reconcile anything worth the stream.
-const minStrangerWork = 1 << 16
+// Bounds of a stranger's responder session's work, taken from the
+// strangers' budget when it starts. minStrangerWork: less could not
+// reconcile anything worth the stream. maxStrangerSession: enough for a
+// million items at a 1 % difference (28 Mi, docs/BENCHMARKS.md), and half
+// the budget's burst, so that sessions running at once share it.
+const (
+	minStrangerWork    = 1 << 16
+	maxStrangerSession = maxSessionWork / 2
+)
 
 type sessionFunc func(context.Context, io.ReadWriter, Store, deliverFunc) (SessionStats, error)
 
