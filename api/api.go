@@ -120,8 +120,8 @@ type Options struct {
 	// budget, not against the strangers' total.
 	Members func(message.PublicKey) bool
 	// AdminToken, when not empty, lets a client that is not on this
-	// machine act as the node's operator by sending
-	// "Authorization: Bearer <token>": sign as the node, read what is
+	// machine act as the node's operator by proving it holds the token,
+	// without sending it (operator.go): sign as the node, read what is
 	// sealed to it, see its peers. Without it only loopback clients can
 	// (see trusted). People on the kit's Wi-Fi act as themselves.
 	AdminToken string
@@ -184,6 +184,7 @@ type Server struct {
 	// envelopes from strangers' (see allowStrangers).
 	memberClaims *rate.Limiter
 	answers      *clientLimits // answer bytes to each untrusted address
+	seenMACs     seenMACs      // operators' requests accepted, against replay
 	inFlight     inFlight      // requests of untrusted clients being answered
 	answerTotal  *rate.Limiter // answer bytes to all of them together
 	// outageSlots bounds the outages listings computed at once.
@@ -286,7 +287,7 @@ func New(opts Options) (*Server, error) {
 	s.answers = newClientLimits(opts.AnswerRate, opts.AnswerBurst)
 	s.answerTotal = rate.NewLimiter(rate.Limit(opts.StrangersAnswerRate), opts.StrangersAnswerBurst)
 	s.routes()
-	s.handler = s.hostGuard(s.metered(s.mux))
+	s.handler = s.hostGuard(s.operatorAuth(s.metered(s.mux)))
 	return s, nil
 }
 

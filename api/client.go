@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Client talks to a node's API. The zero HTTP uses http.DefaultClient;
@@ -205,30 +206,46 @@ func (c *Client) doHeader(ctx context.Context, method, path, contentType string,
 	if _, err := url.Parse(base); err != nil || base == "" {
 		return nil, nil, 0, fmt.Errorf("node URL %q: want something like http://127.0.0.1:7777", c.BaseURL)
 	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("node URL %q: %w", c.BaseURL, err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, 0, ctx.Err()
+	// An operator's request is signed with the node's time: if this
+	// machine's clock is off, the node says so and gives its time (the
+	// Date header), and the request is signed again once with that.
+	var skew time.Duration
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
 		}
-		return nil, nil, 0, &UnreachableError{URL: base, Err: err}
+		req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("node URL %q: %w", c.BaseURL, err)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		if c.Token != "" {
+			req.Header.Set("Authorization", OperatorHeader(c.Token, method, req.URL.RequestURI(), time.Now().Add(skew), body))
+		}
+		resp, err = hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, 0, ctx.Err()
+			}
+			return nil, nil, 0, &UnreachableError{URL: base, Err: err}
+		}
+		if c.Token == "" || attempt > 0 || resp.StatusCode != http.StatusUnauthorized {
+			break
+		}
+		at, derr := http.ParseTime(resp.Header.Get("Date"))
+		if derr != nil {
+			break
+		}
+		resp.Body.Close()
+		skew = time.Until(at)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))

@@ -42,8 +42,7 @@ func TestKeyChangeVouch(t *testing.T) {
 	if w := phone(n, "POST", "/api/v1/keychange", ct, body); w.Code != http.StatusForbidden {
 		t.Fatalf("a phone made the node vouch: %d %s", w.Code, w.Body)
 	}
-	admin := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + token}
-	if w := phone(n, "POST", "/api/v1/keychange", admin, body); w.Code != http.StatusCreated {
+	if w := phone(n, "POST", "/api/v1/keychange", operator(token, "POST", "/api/v1/keychange", body), body); w.Code != http.StatusCreated {
 		t.Fatalf("with the admin token: %d %s", w.Code, w.Body)
 	}
 	// The node cannot vouch for its own key, nor for a key nobody can
@@ -109,8 +108,8 @@ func TestStatusOperator(t *testing.T) {
 		want bool
 	}{
 		"a phone":              {nil, false},
-		"a phone, wrong token": {map[string]string{"Authorization": "Bearer " + strings.Repeat("1", len(token))}, false},
-		"the admin token":      {map[string]string{"Authorization": "Bearer " + token}, true},
+		"a phone, wrong token": {operator(strings.Repeat("1", len(token)), "GET", "/api/v1/status", nil), false},
+		"the admin token":      {operator(token, "GET", "/api/v1/status", nil), true},
 	} {
 		var st api.Status
 		w := phone(n, "GET", "/api/v1/status", c.hdr, nil)

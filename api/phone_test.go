@@ -39,11 +39,11 @@ func TestPhonesActAsThemselves(t *testing.T) {
 	if w := phone(n, "POST", "/api/v1/messages", json, send); w.Code != http.StatusForbidden {
 		t.Fatalf("phone POST /messages: %d %s", w.Code, w.Body)
 	}
-	wrong := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + strings.Repeat("0", len(token))}
-	if w := phone(n, "POST", "/api/v1/messages", wrong, send); w.Code != http.StatusForbidden {
+	wrong := operator(strings.Repeat("0", len(token)), "POST", "/api/v1/messages", send)
+	if w := phone(n, "POST", "/api/v1/messages", wrong, send); w.Code != http.StatusUnauthorized {
 		t.Fatalf("wrong token: %d %s", w.Code, w.Body)
 	}
-	admin := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + token}
+	admin := operator(token, "POST", "/api/v1/messages", send)
 	if w := phone(n, "POST", "/api/v1/messages", admin, send); w.Code != http.StatusCreated {
 		t.Fatalf("admin token: %d %s", w.Code, w.Body)
 	}
@@ -61,7 +61,7 @@ func TestPhonesActAsThemselves(t *testing.T) {
 	if w := phone(n, "GET", path, nil, nil); w.Code != 200 || strings.Contains(w.Body.String(), "for the node") {
 		t.Fatalf("phone reads the node's DM: %d %s", w.Code, w.Body)
 	}
-	if w := phone(n, "GET", path, admin, nil); !strings.Contains(w.Body.String(), "for the node") {
+	if w := phone(n, "GET", path, operator(token, "GET", path, nil), nil); !strings.Contains(w.Body.String(), "for the node") {
 		t.Fatalf("operator with token cannot read the node's DM: %s", w.Body)
 	}
 	// Status: the summary for everyone, the peers for the operator only.
@@ -259,3 +259,10 @@ func mustDecode(t *testing.T, raw []byte) *message.Envelope {
 }
 
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
+
+// operator is the headers of an operator's JSON request proving it holds
+// token (see api/operator.go), signed now.
+func operator(token, method, target string, body []byte) map[string]string {
+	return map[string]string{"Content-Type": "application/json",
+		"Authorization": api.OperatorHeader(token, method, target, time.Now(), body)}
+}

@@ -1096,9 +1096,14 @@ function renderSettings() {
 // ---- the kit's operator ----------------------------------------------------------------
 
 const adminToken = () => sessionStorage.getItem(ADMIN) || '';
-const asOperator = (opts) => {
-  const tok = adminToken();
-  if (tok) opts.headers = Object.assign({ Authorization: 'Bearer ' + tok }, opts.headers);
+// asOperator signs a call to the node's API (path under /api/v1/) as its
+// operator: a proof that the tab holds the admin token, bound to the
+// request and the node's time, so the token never crosses the Wi-Fi.
+const asOperator = (path, opts, tok = adminToken()) => {
+  if (!tok) return opts;
+  const body = typeof opts.body === 'string' ? P.utf8(opts.body) : new Uint8Array(0);
+  const auth = P.operatorHeader(tok, opts.method || 'GET', '/api/v1/' + path, Date.now() + (S.skew || 0), body);
+  opts.headers = Object.assign({ Authorization: auth }, opts.headers);
   return opts;
 };
 
@@ -1126,7 +1131,7 @@ function operatorSection() {
           return;
         }
         try {
-          const r = await (await api('wipe', asOperator({ method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ confirm: 'wipe this kit' }) }))).json();
+          const r = await (await api('wipe', asOperator('wipe', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ confirm: 'wipe this kit' }) }))).json();
           out.textContent = t('op_wiped', { s: r.took_s.toFixed(2) });
         } catch (e) {
           out.textContent = t('op_wipe_failed', { why: e.message });
@@ -1145,7 +1150,7 @@ function renderOperatorSignIn() {
     class: 'stack',
     onsubmit: async (ev) => {
       ev.preventDefault();
-      const st = await api('status', { headers: { Authorization: 'Bearer ' + tok.value.trim() } }).then((r) => r.json(), () => null);
+      const st = await api('status', asOperator('status', {}, tok.value.trim())).then((r) => r.json(), () => null);
       if (!st || !st.operator) { err.textContent = t('op_token_bad'); return; }
       sessionStorage.setItem(ADMIN, tok.value.trim());
       location.hash = '#/settings';

@@ -739,3 +739,24 @@ export function parseBackup(textIn) {
   }
   return seed;
 }
+
+// ---- the operator's proof (api/operator.go) ----------------------------------
+
+/** hmacSha256 is HMAC-SHA256 (RFC 2104) of msg under key. */
+export function hmacSha256(key, msg) {
+  const block = 64;
+  const k = new Uint8Array(block);
+  k.set(key.length > block ? sha256(key) : key);
+  const pad = (c) => k.map((b) => b ^ c);
+  return sha256(concat(pad(0x5c), sha256(concat(pad(0x36), msg))));
+}
+
+/**
+ * operatorHeader is the Authorization value with which an operator proves
+ * they hold the admin token without sending it: the kit's Wi-Fi is plain
+ * http. tMs is the node's time; body the request's bytes (empty for none).
+ */
+export function operatorHeader(token, method, target, tMs, body) {
+  const msg = 'lifeline/operator/v1\n' + method + '\n' + target + '\n' + tMs + '\n' + toHex(sha256(body || new Uint8Array(0)));
+  return 'Lifeline-Operator t=' + tMs + ', mac=' + toHex(hmacSha256(utf8(token), utf8(msg)));
+}
