@@ -422,7 +422,18 @@ func TestStrangersShareReconcileWork(t *testing.T) {
 	// Sessions one after the other until the strangers' budget cannot
 	// start another. (A session refused while its predecessor still
 	// holds the address's one slot is retried.)
-	tokens := func() float64 { return victim.mesh.budgets.work.available(time.Now()) }
+	// The budget as it stands once the victim's side of every session
+	// has ended and given back what it did not use (the initiator may
+	// return first).
+	tokens := func() float64 {
+		eventually(t, 10*time.Second, "the victim's sessions ended", func() bool {
+			r := victim.mesh.responders
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.free == maxResponders
+		})
+		return victim.mesh.budgets.work.available(time.Now())
+	}
 	sessions := 0
 	for deadline := time.Now().Add(60 * time.Second); tokens() >= minStrangerWork; {
 		if time.Now().After(deadline) {
