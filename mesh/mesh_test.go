@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -233,18 +234,24 @@ func TestMisbehavingPeerDisconnected(t *testing.T) {
 	bad := startNode(t, t.TempDir(), newIdentity(t), Config{Peers: []string{honest.addr()}})
 	eventually(t, 10*time.Second, "connected", func() bool { return connected(bad, honest) })
 	eventually(t, 10*time.Second, "gossip mesh formed", func() bool { return bad.mesh.topicPeers() > 0 })
-	e, _ := bad.id.NewText("general", "totally legit", time.Now(), 0)
-	forged := append([]byte(nil), e.Raw()...)
-	forged[len(forged)-1] ^= 1
 	bad.mesh.mu.Lock()
 	topic := bad.mesh.topic
 	bad.mesh.mu.Unlock()
-	if err := topic.Publish(context.Background(), forged, pubsub.WithReadiness(pubsub.MinTopicSize(1))); err != nil {
-		t.Fatal(err)
-	}
+	// GossipSub may drop a message while the honest side has not yet
+	// grafted the attacker into its mesh: forge a new one until one lands.
+	i := 0
 	eventually(t, 10*time.Second, "misbehaving peer counted and disconnected", func() bool {
 		st := honest.mesh.Status()
-		return st.Misbehaving == 1 && st.Peers == 0 && st.Blocked == 1
+		if st.Misbehaving == 0 {
+			i++
+			e, _ := bad.id.NewText("general", fmt.Sprint("totally legit ", i), time.Now(), 0)
+			forged := append([]byte(nil), e.Raw()...)
+			forged[len(forged)-1] ^= 1
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			topic.Publish(ctx, forged, pubsub.WithReadiness(pubsub.MinTopicSize(1)))
+			cancel()
+		}
+		return st.Misbehaving >= 1 && st.Peers == 0 && st.Blocked == 1
 	})
 	if honest.st.Stats().Messages != 0 {
 		t.Fatal("forged envelope stored")
