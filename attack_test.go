@@ -133,7 +133,7 @@ func TestNodeDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	filler := filepath.Join(dir, "filler")
-	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*st.Bsize-(4<<20)), 0o600); err != nil {
+	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*int64(st.Bsize)-(4<<20)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err = n.client.Send(ctx, api.SendRequest{Channel: "general", Text: "on a full disk"})

@@ -330,7 +330,7 @@ func TestFullDisk(t *testing.T) {
 				if err := syscall.Statfs(dir, &st); err != nil {
 					t.Fatal(err)
 				}
-				free := int64(st.Bavail) * st.Bsize
+				free := int64(st.Bavail) * int64(st.Bsize)
 				if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, free-tc.filler), 0o600); err != nil {
 					t.Fatal(err)
 				}
