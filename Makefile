@@ -15,8 +15,14 @@ API      ?= 127.0.0.1:7777
 
 all: build
 
+# RELEASE names a release build (e.g. make build RELEASE=0.2.0); the binary
+# also records the git revision it was built from (lifeline version).
+RELEASE  ?=
+REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
+LDFLAGS  := $(if $(RELEASE),-X lifeline.release=$(RELEASE)) $(if $(REVISION),-X lifeline.revision=$(REVISION))
+
 build:
-	$(GO) build -trimpath -o $(BIN)/lifeline $(PKG)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lifeline $(PKG)
 
 run: build
 	$(BIN)/lifeline run --data $(DATA) --api $(API)
@@ -87,9 +93,9 @@ fuzz:
 
 # The kit's platforms: Raspberry Pi class boards, 64-bit and 32-bit.
 cross:
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/lifeline-linux-arm64 $(PKG)
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/lifeline-linux-armv7 $(PKG)
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/lifeline-linux-armv6 $(PKG)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/lifeline-linux-arm64 $(PKG)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/lifeline-linux-armv7 $(PKG)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/lifeline-linux-armv6 $(PKG)
 
 fmt:
 	gofmt -w .

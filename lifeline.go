@@ -24,9 +24,6 @@ import (
 	"lifeline/web"
 )
 
-// Version is the node software's version, reported by the API.
-const Version = "0.1.0-dev"
-
 // StoreFile is the name of the store inside the data directory.
 const StoreFile = "lifeline.db"
 
