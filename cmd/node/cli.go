@@ -53,7 +53,7 @@ Usage:
   lifeline import  [--api URL] [FILE]
   lifeline radios  [--json]
   lifeline testbed [--boards N] [--loss FRACTION] [--seed N]
-  lifeline id      [--data DIR]
+  lifeline id      [--data DIR] [--api URL]
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
   lifeline wipe    [--data DIR] [--config FILE] [--mesh-key FILE] [--api URL] [--yes]
@@ -68,7 +68,8 @@ lists the USB serial ports a LoRa board may be behind, and testbed simulates
 LoRa boards in a line on pseudo-terminals, for --radio without hardware. export writes a message's
 signed envelope, import gives one to a node: a way to carry messages between
 nodes by hand (a USB stick) while they have no link. id prints the node's
-public key; keygen writes a new identity file; meshkey writes a key for a
+public key (from its data directory, else from the running node; it never
+makes one); keygen writes a new identity file; meshkey writes a key for a
 private mesh (give the same file to every node). wipe destroys the node's
 keys and messages for good, at once (a kit about to be seized); a running
 node does it itself and stops. "lifeline CMD -h" shows a
@@ -742,9 +743,10 @@ func (c *cli) radios(_ context.Context, args []string) error {
 	return nil
 }
 
-func (c *cli) id(_ context.Context, args []string) error {
-	fs := c.flags("id", "[--data DIR]")
+func (c *cli) id(ctx context.Context, args []string) error {
+	fs := c.flags("id", "[--data DIR] [--api URL]")
 	data := fs.String("data", lifeline.DefaultDataDir, "data `directory` of the node")
+	apiURL := fs.String("api", apiDefault(), "node API `URL`, asked when DIR holds no identity")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -752,18 +754,27 @@ func (c *cli) id(_ context.Context, args []string) error {
 	if err := noArgs(pos); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*data, 0o700); err != nil {
-		return err
-	}
+	// Never a key made as a side effect: a key printed from the wrong
+	// directory would be given to people as the node's, and nothing
+	// would ever reach it.
 	path := filepath.Join(*data, lifeline.IdentityFile)
-	id, created, err := lifeline.LoadOrCreateIdentity(path)
-	if err != nil {
+	id, err := lifeline.LoadIdentity(path)
+	if err == nil {
+		fmt.Fprintln(c.stdout, id.Public())
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if created {
-		fmt.Fprintf(c.stderr, "created a new identity in %s\n", path)
+	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	cl := c.client(*apiURL)
+	st, serr := cl.Status(ctx)
+	if serr != nil {
+		return fmt.Errorf("no node identity in %s (a node makes one when it first starts: lifeline run --data %s), and no node answered at %s: %v",
+			*data, *data, cl.BaseURL, serr)
 	}
-	fmt.Fprintln(c.stdout, id.Public())
+	fmt.Fprintln(c.stdout, st.ID)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -76,5 +77,21 @@ func TestFormatMessage(t *testing.T) {
 				t.Errorf("formatMessage(%+v) = %q, want it to contain %q on one line", tc.m, got, w)
 			}
 		}
+	}
+}
+
+// TestIDMakesNoKey: `lifeline id` in a directory without an identity asks
+// the running node, and says plainly when there is none; it never makes a
+// key (a key printed from the wrong directory would be given out as the
+// node's, and nothing would reach it).
+func TestIDMakesNoKey(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"id", "--data", dir, "--api", "127.0.0.1:1"}, strings.NewReader(""), &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "no node identity in "+dir) {
+		t.Fatalf("id with no identity and no node: exit %d, %q", code, errb.String())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("id left %d files in the data directory", len(entries))
 	}
 }

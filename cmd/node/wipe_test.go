@@ -39,6 +39,13 @@ func TestWipe(t *testing.T) {
 		}
 	}
 
+	// (id from a directory without the node's key asks the node.)
+	elsewhere := t.TempDir()
+	if got, want := strings.TrimSpace(ok(t, bin, "id", "--data", elsewhere, "--api", d.url)),
+		strings.TrimSpace(ok(t, bin, "id", "--data", data)); got != want || len(got) != 64 {
+		t.Fatalf("id asked of the node: %q, its data directory says %q", got, want)
+	}
+
 	start := time.Now()
 	out := ok(t, bin, "wipe", "--data", data, "--api", d.url, "--yes")
 	if !strings.Contains(out, "destroyed its keys and messages") {
@@ -68,7 +75,10 @@ func TestWipe(t *testing.T) {
 
 	// A stopped node: nothing happens without the typed confirmation.
 	d2 := filepath.Join(dir, "stopped")
-	ok(t, bin, "id", "--data", d2)
+	if err := os.Mkdir(d2, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, bin, "keygen", "--out", filepath.Join(d2, "identity.pem"))
 	fails(t, bin, []byte("no\n"), "not wiped", "wipe", "--data", d2, "--api", "127.0.0.1:1")
 	if _, err := os.Stat(filepath.Join(d2, "identity.pem")); err != nil {
 		t.Fatal("refusing to wipe destroyed the identity anyway")
