@@ -154,3 +154,22 @@ func TestDiskFull507(t *testing.T) {
 		t.Fatalf("read on a full disk: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestHealthz: /healthz says whether the node can take messages, and why
+// not: a supervisor or a monitor reads it without any key.
+func TestHealthz(t *testing.T) {
+	ok := newNode(t)
+	if w := serve(ok, "GET", "/healthz", "192.168.4.20:5000", nil); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ok":true`) {
+		t.Fatalf("a healthy node: %d %s", w.Code, w.Body)
+	}
+	full, err := store.Open(filepath.Join(t.TempDir(), "full.db"), store.Options{NoSync: true, MinFree: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { full.Close() })
+	n := newNode(t, func(o *api.Options) { o.Store = full })
+	if w := serve(n, "GET", "/healthz", "192.168.4.20:5000", nil); w.Code != http.StatusServiceUnavailable ||
+		!strings.Contains(w.Body.String(), "no space left on the store's disk") {
+		t.Fatalf("a node whose disk is full: %d %s, want 503 saying why", w.Code, w.Body)
+	}
+}

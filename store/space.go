@@ -51,6 +51,23 @@ func isNoSpace(err error) bool {
 // spaceErr says why the Puts of batch cannot be logged for lack of disk
 // space, or nil. Called by the logger, without walMu.
 func (s *Store) spaceErr(batch []*op) error {
+	var size int64
+	puts := false
+	for _, o := range batch {
+		if o.kind == opPut {
+			size += logicalSize(o.env)
+			puts = true
+		}
+	}
+	if !puts {
+		return nil
+	}
+	return s.roomOnDisk(size)
+}
+
+// roomOnDisk says why size more logical bytes cannot be taken now for lack
+// of disk space (the store stalls, or its disk is below MinFree), or nil.
+func (s *Store) roomOnDisk(size int64) error {
 	s.walMu.Lock()
 	stalled, pending := s.stalled, s.pendingBytes
 	s.walMu.Unlock()
@@ -59,15 +76,6 @@ func (s *Store) spaceErr(batch []*op) error {
 	}
 	min := s.minFree()
 	if min < 0 {
-		return nil
-	}
-	var size int64
-	for _, o := range batch {
-		if o.kind == opPut {
-			size += logicalSize(o.env)
-		}
-	}
-	if size == 0 {
 		return nil
 	}
 	free, ok := diskFree(filepath.Dir(s.path))

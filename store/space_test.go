@@ -129,6 +129,9 @@ func TestMinFree(t *testing.T) {
 	}
 	putEventually(t, s, text(t, alice, "general", "room again", clk.Now().Add(time.Hour)))
 	readable(t, s, acked)
+	if p := s.Stats().Problem; p != "" {
+		t.Fatalf("a problem after space returned: %s", p)
+	}
 }
 
 // TestNoSpaceRecovers: the disk fills under messages already acknowledged
@@ -155,6 +158,9 @@ func TestNoSpaceRecovers(t *testing.T) {
 	if !s.isStalled() {
 		t.Fatal("the store did not stall")
 	}
+	if p := s.Stats().Problem; !strings.Contains(p, "no space left") {
+		t.Fatalf("stats say no problem while stalled: %q", p)
+	}
 	select {
 	case <-s.Failed():
 		t.Fatalf("a full disk broke the store: %v", s.Err())
@@ -178,6 +184,9 @@ func TestNoSpaceRecovers(t *testing.T) {
 	putEventually(t, s, text(t, alice, "general", "room again", clk.Now().Add(time.Hour)))
 	if s.isStalled() {
 		t.Fatal("still stalled after a write succeeded")
+	}
+	if p := s.Stats().Problem; p != "" {
+		t.Fatalf("a problem after space returned: %s", p)
 	}
 	// Stored in the database now, not only held: listed, and counted.
 	st := s.Stats()

@@ -357,6 +357,10 @@ type Stats struct {
 	// message with a greater seq is stored after Stats returned, or at
 	// most a moment before.
 	LastSeq uint64
+	// Problem says why the store cannot take writes now, "" when it can:
+	// it broke (see Failed), it waits for disk space (see ErrNoSpace), or
+	// its disk has less free than Options.MinFree.
+	Problem string
 }
 
 // Stats returns the counters. It reads memory only, after waiting like
@@ -369,8 +373,14 @@ func (s *Store) Stats() Stats {
 	s.walMu.Lock()
 	refused, replayed := s.refused, s.replayed
 	s.walMu.Unlock()
-	return Stats{Messages: c.Messages, Bytes: c.Bytes, Quota: s.opts.Quota, Evicted: c.Evicted, Expired: c.Expired,
+	st := Stats{Messages: c.Messages, Bytes: c.Bytes, Quota: s.opts.Quota, Evicted: c.Evicted, Expired: c.Expired,
 		Refused: refused, Replayed: replayed, LastSeq: seq}
+	if err := s.brokenErr(); err != nil {
+		st.Problem = err.Error()
+	} else if err := s.roomOnDisk(message.MaxEnvelope + RecordOverhead); err != nil { // room for the largest message?
+		st.Problem = err.Error()
+	}
+	return st
 }
 
 // enter admits a request to the queue unless the store is closing. The
