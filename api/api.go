@@ -302,6 +302,7 @@ func (s *Server) routes() {
 	for path, rs := range map[string][]route{
 		"/api/v1/status":         {{"GET", s.getStatus}},
 		"/healthz":               {{"GET", s.getHealth}},
+		"/metrics":               {{"GET", metricsHandler(s).ServeHTTP}},
 		"/api/v1/messages":       {{"GET", s.listMessages}, {"POST", s.localOnly(s.postMessage)}},
 		"/api/v1/messages/{id}":  {{"GET", s.getMessage}},
 		"/api/v1/envelopes":      {{"POST", s.limited(s.postEnvelope)}},
