@@ -195,7 +195,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--default-channel NAME]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--default-channel NAME] [--log text|json] [-v]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -240,6 +240,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	radioPreset := fs.String("radio-preset", "", "radio modem `preset`: LongFast (default), LongSlow, LongModerate, MediumFast, MediumSlow, ShortFast, ShortSlow")
 	defChannel := fs.String("default-channel", "", "the `channel` the phone app opens for a first-time visitor (default general)")
 	verbose := fs.Bool("v", false, "log debug detail")
+	logFormat := fs.String("log", "text", "log `format`: text, or json (one object a line, for journald and log collectors)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -315,7 +316,14 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
+	switch *logFormat {
+	case "text":
+		cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
+	case "json":
+		cfg.Logger = slog.New(slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: level}))
+	default:
+		return usagef("--log %q: want text or json", *logFormat)
+	}
 	node, err := lifeline.New(cfg)
 	if err != nil {
 		return err

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"lifeline/api"
 )
@@ -53,6 +55,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"export", "--api", "127.0.0.1:1", "abc"}, exitUsage, "message id"},
 		{[]string{"status", "--api", "127.0.0.1:1"}, exitError, "cannot reach the node"},
 		{[]string{"run", "--quota", "5", "--data", t.TempDir()}, exitError, "quota"},
+		{[]string{"run", "--log", "xml", "--data", t.TempDir()}, exitUsage, "want text or json"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errb)
@@ -93,5 +96,36 @@ func TestIDMakesNoKey(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("id left %d files in the data directory", len(entries))
+	}
+}
+
+// TestJSONLogs: with --log json every line the node logs is one JSON
+// object, for journald and log collectors.
+func TestJSONLogs(t *testing.T) {
+	var out, errb lockedBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"run", "--log", "json", "--data", t.TempDir(), "--api", "127.0.0.1:0",
+			"--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"}, strings.NewReader(""), &out, &errb)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "listening on"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node did not start: %s", errb.String())
+		}
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	for _, l := range lines {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil || v["msg"] == nil || v["level"] == nil {
+			t.Fatalf("a log line that is not a JSON record: %q (%v)", l, err)
+		}
+	}
+	if len(lines) < 2 {
+		t.Fatalf("only %d log lines: %q", len(lines), errb.String())
 	}
 }
