@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -223,6 +224,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		App:            app,
 		Members:        mem.has,
 		Wipe:           wipe,
+		Backup:         func(w io.Writer) error { return WriteBackup(st, cfg.DataDir, w) },
 	})
 	if err != nil {
 		return err

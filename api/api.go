@@ -106,6 +106,9 @@ type Options struct {
 	// Wipe, if set, destroys the node's keys and messages when its
 	// operator asks (POST /api/v1/wipe); the node stops after.
 	Wipe func() error
+	// Backup, if set, writes a backup of the node for its operator (GET
+	// /api/v1/backup).
+	Backup func(w io.Writer) error
 	// AnswerRate and AnswerBurst bound the bytes of the answers to each
 	// address that is not the operator (see answers.go), event streams
 	// aside; StrangersAnswerRate and StrangersAnswerBurst, those to all
@@ -308,6 +311,7 @@ func (s *Server) routes() {
 		"/api/v1/envelopes":      {{"POST", s.limited(s.postEnvelope)}},
 		"/api/v1/batch":          {{"POST", s.postEnvelopeBatch}},
 		"/api/v1/wipe":           {{"POST", s.localOnly(s.postWipe)}},
+		"/api/v1/backup":         {{"GET", s.localOnly(s.getBackup)}},
 		"/api/v1/keychange":      {{"POST", s.localOnly(s.postKeyChange)}},
 		"/api/v1/missing":        {{"POST", s.postMissing}},
 		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},

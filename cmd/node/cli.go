@@ -57,6 +57,8 @@ Usage:
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
   lifeline wipe    [--data DIR] [--config FILE] [--mesh-key FILE] [--api URL] [--yes]
+  lifeline backup  [--api URL] --out FILE
+  lifeline restore [--data DIR] FILE
   lifeline vouch   [--api URL] OLD NEW
   lifeline version
 
@@ -72,7 +74,8 @@ public key (from its data directory, else from the running node; it never
 makes one); keygen writes a new identity file; meshkey writes a key for a
 private mesh (give the same file to every node). wipe destroys the node's
 keys and messages for good, at once (a kit about to be seized); a running
-node does it itself and stops. "lifeline CMD -h" shows a
+node does it itself and stops. backup writes a running node's store and keys
+to one file; restore makes an empty data directory that node again. "lifeline CMD -h" shows a
 command's flags. Docs: README.md, docs/API.md.
 `
 
@@ -125,6 +128,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.meshkey
 	case "wipe":
 		f = c.wipe
+	case "backup":
+		f = c.backup
+	case "restore":
+		f = c.restore
 	case "vouch":
 		f = c.vouch
 	case "version", "--version":

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -127,5 +128,50 @@ func TestJSONLogs(t *testing.T) {
 	}
 	if len(lines) < 2 {
 		t.Fatalf("only %d log lines: %q", len(lines), errb.String())
+	}
+}
+
+// TestBackupCommands: lifeline backup writes a running node's backup to a
+// private file, never over an existing one; lifeline restore makes an
+// empty directory that node again, and refuses a directory with a node.
+func TestBackupCommands(t *testing.T) {
+	var out, errb lockedBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go run(ctx, []string{"run", "--data", t.TempDir(), "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"},
+		strings.NewReader(""), &out, &errb)
+	var url string
+	for deadline := time.Now().Add(30 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
+		if _, after, ok := strings.Cut(out.String(), "listening on "); ok {
+			url = strings.TrimSpace(after)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node did not start: %s", errb.String())
+		}
+	}
+	cli := func(args ...string) (int, string) {
+		var o, e bytes.Buffer
+		code := run(t.Context(), args, strings.NewReader(""), &o, &e)
+		return code, o.String() + e.String()
+	}
+	if code, said := cli("send", "--api", url, "--channel", "general", "kept in the backup"); code != exitOK {
+		t.Fatalf("send: %d %s", code, said)
+	}
+	file := filepath.Join(t.TempDir(), "kit.tar")
+	if code, said := cli("backup", "--api", url, "--out", file); code != exitOK || !strings.Contains(said, "keep it as private") {
+		t.Fatalf("backup: %d %s", code, said)
+	}
+	if info, err := os.Stat(file); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("the backup file: %v, %v; want mode 0600", info, err)
+	}
+	if code, said := cli("backup", "--api", url, "--out", file); code == exitOK || !strings.Contains(said, "not replacing") {
+		t.Fatalf("a backup over an existing file: %d %s", code, said)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if code, said := cli("restore", "--data", dir, file); code != exitOK || !strings.Contains(said, "restored 1 messages") {
+		t.Fatalf("restore: %d %s", code, said)
+	}
+	if code, said := cli("restore", "--data", dir, file); code == exitOK || !strings.Contains(said, "already holds a node") {
+		t.Fatalf("a restore over a node: %d %s", code, said)
 	}
 }
