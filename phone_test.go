@@ -186,6 +186,9 @@ func TestPhonesOnTwoNodes(t *testing.T) {
 // write sends text in the conversation open on p, as a person types it
 // and presses Send.
 func write(p *browsertest.Browser, text string) {
+	// Once the conversation has loaded: until then its history arrives
+	// above the form and moves the send button under the pointer.
+	p.WaitVisible("ol.msgs:not([aria-busy])")
 	p.SetValue("#compose", text)
 	p.Click("form.compose button[type=submit]")
 }
@@ -220,6 +223,7 @@ func TestPhoneAlert(t *testing.T) {
 	pb.Eval(`(navigator.vibrate = (p) => { window.__vibrated = p; return true; }, 0)`, nil)
 	pa.Navigate(url + "#/c/general")
 	pa.WaitText("#title", "#general")
+	pa.WaitVisible("ol.msgs:not([aria-busy])") // the form stays where it is
 	pa.SetValue("#compose", "Fire near the north gate")
 	pa.Click(".compose .alert-btn")
 	pa.WaitText(".dialog", "Fire near the north gate") // the confirmation step

@@ -695,7 +695,9 @@ async function ensureChannel(name) {
 async function openConversation(conv) {
   const view = { conv, msgs: [], ready: false };
   S.view = view;
-  const list = h('ol', { class: 'msgs', 'aria-live': 'polite', 'aria-label': t('messages') });
+  // Busy while the history loads: a screen reader waits, and so can a
+  // test (the form moves down as the history arrives above it).
+  const list = h('ol', { class: 'msgs', 'aria-live': 'polite', 'aria-label': t('messages'), 'aria-busy': 'true' });
   const more = h('button', { type: 'button', class: 'more', onclick: () => earlier(view, more) }, t('earlier'));
   const box = h('textarea', { id: 'compose', dir: 'auto', rows: 2, 'aria-label': t('write'), placeholder: t('write') });
   const size = h('p', { class: 'size', id: 'size', 'aria-live': 'polite' });
@@ -726,6 +728,7 @@ async function openConversation(conv) {
   if (S.view !== view) return;
   for (const m of msgs) showMessage(m, true);
   view.ready = true;
+  list.removeAttribute('aria-busy');
   // What was stored while this loaded: the newest page again.
   for (const m of await db.conversation(conv, Infinity, PAGE)) showMessage(m, true);
   if (view.msgs.length < PAGE && S.online) more.replaceWith(h('p', { class: 'first' }, t('beginning')));
