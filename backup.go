@@ -20,8 +20,11 @@ import (
 // out (a restored node makes a new one), and so is the mesh key, which
 // lives in the config.
 
-// backupFiles are the names a backup holds, in the order written.
-func backupFiles() []string { return []string{StoreFile, StoreFile + "-key", IdentityFile} }
+// backupFiles are the names a backup holds, in the order written: the
+// store, then its key (store.FilesOf), then the node's identity.
+func backupFiles() []string {
+	return []string{StoreFile, filepath.Base(store.FilesOf(StoreFile).Key), IdentityFile}
+}
 
 // maxBackupSecret bounds the key files a backup holds.
 const maxBackupSecret = 64 << 10
@@ -37,7 +40,7 @@ func WriteBackup(st *store.Store, dataDir string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{filepath.Base(store.FilesOf(filepath.Join(dataDir, StoreFile)).Key), IdentityFile} {
+	for _, name := range backupFiles()[1:] { // the store's key and the node's: small files, read whole
 		b, err := readSecretFile(name, filepath.Join(dataDir, name), maxBackupSecret)
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)

@@ -202,9 +202,29 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 
 // doHeader is do that also returns the answer's header.
 func (c *Client) doHeader(ctx context.Context, method, path, contentType string, body []byte) ([]byte, http.Header, int, error) {
-	base := strings.TrimRight(c.BaseURL, "/")
+	resp, err := c.send(ctx, method, path, contentType, body)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, resp.Header, resp.StatusCode, &UnreachableError{URL: c.base(), Err: err}
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, resp.Header, resp.StatusCode, answerError(resp, b, method, path)
+	}
+	return b, resp.Header, resp.StatusCode, nil
+}
+
+func (c *Client) base() string { return strings.TrimRight(c.BaseURL, "/") }
+
+// send sends one request and returns the answer, whatever its status; the
+// caller closes its body. Transport failures are *UnreachableError.
+func (c *Client) send(ctx context.Context, method, path, contentType string, body []byte) (*http.Response, error) {
+	base := c.base()
 	if _, err := url.Parse(base); err != nil || base == "" {
-		return nil, nil, 0, fmt.Errorf("node URL %q: want something like http://127.0.0.1:7777", c.BaseURL)
+		return nil, fmt.Errorf("node URL %q: want something like http://127.0.0.1:7777", c.BaseURL)
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -214,7 +234,6 @@ func (c *Client) doHeader(ctx context.Context, method, path, contentType string,
 	// machine's clock is off, the node says so and gives its time (the
 	// Date header), and the request is signed again once with that.
 	var skew time.Duration
-	var resp *http.Response
 	for attempt := 0; ; attempt++ {
 		var rd io.Reader
 		if body != nil {
@@ -222,7 +241,7 @@ func (c *Client) doHeader(ctx context.Context, method, path, contentType string,
 		}
 		req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("node URL %q: %w", c.BaseURL, err)
+			return nil, fmt.Errorf("node URL %q: %w", c.BaseURL, err)
 		}
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
@@ -230,35 +249,32 @@ func (c *Client) doHeader(ctx context.Context, method, path, contentType string,
 		if c.Token != "" {
 			req.Header.Set("Authorization", OperatorHeader(c.Token, method, req.URL.RequestURI(), time.Now().Add(skew), body))
 		}
-		resp, err = hc.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, 0, ctx.Err()
+				return nil, ctx.Err()
 			}
-			return nil, nil, 0, &UnreachableError{URL: base, Err: err}
+			return nil, &UnreachableError{URL: base, Err: err}
 		}
 		if c.Token == "" || attempt > 0 || resp.StatusCode != http.StatusUnauthorized {
-			break
+			return resp, nil
 		}
 		at, derr := http.ParseTime(resp.Header.Get("Date"))
 		if derr != nil {
-			break
+			return resp, nil
 		}
 		resp.Body.Close()
 		skew = time.Until(at)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return nil, resp.Header, resp.StatusCode, &UnreachableError{URL: base, Err: err}
+}
+
+// answerError is the *Error of an answer that is not 2xx, whose body b
+// has been read.
+func answerError(resp *http.Response, b []byte, method, path string) error {
+	var eb ErrorBody
+	if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+		// Not a Lifeline node, or a proxy in between.
+		eb.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
 	}
-	if resp.StatusCode/100 != 2 {
-		var eb ErrorBody
-		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
-			// Not a Lifeline node, or a proxy in between.
-			eb.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
-		}
-		return nil, resp.Header, resp.StatusCode, &Error{StatusCode: resp.StatusCode, Message: eb.Error}
-	}
-	return b, resp.Header, resp.StatusCode, nil
+	return &Error{StatusCode: resp.StatusCode, Message: eb.Error}
 }

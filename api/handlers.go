@@ -440,15 +440,20 @@ func (s *Server) parseQuery(v url.Values, listing bool) (query, error) {
 			q.BeforeID = id
 		}
 	}
-	q.Limit = DefaultLimit
-	if v.Has("limit") {
-		l, err := strconv.Atoi(v.Get("limit"))
-		if err != nil || l < 1 || l > MaxLimit {
-			return q, fmt.Errorf("limit is %q: want 1 to %d", v.Get("limit"), MaxLimit)
-		}
-		q.Limit = l
+	q.Limit, err = parseLimit(v, DefaultLimit)
+	return q, err
+}
+
+// parseLimit reads a listing's limit: 1 to MaxLimit, def if absent.
+func parseLimit(v url.Values, def int) (int, error) {
+	if !v.Has("limit") {
+		return def, nil
 	}
-	return q, nil
+	l, err := strconv.Atoi(v.Get("limit"))
+	if err != nil || l < 1 || l > MaxLimit {
+		return def, fmt.Errorf("limit is %q: want 1 to %d", v.Get("limit"), MaxLimit)
+	}
+	return l, nil
 }
 
 // queryValues parses the request's query strictly. url.URL.Query drops a

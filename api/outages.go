@@ -195,14 +195,9 @@ func parseOutageQuery(v url.Values) (outageQuery, error) {
 		}
 		q.after = c
 	}
-	if v.Has("limit") {
-		l, err := strconv.Atoi(v.Get("limit"))
-		if err != nil || l < 1 || l > MaxLimit {
-			return q, fmt.Errorf("limit is %q: want 1 to %d", v.Get("limit"), MaxLimit)
-		}
-		q.limit = l
-	}
-	return q, nil
+	var err error
+	q.limit, err = parseLimit(v, q.limit)
+	return q, err
 }
 
 // outagePage is one answer of listOutages.
