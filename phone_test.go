@@ -88,9 +88,18 @@ func TestPhoneFirstVisit(t *testing.T) {
 var screenshotDir = flag.String("screenshots", "", "save screenshots of the phone app's screens in this `directory`")
 
 func screenshot(b *browsertest.Browser, name string) {
-	if *screenshotDir != "" {
-		b.Screenshot(filepath.Join(*screenshotDir, name))
+	if *screenshotDir == "" {
+		return
 	}
+	// A conversation as a person sees it: once its history has loaded.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var busy bool
+		b.Eval(`!!document.querySelector('ol.msgs[aria-busy]')`, &busy)
+		if !busy {
+			break
+		}
+	}
+	b.Screenshot(filepath.Join(*screenshotDir, name))
 }
 
 func hostPort(raw string) string {

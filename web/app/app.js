@@ -1012,7 +1012,8 @@ function renderSettings() {
   i18n.list().then((ls) => replace(lang, ls.map((l) => h('option', { value: l.code, selected: l.code === document.documentElement.lang }, l.name))));
   const saved = h('p', { role: 'status', class: 'saved' });
   const backup = h('div', { class: 'backup' });
-  const restore = h('textarea', { id: 'restore', rows: 3, 'aria-label': t('restore_text'), placeholder: 'llk1-…', autocapitalize: 'none' });
+  // Backups are Latin letters: left to right in any language.
+  const restore = h('textarea', { id: 'restore', dir: 'ltr', rows: 3, 'aria-label': t('restore_text'), placeholder: 'llk1-…', autocapitalize: 'none' });
   const restoreErr = h('p', { class: 'err', role: 'alert' });
   screen(t('settings'), false,
     h('form', {
@@ -1147,7 +1148,7 @@ function operatorSection() {
 // renderOperatorSignIn takes the admin token, checks it with the node, and
 // keeps it for this tab only.
 function renderOperatorSignIn() {
-  const tok = h('input', { id: 'admin-token', type: 'password', autocomplete: 'off', 'aria-label': t('op_token') });
+  const tok = h('input', { id: 'admin-token', dir: 'ltr', type: 'password', autocomplete: 'off', 'aria-label': t('op_token') });
   const err = h('p', { class: 'err', role: 'alert' });
   screen(t('op_title'), true, h('form', {
     class: 'stack',
