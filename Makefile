@@ -16,10 +16,13 @@ API      ?= 127.0.0.1:7777
 all: build
 
 # RELEASE names a release build (e.g. make build RELEASE=0.2.0); the binary
-# also records the git revision it was built from (lifeline version).
+# also records the git revision it was built from (lifeline version) and
+# that revision's commit time: the node never believes a clock earlier than
+# that (a board without a real-time clock boots with a stale one).
 RELEASE  ?=
 REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
-LDFLAGS  := $(if $(RELEASE),-X lifeline.release=$(RELEASE)) $(if $(REVISION),-X lifeline.revision=$(REVISION))
+BUILT    := $(shell git log -1 --format=%ct 2>/dev/null)
+LDFLAGS  := $(if $(RELEASE),-X lifeline.release=$(RELEASE)) $(if $(REVISION),-X lifeline.revision=$(REVISION)) $(if $(BUILT),-X lifeline.built=$(BUILT))
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lifeline $(PKG)

@@ -112,6 +112,9 @@ type Config struct {
 	HubWindow Duration `json:"hub_window"`
 	// Radios are the LoRa boards attached by serial port.
 	Radios []RadioConfig `json:"radios"`
+	// GPS is the serial device of a GPS receiver (NMEA at 9600 baud), if
+	// the kit has one: the node's clock then follows it (package gps).
+	GPS string `json:"gps"`
 	// DefaultChannel is the channel a first-time visitor of the phone
 	// app lands in; "general" if empty.
 	DefaultChannel string `json:"default_channel"`
@@ -124,8 +127,13 @@ type Config struct {
 
 	// Logger receives the node's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
-	// Now is the node's clock; time.Now if nil. Tests move it.
+	// Now is the system clock; time.Now if nil. Tests move it. The
+	// node's clock (package clock) builds on it.
 	Now func() time.Time `json:"-"`
+	// ClockSynced reports whether Now is synchronised (NTP); nil: the
+	// kernel's word (adjtimex) when Now is the real clock, never for an
+	// injected one. A hub's clock is always trusted.
+	ClockSynced func() bool `json:"-"`
 	// NoSync skips fsync in the store: for tests only, a crash loses data.
 	NoSync bool `json:"-"`
 }

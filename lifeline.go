@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"lifeline/api"
+	"lifeline/clock"
+	"lifeline/gps"
 	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/radio"
@@ -32,6 +34,13 @@ const StoreFile = "lifeline.db"
 type Node struct {
 	cfg Config
 	log *slog.Logger
+
+	// injectedClock: cfg.Now came from the caller (a test, or
+	// LIFELINE_CLOCK_SKEW), so the kernel's word on the system clock does
+	// not apply to it.
+	injectedClock bool
+	// clock is the node's clock, made by Run.
+	clock *clock.Clock
 
 	ran   atomic.Bool
 	ready chan struct{}
@@ -49,10 +58,11 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	injected := cfg.Now != nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Node{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}, nil
+	return &Node{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), injectedClock: injected}, nil
 }
 
 // Ready is closed once the node has its identity and store and the API
@@ -105,12 +115,21 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	clk, err := newClock(cfg, n.injectedClock)
+	if err != nil {
+		return err
+	}
+	n.clock = clk
+	if st := clk.Status(); st.Quality == clock.Floor {
+		n.log.Warn("the system clock is earlier than this node has ever run: counting from the last known time until a hub, peer, phone or GPS tells the time",
+			"system", cfg.Now().UTC().Format(time.RFC3339), "floor", st.Floor.UTC().Format(time.RFC3339))
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{
 		Quota:     cfg.Quota,
 		MaxAge:    time.Duration(cfg.Retention),
 		Own:       id.Public(),
 		Members:   mem.has,
-		Now:       cfg.Now,
+		Now:       clk.Now,
 		NoSync:    cfg.NoSync,
 		MaxDBSize: cfg.MaxDBSize,
 	})
@@ -154,6 +173,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		},
 		Hub:    hub,
 		Logger: n.log.With("part", "mesh"),
+		Clock:  clk,
 	}, st)
 	if err != nil {
 		return err
@@ -177,7 +197,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}()
 	var stations []*radio.Station
 	for _, rc := range cfg.Radios {
-		s, err := newStation(rc, st, id.Public(), meshKey, n.log)
+		s, err := newStation(rc, st, id.Public(), meshKey, clk, n.log)
 		if err != nil {
 			return err
 		}
@@ -208,6 +228,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		Identity: id,
 		Version:  Version,
 		Now:      cfg.Now,
+		Clock:    clk,
 		Logger:   n.log,
 		Mesh:     m.Status,
 		Radio: func() []radio.StationStatus {
@@ -256,6 +277,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	meshRunning = true // from here on m.Run owns and closes the host
 	start("mesh", m.Run)
 	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
+	start("clock", func(ctx context.Context) error { n.clockLoop(ctx, wiped); return nil })
 	start("wipe", func(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
@@ -281,6 +303,16 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	for i, s := range stations {
 		start(fmt.Sprintf("radio %s", cfg.Radios[i].Device), s.Run)
 	}
+	if cfg.GPS != "" {
+		start("gps", func(ctx context.Context) error {
+			gps.Run(ctx, gps.Config{Path: cfg.GPS, Logger: n.log.With("part", "gps")}, func(t time.Time) {
+				// An RMC sentence arrives some hundreds of milliseconds
+				// after the second it names.
+				clk.Observe(clock.Sample{Channel: clock.ChannelGPS, Source: cfg.GPS, Time: t, Quality: clock.GPS, Uncertainty: time.Second})
+			})
+			return nil
+		})
+	}
 
 	n.apiAddr, n.id = ln.Addr().String(), id.Public()
 	close(n.ready)
@@ -301,7 +333,7 @@ func (n *Node) expireLoop(ctx context.Context, st *store.Store) {
 	t := time.NewTicker(time.Duration(n.cfg.ExpireInterval))
 	defer t.Stop()
 	for {
-		if k, err := st.Expire(n.cfg.Now()); err != nil {
+		if k, err := st.Expire(n.clock.Now()); err != nil {
 			n.log.Warn("expiring messages failed", "err", err)
 		} else if k > 0 {
 			n.log.Info("expired messages", "count", k)

@@ -724,10 +724,10 @@ func TestPhoneChats(t *testing.T) {
 
 // TestPhoneWrongClock: a phone whose clock is two hours fast (or reset to
 // a default date) still writes: it dates what it signs by the node's
-// clock, and says so in the status.
+// clock, which is synchronised, and says so in the status.
 func TestPhoneWrongClock(t *testing.T) {
 	for _, skew := range []string{"2 * 3600e3", "-400 * 24 * 3600e3"} {
-		n, url := phoneNode(t, nil)
+		n, url := phoneNode(t, func(c *lifeline.Config) { c.ClockSynced = func() bool { return true } })
 		p := browsertest.Start(t, browsertest.Options{AllowHosts: []string{n.node.APIAddr()}, OldPhone: true,
 			Init: `Date.now = ((real) => () => real() + ` + skew + `)(Date.now);`})
 		p.Navigate(url + "#/c/general")
@@ -736,6 +736,56 @@ func TestPhoneWrongClock(t *testing.T) {
 		p.Navigate(url + "#/status")
 		p.WaitText("dl.status", "far from the node")
 	}
+}
+
+// TestPhoneSetsNodeClock: a kit booted three days behind, with no hub or
+// peer to ask, learns the time from the first phone that opens the app
+// (phones take theirs from the cell network), says so on the status
+// screen, and the phone's messages are dated right. A phone reset to a
+// default date does not move it: the node ran before, and never believes
+// a time earlier than the one it saved then.
+func TestPhoneSetsNodeClock(t *testing.T) {
+	n, url := phoneNode(t, func(c *lifeline.Config) {
+		c.Now = func() time.Time { return time.Now().Add(-72 * time.Hour) }
+		saved := fmt.Sprintf(`{"saved": %d, "last_stamp": 0}`, time.Now().Add(-73*time.Hour).UnixMilli())
+		if err := os.WriteFile(filepath.Join(c.DataDir, lifeline.ClockFile), []byte(saved), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	status := func() *api.Status {
+		t.Helper()
+		st, err := n.client.Status(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := status(); st.Clock.Source != "system" {
+		t.Fatalf("before any phone: %+v", st.Clock)
+	}
+	reset := browsertest.Start(t, browsertest.Options{AllowHosts: []string{n.node.APIAddr()}, OldPhone: true,
+		Init: `Date.now = () => Date.UTC(2000, 0, 1);`})
+	reset.Navigate(url + "#/status")
+	reset.WaitText("dl.status", "not confirmed by any source yet")
+	reset.WaitText("dl.status", "far from the node") // told the node, and was not believed
+
+	p := phone(t, n, "")
+	p.Navigate(url + "#/c/general")
+	waitFor(t, "the node follows the phone's clock", func() bool {
+		st := status()
+		return st.Clock.Source == "phone" && time.Since(time.UnixMilli(st.Time)).Abs() < 5*time.Second
+	})
+	if st := status(); st.Clock.Sources != 1 {
+		t.Fatalf("the reset phone counts as a source: %+v", st.Clock)
+	}
+	write(p, "what time is it")
+	p.WaitText(".msg.mine .state", "On this node")
+	ms, err := n.client.List(ctxT(t), api.ListQuery{Channel: "general"})
+	if err != nil || len(ms) != 1 || time.Since(time.UnixMilli(ms[0].Created)).Abs() > time.Minute {
+		t.Fatalf("the phone's message: %+v, %v", ms, err)
+	}
+	p.Navigate(url + "#/status")
+	p.WaitText("dl.status", "set by phones")
 }
 
 // idbKV reads a key of the page's IndexedDB kv store, as JSON.
@@ -862,7 +912,6 @@ func hashIs(t *testing.T, p *browsertest.Browser, want string) {
 // verify) is stored by the node and ignored by his page.
 func TestPhoneKeyChange(t *testing.T) {
 	n, url := phoneNode(t, nil)
-	ctx := ctxT(t)
 	pa, pb := phone(t, n, ""), phone(t, n, "")
 	oldKey := myKey(pa, url)
 	pa.Click("#show-backup")
@@ -890,7 +939,7 @@ func TestPhoneKeyChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := n.client.PostEnvelope(ctx, forged.Raw()); err != nil {
+	if _, _, err := n.client.PostEnvelope(ctxT(t), forged.Raw()); err != nil {
 		t.Fatalf("the node refused a well-signed envelope with a forged statement: %v", err)
 	}
 	waitFor(t, "Bashir's phone holding the forged change", func() bool {
@@ -919,7 +968,7 @@ func TestPhoneKeyChange(t *testing.T) {
 	write(pb, "welcome back")
 	var ms []api.Message
 	waitFor(t, "Bashir's message to the new key", func() bool {
-		ms, _ = n.client.List(ctx, api.ListQuery{To: newKey})
+		ms, _ = n.client.List(ctxT(t), api.ListQuery{To: newKey})
 		return len(ms) == 1
 	})
 	if ms[0].Author != bashir || ms[0].Kind != "direct" {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"lifeline/clock"
 	"lifeline/message"
 	"lifeline/radio"
 	"lifeline/radio/lora"
@@ -116,7 +117,7 @@ func radioTag(id message.PublicKey) uint16 { return binary.BigEndian.Uint16(id[:
 // newStation builds the station of one radio. meshKey, the private mesh's
 // key or nil, authenticates every frame on air (see radio/auth.go): the
 // radios of a private mesh hear only each other.
-func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey []byte, log *slog.Logger) (*radio.Station, error) {
+func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey []byte, clk *clock.Clock, log *slog.Logger) (*radio.Station, error) {
 	rc, region, modem, err := rc.resolve()
 	if err != nil {
 		return nil, err
@@ -140,7 +141,7 @@ func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey [
 	}
 	return radio.NewStation(l, st, radio.StationConfig{
 		Router: radio.RouterConfig{Tag: radioTag(id), Region: region, Modem: modem, Hops: uint8(rc.Hops),
-			RepairEvery: time.Duration(rc.RepairEvery), Seed: uint64(time.Now().UnixNano()), AirKey: meshKey},
+			RepairEvery: time.Duration(rc.RepairEvery), Seed: uint64(time.Now().UnixNano()), AirKey: meshKey, Clock: clk.Now},
 		Preset: rc.Preset,
 		Logger: log,
 	}), nil

@@ -267,7 +267,7 @@ func (r *receipts) learn(k message.PublicKey) {
 
 // send signs and stores one receipt; it reports success.
 func (r *receipts) send(ctx context.Context, author message.PublicKey, ids []message.ID) bool {
-	rc, err := r.id.NewReceipt(author, ids, r.n.cfg.Now())
+	rc, err := r.id.NewReceipt(author, ids, r.n.clock.Stamp())
 	if err != nil {
 		r.n.log.Error("signing a receipt failed", "to", author, "err", err)
 		return false

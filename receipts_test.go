@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"lifeline/clock"
 	"lifeline/message"
 	"lifeline/store"
 )
@@ -37,7 +38,7 @@ func newReceiptRig(t *testing.T, vouched func(message.PublicKey) bool) *receiptR
 			t.Errorf("close store: %v", err)
 		}
 	})
-	n := &Node{cfg: Config{Now: time.Now}, log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	n := &Node{cfg: Config{Now: time.Now}, clock: clock.New(clock.Options{}), log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	rc := &receipts{n: n, st: st, id: me, me: me.Public(), sub: st.Subscribe(receiptBuffer),
 		acked: make(map[message.ID]bool), vouched: vouched}
 	return &receiptRig{t: t, st: st, me: me, rc: rc}

@@ -38,7 +38,7 @@ func (n *Node) recordUplink(ctx context.Context, st *store.Store, id *message.Id
 		}
 		// Signed now, so the envelope's created time is the record's time
 		// on this node's clock, like At.
-		e, err := id.NewReport(r, n.cfg.Now())
+		e, err := id.NewReport(r, n.clock.Stamp())
 		if err == nil {
 			_, err = st.PutOwn(ctx, e.Raw())
 		}

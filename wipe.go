@@ -35,7 +35,8 @@ func Wipe(dataDir, meshKeyFile string) error {
 	for _, p := range secrets {
 		errs = append(errs, destroySecretFile(p))
 	}
-	for _, p := range []string{files.DB, files.Log} {
+	// The saved clock is no secret, but a wiped directory holds nothing.
+	for _, p := range []string{files.DB, files.Log, filepath.Join(dataDir, ClockFile)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
 		}

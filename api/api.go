@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"lifeline/clock"
 	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/radio"
@@ -57,8 +58,13 @@ type Options struct {
 	Identity *message.Identity
 	// Version is reported by GET /api/v1/status.
 	Version string
-	// Now is the clock messages are stamped with; time.Now if nil.
+	// Now is the system clock; time.Now if nil. Tests move it.
 	Now func() time.Time
+	// Clock is the node's clock (package clock): messages are checked
+	// against its time and stamped with its never-backwards stamps, and
+	// phones tell it their time (POST /api/v1/time). Default: a clock
+	// over Now.
+	Clock *clock.Clock
 	// Rand feeds direct-message encryption; crypto/rand if nil.
 	Rand io.Reader
 	// Logger receives request failures the node is responsible for.
@@ -206,6 +212,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.New(clock.Options{System: opts.Now})
+	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
@@ -317,6 +326,7 @@ func (s *Server) routes() {
 		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},
 		"/api/v1/events":         {{"GET", s.events}},
 		"/api/v1/outages":        {{"GET", s.getOutages}},
+		"/api/v1/time":           {{"POST", s.limited(s.postTime)}},
 	} {
 		allow := make([]string, 0, len(rs))
 		for _, r := range rs {
@@ -486,7 +496,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-func (s *Server) now() time.Time { return s.opts.Now() }
+func (s *Server) now() time.Time { return s.opts.Clock.Now() }
+
+// stamp is the time for what the node signs (clock.Clock.Stamp).
+func (s *Server) stamp() time.Time { return s.opts.Clock.Stamp() }
 
 // writeJSON writes v with the given status. An encoding or write error
 // after the header has gone out is ignored: the client sees a cut response,

@@ -50,8 +50,9 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		Quota:          st.Quota,
 		Evicted:        st.Evicted,
 		Expired:        st.Expired,
-		UptimeS:        int64(now.Sub(s.start) / time.Second),
+		UptimeS:        int64(s.opts.Now().Sub(s.start) / time.Second),
 		Time:           now.UnixMilli(),
+		Clock:          newClockStatus(s.opts.Clock.Status()),
 	})
 }
 
@@ -133,7 +134,7 @@ func (s *Server) sign(req SendRequest) (_ *message.Envelope, channel string, sta
 		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
-	now := s.now()
+	now := s.stamp()
 	var (
 		env  *message.Envelope
 		name string

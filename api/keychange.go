@@ -75,7 +75,7 @@ func (s *Server) postKeyChange(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "new: %v", err)
 		return
 	}
-	env, err := s.opts.Identity.VouchKeyChange(old, nw, s.now(), KeyChangeTTL)
+	env, err := s.opts.Identity.VouchKeyChange(old, nw, s.stamp(), KeyChangeTTL)
 	if err != nil {
 		if errors.Is(err, message.ErrMalformed) || errors.Is(err, message.ErrBadKey) {
 			writeError(w, http.StatusBadRequest, "%v", err)

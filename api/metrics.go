@@ -56,6 +56,16 @@ func metricHelp(name string) string {
 		return "Frames sent on air, by device."
 	case "lifeline_radio_frames_heard_total":
 		return "Frames heard on air, by device."
+	case "lifeline_mesh_reconciliations_total":
+		return "Reconciliation sessions that ended well, as initiator or responder, since the node started."
+	case "lifeline_mesh_reconcile_failures_total":
+		return "Reconciliation sessions that failed, since the node started."
+	case "lifeline_clock_offset_seconds":
+		return "The node's clock minus its system clock: what the system clock is off by."
+	case "lifeline_clock_uncertainty_seconds":
+		return "How far off the node's clock may be; 0 when unknown."
+	case "lifeline_clock_source":
+		return "1 for the source the node's clock follows (gps, synced, hub, phone, system, floor)."
 	case "lifeline_radio_stored_total":
 		return "Messages from the air the store took as new, by device."
 	}
@@ -104,10 +114,16 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge("lifeline_mesh_gossip_peers", float64(ms.GossipPeers))
 		counter("lifeline_mesh_misbehaving_total", float64(ms.Misbehaving))
 		gauge("lifeline_mesh_blocked_peers", float64(ms.Blocked))
+		counter("lifeline_mesh_reconciliations_total", float64(ms.Reconciliations))
+		counter("lifeline_mesh_reconcile_failures_total", float64(ms.ReconcileFailures))
 		if ms.Uplink.Hubs > 0 && ms.Uplink.State != "unknown" {
 			gauge("lifeline_uplink_up", bool01(ms.Uplink.State == "up"))
 		}
 	}
+	cs := m.s.opts.Clock.Status()
+	gauge("lifeline_clock_offset_seconds", cs.Offset.Seconds())
+	gauge("lifeline_clock_uncertainty_seconds", cs.Uncertainty.Seconds())
+	ch <- prometheus.MustNewConstMetric(desc("lifeline_clock_source", "source"), prometheus.GaugeValue, 1, cs.Quality.String())
 	if m.s.opts.Radio != nil {
 		for _, r := range m.s.opts.Radio() {
 			d := r.Device

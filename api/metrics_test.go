@@ -3,11 +3,13 @@ package api_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"lifeline/api"
+	"lifeline/clock"
 	"lifeline/mesh"
 )
 
@@ -16,8 +18,12 @@ import (
 func TestMetrics(t *testing.T) {
 	n := newNode(t, func(o *api.Options) {
 		o.Mesh = func() mesh.Status {
-			return mesh.Status{Peers: 3, GossipPeers: 2, Uplink: mesh.UplinkStatus{Hubs: 1, State: "up"}}
+			return mesh.Status{Peers: 3, GossipPeers: 2, Uplink: mesh.UplinkStatus{Hubs: 1, State: "up"}, Reconciliations: 7}
 		}
+		// A system clock three days behind, and a hub that told the time.
+		behind := func() time.Time { return time.Now().Add(-72 * time.Hour) }
+		o.Clock = clock.New(clock.Options{System: behind})
+		o.Clock.Observe(clock.Sample{Channel: clock.ChannelHub, Source: "hub", Time: time.Now(), Quality: clock.Synced, Uncertainty: 40 * time.Millisecond})
 	})
 	for _, text := range []string{"one", "two"} {
 		if _, err := n.client.Send(ctxT(t), api.SendRequest{Channel: "general", Text: text}); err != nil {
@@ -49,15 +55,25 @@ func TestMetrics(t *testing.T) {
 		return m.Counter.GetValue()
 	}
 	for name, want := range map[string]float64{
-		"lifeline_store_messages":      2,
-		"lifeline_store_ok":            1,
-		"lifeline_mesh_peers":          3,
-		"lifeline_mesh_gossip_peers":   2,
-		"lifeline_uplink_up":           1,
-		"lifeline_store_evicted_total": 0,
+		"lifeline_store_messages":             2,
+		"lifeline_store_ok":                   1,
+		"lifeline_mesh_peers":                 3,
+		"lifeline_mesh_gossip_peers":          2,
+		"lifeline_uplink_up":                  1,
+		"lifeline_store_evicted_total":        0,
+		"lifeline_mesh_reconciliations_total": 7,
 	} {
 		if got := value(name); got != want {
 			t.Errorf("%s = %g, want %g", name, got, want)
 		}
+	}
+	if u := value("lifeline_clock_uncertainty_seconds"); u < 0.04 || u > 0.05 {
+		t.Errorf("lifeline_clock_uncertainty_seconds = %g, want the hub's 0.04 and a little drift", u)
+	}
+	if off := value("lifeline_clock_offset_seconds"); off < 72*3600-1 || off > 72*3600+1 {
+		t.Errorf("lifeline_clock_offset_seconds = %g, want 72 h", off)
+	}
+	if src := families["lifeline_clock_source"]; src == nil || len(src.Metric) != 1 || src.Metric[0].Label[0].GetValue() != "hub" {
+		t.Errorf("lifeline_clock_source: %v", src)
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 
+	"lifeline/clock"
 	"lifeline/mesh"
 	"lifeline/message"
 	"lifeline/radio"
@@ -25,6 +26,9 @@ type Status struct {
 	// Time is the node's clock, unix milliseconds. Field nodes often boot
 	// without a real-time clock; showing it lets people notice.
 	Time int64 `json:"time"`
+	// Clock says which source the node's clock follows and how sure it
+	// is.
+	Clock ClockStatus `json:"clock"`
 	// LastSeq is the newest arrival sequence number: a client that has
 	// seen nothing yet starts its event stream or listing near it.
 	LastSeq uint64 `json:"last_seq"`
@@ -241,4 +245,41 @@ func (s *Server) message(r *store.Record, named *channelName, open, raw bool) Me
 		}
 	}
 	return m
+}
+
+// ClockStatus is the node's clock's account of itself (clock.Status).
+type ClockStatus struct {
+	// Source is what the clock follows: "gps", "synced" (the system
+	// clock, kept by NTP), "hub", "phone" (phones' browsers, or mesh
+	// strangers), "system" (the system clock, not known to be
+	// synchronised) or "floor" (the system clock was earlier than the
+	// build or the last time saved, so the clock counts from that).
+	Source string `json:"source"`
+	// Via is the channel the time came by, for a source that is another
+	// clock: "hub", "member", "stranger", "phone" or "gps".
+	Via string `json:"via,omitempty"`
+	// Sources is how many sources of that quality the clock took the
+	// median of; Hops how many nodes the time was relayed through.
+	Sources int `json:"sources"`
+	Hops    int `json:"hops,omitempty"`
+	// UncertaintyMS is how far off the time may be, in milliseconds; 0
+	// when unknown.
+	UncertaintyMS int64 `json:"uncertainty_ms"`
+	// OffsetMS is the node's clock minus its system clock: what the
+	// system clock is off by.
+	OffsetMS int64 `json:"offset_ms"`
+	// SteppedMS, when not 0, is how far the node's signing times stepped
+	// back when it learnt that its clock had been more than 30 minutes
+	// ahead (docs/DECISIONS.md, "Time without a real-time clock").
+	SteppedMS int64 `json:"stepped_ms,omitempty"`
+}
+
+func newClockStatus(st clock.Status) ClockStatus {
+	return ClockStatus{Source: st.Quality.String(), Via: st.Via, Sources: st.Sources, Hops: st.Hops,
+		UncertaintyMS: st.Uncertainty.Milliseconds(), OffsetMS: st.Offset.Milliseconds(), SteppedMS: st.Stepped.Milliseconds()}
+}
+
+// TimeRequest is a phone's clock, unix milliseconds (POST /api/v1/time).
+type TimeRequest struct {
+	Time int64 `json:"time"`
 }

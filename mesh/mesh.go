@@ -25,6 +25,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
 
+	"lifeline/clock"
 	"lifeline/message"
 )
 
@@ -111,6 +112,10 @@ type Config struct {
 	// initiates).
 	Hub    bool
 	Logger *slog.Logger
+	// Clock is the node's clock: it answers peers' time queries, takes
+	// the answers to this node's (timesync.go), and dates the hub window.
+	// Default: a clock that follows the system clock.
+	Clock *clock.Clock
 
 	// strangerWorkBurst is the most work strangers' sessions may spend at
 	// once; default twice maxSessionWork. Tests lower it.
@@ -130,6 +135,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MeshKey != nil && len(c.MeshKey) != 32 {
 		return fmt.Errorf("mesh: mesh key is %d bytes, want 32", len(c.MeshKey))
+	}
+	if c.Clock == nil {
+		c.Clock = clock.New(clock.Options{})
 	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = time.Minute
@@ -202,6 +210,7 @@ type Mesh struct {
 	// responders are the slots for sessions other peers run against us.
 	responders *slots
 	budgets    *budgets
+	timeBudget *rate.Limiter // strangers' time queries, all together
 	// owed is set when live push may have missed someone: a new envelope
 	// found a peer connected but not yet subscribed (that takes a moment
 	// after connecting), or GossipSub dropped traffic on a full queue. The
@@ -215,9 +224,11 @@ type Mesh struct {
 	state   map[peer.ID]*peerState
 	pending map[peer.ID]bool // peers to reconcile with soon
 	misbeh  int64
-	topic   *pubsub.Topic   // set once Run has joined
-	runCtx  context.Context // Run's context: responder sessions end with it
-	uplink  *uplinkState
+	// reconciled and reconcileFailed count sessions (Status).
+	reconciled, reconcileFailed int64
+	topic                       *pubsub.Topic   // set once Run has joined
+	runCtx                      context.Context // Run's context: responder sessions end with it
+	uplink                      *uplinkState
 }
 
 type peerState struct {
@@ -243,7 +254,7 @@ func New(cfg Config, st Store) (*Mesh, error) {
 		responders = hubResponders
 	}
 	m := &Mesh{cfg: cfg, st: st, log: cfg.Logger, kick: make(chan struct{}, 1),
-		responders: newSlots(responders, cfg.StrangerSlotsPerIP), budgets: newBudgets(&cfg),
+		responders: newSlots(responders, cfg.StrangerSlotsPerIP), budgets: newBudgets(&cfg), timeBudget: newTimeBudget(),
 		state: map[peer.ID]*peerState{}, pending: map[peer.ID]bool{}, hubLost: make(chan struct{}, 1),
 		uplink: newUplinkState(cfg.ProbeInterval)}
 	m.tracer = newGossipTracer(func() { m.owed.Store(true) }, m.kickPeer)
@@ -297,6 +308,7 @@ func New(cfg Config, st Store) (*Mesh, error) {
 	}
 	m.host = h
 	h.SetStreamHandler(ReconcileProtocol, m.handleReconcile)
+	h.SetStreamHandler(TimeProtocol, m.handleTime)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: m.connected, DisconnectedF: m.disconnected})
 	return m, nil
 }
@@ -470,9 +482,14 @@ type Status struct {
 	PeerList    []PeerStatus `json:"peer_list"`
 	Misbehaving int64        `json:"misbehaving"`
 	Blocked     int          `json:"blocked"`
-	Private     bool         `json:"private"`
-	Relay       bool         `json:"relay"` // a hub: relays for others
-	Uplink      UplinkStatus `json:"uplink"`
+	// Reconciliations and ReconcileFailures count the sessions, as
+	// initiator and responder, that ended well and that failed, since the
+	// node started.
+	Reconciliations   int64        `json:"reconciliations"`
+	ReconcileFailures int64        `json:"reconcile_failures"`
+	Private           bool         `json:"private"`
+	Relay             bool         `json:"relay"` // a hub: relays for others
+	Uplink            UplinkStatus `json:"uplink"`
 }
 
 // Status reports connected peers and their last reconciliation.
@@ -484,6 +501,7 @@ func (m *Mesh) Status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s.Misbehaving = m.misbeh
+	s.Reconciliations, s.ReconcileFailures = m.reconciled, m.reconcileFailed
 	for _, p := range conns {
 		ps := PeerStatus{ID: p.String(), Addrs: []string{}}
 		for _, c := range m.host.Network().ConnsToPeer(p) {

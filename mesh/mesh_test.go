@@ -48,7 +48,11 @@ func startNode(t testing.TB, dir string, id *message.Identity, cfg Config) *test
 		n.cfg.ReconcileInterval = time.Hour // tests trigger what they test
 	}
 	n.cfg.Logger = testLogger()
-	st, err := store.Open(dir+"/lifeline.db", store.Options{NoSync: true, Own: id.Public()})
+	var now func() time.Time
+	if n.cfg.Clock != nil {
+		now = n.cfg.Clock.Now
+	}
+	st, err := store.Open(dir+"/lifeline.db", store.Options{NoSync: true, Own: id.Public(), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

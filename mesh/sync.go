@@ -110,6 +110,11 @@ func (m *Mesh) syncPending(ctx context.Context) {
 }
 
 func (m *Mesh) syncPeer(ctx context.Context, p peer.ID) error {
+	// The peer's time first: a node whose clock is days behind refuses
+	// what the session would bring as created in the future.
+	if err := m.queryTime(ctx, p); err != nil && ctx.Err() == nil {
+		m.log.Debug("time query failed", "peer", p, "err", err)
+	}
 	stats, err := m.ReconcileWith(ctx, p)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -136,10 +141,10 @@ func (m *Mesh) ReconcileWith(ctx context.Context, p peer.ID) (SessionStats, erro
 		// A hub holds the world's messages: take only the recent ones.
 		// (Messages older than the window that only this node holds stay
 		// here too: see docs/DECISIONS.md.)
-		from = time.Now().Add(-m.cfg.HubWindow).UnixMilli()
+		from = m.cfg.Clock.Now().Add(-m.cfg.HubWindow).UnixMilli()
 	}
 	if m.cfg.Horizon > 0 {
-		from = max(from, time.Now().Add(-m.cfg.Horizon).UnixMilli())
+		from = max(from, m.cfg.Clock.Now().Add(-m.cfg.Horizon).UnixMilli())
 	}
 	return m.runSession(ctx, p, s, func(ctx context.Context, rw io.ReadWriter, st Store, deliver deliverFunc) (SessionStats, error) {
 		return InitiateFrom(ctx, rw, st, deliver, from)
@@ -242,8 +247,10 @@ func (m *Mesh) runSession(ctx context.Context, p peer.ID, s network.Stream, run 
 	st.sent += stats.Sent
 	if err == nil {
 		st.lastReconcile, st.lastStats, st.lastErr = time.Now(), stats, ""
+		m.reconciled++
 	} else {
 		st.lastErr = err.Error()
+		m.reconcileFailed++
 	}
 	m.mu.Unlock()
 	if errors.Is(err, errMisbehaved) || errors.Is(err, ErrProtocol) {

@@ -20,7 +20,7 @@ import (
 type UplinkEvent struct {
 	Up bool
 	// At is when the change was detected: within one probe period of the
-	// real change.
+	// real change. The times are the node's clock's (Config.Clock).
 	At time.Time
 	// LastUp is the last moment the uplink was known to work before the
 	// loss (zero if it never worked since the node started). A gain
@@ -135,7 +135,24 @@ func (m *Mesh) uplinkLoop(ctx context.Context) {
 		m.mu.Lock()
 		ev, next := m.uplink.probed(time.Now(), hub, m.localPeers())
 		m.mu.Unlock()
+		if hub != "" && ev != nil {
+			// The hub's time before the record (dated by the probe, on
+			// the system clock): a field node that booted days behind
+			// would otherwise date the uplink's return wrong.
+			if err := m.queryTime(ctx, hub); err != nil && ctx.Err() == nil {
+				m.log.Debug("time query failed", "hub", hub, "err", err)
+			}
+		}
 		if ev != nil {
+			// The monitor paces itself by the system clock; the record
+			// is dated by the node's clock, which knows what the system
+			// clock is off by.
+			off := m.cfg.Clock.Status().Offset
+			for _, t := range []*time.Time{&ev.At, &ev.LastUp, &ev.Since} {
+				if !t.IsZero() {
+					*t = t.Add(off)
+				}
+			}
 			if ev.Up {
 				m.log.Info("uplink up", "hub", ev.Hub)
 				// Reconcile both ways now, whoever dialled.

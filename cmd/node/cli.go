@@ -44,7 +44,7 @@ Usage:
                    [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]...
                    [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]...
                    [--probe DURATION] [--retention DURATION] [--radio DEVICE]...
-                   [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET]
+                   [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
   lifeline status  [--api URL] [--json]
@@ -202,7 +202,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--default-channel NAME] [--log text|json] [-v]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE] [--default-channel NAME] [--log text|json] [-v]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -242,6 +242,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		radios = append(radios, v)
 		return nil
 	})
+	gpsDevice := fs.String("gps", "", "GPS receiver's serial `device` (NMEA, 9600 baud): the node's clock follows it")
 	radioDriver := fs.String("radio-driver", "", "radio `driver`: rnode (an RNode or Lifeline board, the default) or kiss (a plain KISS TNC)")
 	radioRegion := fs.String("radio-region", "", "radio `region`: EU868 (default), EU868-1, US915, AU915, IN865, AS923")
 	radioPreset := fs.String("radio-preset", "", "radio modem `preset`: LongFast (default), LongSlow, LongModerate, MediumFast, MediumSlow, ShortFast, ShortSlow")
@@ -293,6 +294,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.Retention = lifeline.Duration(*retention)
 		case "default-channel":
 			cfg.DefaultChannel = *defChannel
+		case "gps":
+			cfg.GPS = *gpsDevice
 		}
 	})
 	if len(radios) > 0 {
@@ -330,6 +333,18 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		cfg.Logger = slog.New(slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 	default:
 		return usagef("--log %q: want text or json", *logFormat)
+	}
+	if v := os.Getenv("LIFELINE_CLOCK_SKEW"); v != "" {
+		// For tests of a wrong clock and for drills: faketime has no
+		// effect on Go binaries, so the skew is injected here. The node
+		// then treats its system clock as unsynchronised, as a board
+		// without a real-time clock would be.
+		skew, err := time.ParseDuration(v)
+		if err != nil {
+			return usagef("LIFELINE_CLOCK_SKEW %q: want a duration such as -72h or 2h: %v", v, err)
+		}
+		cfg.Now = func() time.Time { return time.Now().Add(skew) }
+		cfg.Logger.Warn("system clock skewed by LIFELINE_CLOCK_SKEW", "skew", skew)
 	}
 	node, err := lifeline.New(cfg)
 	if err != nil {
@@ -556,7 +571,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "node      %s\nversion   %s\nuptime    %s\nmessages  %d (%d bytes)\nquota     %s\nremoved   %d expired, %d evicted\nclock     %s\n",
 		st.ID, st.Version, time.Duration(st.UptimeS)*time.Second, st.Messages, st.Bytes, quota, st.Expired, st.Evicted,
-		time.UnixMilli(st.Time).Local().Format(time.RFC3339))
+		clockLine(st.Time, st.Clock))
 	if m := st.Status; m != nil {
 		private := ""
 		if m.Private {
@@ -905,4 +920,26 @@ func (c *cli) importEnvelope(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "%s %s\n", id, note)
 	return nil
+}
+
+// clockLine is the status's clock in one line: the time, what it follows,
+// how sure it is, and what the system clock is off by.
+func clockLine(now int64, c api.ClockStatus) string {
+	s := time.UnixMilli(now).Local().Format(time.RFC3339) + " (" + c.Source
+	if c.Via != "" && c.Via != c.Source {
+		s += " via " + c.Via
+	}
+	if c.Sources > 1 {
+		s += fmt.Sprintf(", median of %d", c.Sources)
+	}
+	if c.UncertaintyMS > 0 {
+		s += fmt.Sprintf(", ±%s", time.Duration(c.UncertaintyMS)*time.Millisecond)
+	}
+	if off := time.Duration(c.OffsetMS) * time.Millisecond; off.Abs() >= time.Second {
+		s += fmt.Sprintf("; the system clock is off by %s", off.Round(time.Second))
+	}
+	if c.SteppedMS != 0 {
+		s += fmt.Sprintf("; stepped back %s after running ahead", (time.Duration(c.SteppedMS) * time.Millisecond).Round(time.Second))
+	}
+	return s + ")"
 }

@@ -201,7 +201,7 @@ func Run(ctx context.Context, cfg Config, session Session, down func(err error, 
 		if down != nil {
 			down(err, wait)
 		}
-		cfg.Logger.Warn("radio link down", "device", cfg.Path, "err", err, "retry_in", wait)
+		cfg.Logger.Warn("serial device down", "device", cfg.Path, "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return

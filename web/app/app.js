@@ -178,8 +178,25 @@ async function connect(statusP, after) {
   }
   S.node = st;
   S.skew = st.time - Date.now();
+  tellTime(st);
   S.defaultChannel = st.default_channel || 'general';
   Promise.resolve(after).then(() => follow(st)).catch((e) => console.warn('connect', e));
+}
+
+// tellTime gives the node this phone's clock when the node has nothing
+// better than its own unconfirmed one (a board without a real-time clock
+// boots with a stale time); phones take theirs from the cell network. The
+// node takes the median of the phones that tell it, and anything better (a
+// hub, a GPS) outranks them.
+async function tellTime(st) {
+  if (!st.clock || (st.clock.source !== 'system' && st.clock.source !== 'floor')) return;
+  const r = await api('time', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ time: Date.now() }) }).catch(() => null);
+  const a = r && r.ok ? await r.json().catch(() => null) : null;
+  if (a) {
+    S.node.time = a.time;
+    S.node.clock = a.clock;
+    S.skew = a.time - Date.now();
+  }
 }
 
 // follow catches up with kit st and stays with it: the courier's upload on
@@ -987,7 +1004,7 @@ async function renderStatus() {
     const up = sum.uplink || 'none';
     row(t('status_internet'), t('uplink_' + up, { since: sum.uplink_since ? fmtTime(sum.uplink_since) : '?' }));
     row(t('status_messages'), String(st.messages));
-    row(t('status_clock'), fmtTime(st.time));
+    row(t('status_clock'), fmtTime(st.time) + (st.clock ? ' · ' + t('clock_from_' + st.clock.source) : ''));
     if (Math.abs(S.skew) > 5 * 60e3) row(t('status_phone_clock'), t('clock_off', { phone: fmtTime(Date.now()) }));
   }
   const dl = h('dl', { class: 'status' }, rows);
