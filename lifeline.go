@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +204,15 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	kitMode, err := newKit(cfg, n.log)
+	if err != nil {
+		return err
+	}
+	hosts := cfg.APIHosts
+	if kitMode != nil {
+		// The kit's name leads to the app: the API answers to it.
+		hosts = append(slices.Clone(hosts), kitMode.Name())
+	}
 	srv, err := api.New(api.Options{
 		Store:    st,
 		Identity: id,
@@ -217,7 +227,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			}
 			return out
 		},
-		AllowedHosts:   cfg.APIHosts,
+		AllowedHosts:   hosts,
 		Public:         hub, // a hub's API faces the internet
 		AdminToken:     token,
 		DefaultChannel: cfg.DefaultChannel,
@@ -225,6 +235,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		Members:        mem.has,
 		Wipe:           wipe,
 		Backup:         func(w io.Writer) error { return WriteBackup(st, cfg.DataDir, w) },
+		Kit:            kitStatus(kitMode),
 	})
 	if err != nil {
 		return err
@@ -280,6 +291,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	start("reports", func(ctx context.Context) error { n.recordUplink(ctx, st, id, reports); return nil })
 	for i, s := range stations {
 		start(fmt.Sprintf("radio %s", cfg.Radios[i].Device), s.Run)
+	}
+	if kitMode != nil {
+		// The app and the API on the kit's port 80, the captive portal in
+		// front for the names that are not the node's.
+		h := kitMode.Handler(srv, srv.AnswersTo)
+		start("kit", func(ctx context.Context) error {
+			return kitMode.Run(ctx, func(ctx context.Context, ln net.Listener) error { return srv.ServeHandler(ctx, ln, h) })
+		})
 	}
 
 	n.apiAddr, n.id = ln.Addr().String(), id.Public()

@@ -18,6 +18,9 @@ func TestMetrics(t *testing.T) {
 		o.Mesh = func() mesh.Status {
 			return mesh.Status{Peers: 3, GossipPeers: 2, Uplink: mesh.UplinkStatus{Hubs: 1, State: "up"}}
 		}
+		o.Kit = func() api.KitStatus {
+			return api.KitStatus{Address: "10.42.0.1", DNSAnswered: 7, DNSLimited: 1, Released: 2}
+		}
 	})
 	for _, text := range []string{"one", "two"} {
 		if _, err := n.client.Send(ctxT(t), api.SendRequest{Channel: "general", Text: text}); err != nil {
@@ -49,12 +52,15 @@ func TestMetrics(t *testing.T) {
 		return m.Counter.GetValue()
 	}
 	for name, want := range map[string]float64{
-		"lifeline_store_messages":      2,
-		"lifeline_store_ok":            1,
-		"lifeline_mesh_peers":          3,
-		"lifeline_mesh_gossip_peers":   2,
-		"lifeline_uplink_up":           1,
-		"lifeline_store_evicted_total": 0,
+		"lifeline_store_messages":         2,
+		"lifeline_store_ok":               1,
+		"lifeline_mesh_peers":             3,
+		"lifeline_mesh_gossip_peers":      2,
+		"lifeline_uplink_up":              1,
+		"lifeline_store_evicted_total":    0,
+		"lifeline_kit_dns_answered_total": 7,
+		"lifeline_kit_dns_limited_total":  1,
+		"lifeline_kit_released":           2,
 	} {
 		if got := value(name); got != want {
 			t.Errorf("%s = %g, want %g", name, got, want)
