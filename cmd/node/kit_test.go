@@ -232,3 +232,130 @@ func playPhone(t *testing.T, kitIP string) {
 		t.Fatalf("the API under a foreign name: %d %s", status, body)
 	}
 }
+
+// kitDocBlock returns the fenced block of docs/KIT.md whose first line is
+// the comment "# <file>": the config files the recipes tell people to
+// write.
+func kitDocBlock(t *testing.T, file string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/KIT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range strings.Split(string(doc), "```")[1:] {
+		_, body, _ := strings.Cut(block, "\n") // the info string, e.g. conf
+		if strings.HasPrefix(body, "# "+file+"\n") {
+			return body
+		}
+	}
+	t.Fatalf("docs/KIT.md has no block starting with # %s", file)
+	return ""
+}
+
+// TestKitDHCPRecipes: the dnsmasq files of docs/KIT.md's access-point
+// recipes leave port 53 to the node and make DHCP hand out the kit as DNS
+// server and gateway. The Wi-Fi is a veth pair between two namespaces;
+// the kit's side runs the node (--kit veth0) and dnsmasq with each file,
+// the phone's side busybox's DHCP client.
+func TestKitDHCPRecipes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	for _, tool := range []string{"dnsmasq", "busybox"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("this test needs %s (Debian: dnsmasq-base, busybox; .ci/run installs them)", tool)
+		}
+	}
+	const kitIP = "10.42.0.1"
+	nsKit, nsPhone := vethPair(t, kitIP, "10.42.0.200")
+	// The phone has no address until DHCP gives it one.
+	ok(t, "ip", "-n", nsPhone, "addr", "flush", "dev", "veth0")
+
+	bin := buildBinary(t)
+	d := launch(t, exec.Command("ip", "netns", "exec", nsKit, bin, "run", "--data", t.TempDir(),
+		"--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--kit", "veth0"), " in "+nsKit)
+	waitFor(t, 30*time.Second, "the kit's DNS on port 53", func() bool {
+		return strings.Contains(ok(t, "ip", "netns", "exec", nsKit, bin, "status", "--api", d.url), "kit       on "+kitIP)
+	})
+
+	dir := t.TempDir()
+	etc := filepath.Join("/etc/netns", nsPhone)
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	// udhcpc calls this script with the lease in its environment.
+	script := filepath.Join(dir, "udhcpc.sh")
+	lease := filepath.Join(dir, "lease")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n[ \"$1\" = bound ] && echo \"$ip $dns $router\" > "+lease+"\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, recipe := range []struct {
+		name, file string
+		args       func(conf string) []string
+	}{
+		{"NetworkManager", "/etc/NetworkManager/dnsmasq-shared.d/lifeline.conf", func(conf string) []string {
+			// As NetworkManager starts dnsmasq for a shared connection,
+			// with the recipe's file in its --conf-dir.
+			confDir := filepath.Join(dir, "dnsmasq-shared.d")
+			os.MkdirAll(confDir, 0o755)
+			if err := os.WriteFile(filepath.Join(confDir, "lifeline.conf"), []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"--conf-file=/dev/null", "--no-hosts", "--bind-interfaces", "--except-interface=lo",
+				"--clear-on-reload", "--strict-order", "--listen-address=" + kitIP,
+				"--dhcp-range=10.42.0.10,10.42.0.254,60m", "--dhcp-lease-max=50", "--conf-dir=" + confDir}
+		}},
+		{"hostapd", "/etc/dnsmasq.d/lifeline.conf", func(conf string) []string {
+			f := filepath.Join(dir, "dnsmasq.conf")
+			if err := os.WriteFile(f, []byte(strings.ReplaceAll(conf, "wlan0", "veth0")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"--conf-file=" + f}
+		}},
+	} {
+		t.Run(recipe.name, func(t *testing.T) {
+			os.Remove(lease)
+			args := append([]string{"netns", "exec", nsKit, "dnsmasq", "--keep-in-foreground", "--user=root", "--log-facility=-",
+				"--pid-file=" + filepath.Join(dir, "dnsmasq.pid"), "--dhcp-leasefile=" + filepath.Join(dir, recipe.name+".leases")},
+				recipe.args(kitDocBlock(t, recipe.file))...)
+			dnsmasq := exec.Command("ip", args...)
+			var log lockedBuffer
+			dnsmasq.Stdout, dnsmasq.Stderr = &log, &log
+			if err := dnsmasq.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				dnsmasq.Process.Kill()
+				dnsmasq.Wait()
+				if t.Failed() {
+					t.Logf("dnsmasq:\n%s", log.String())
+				}
+			}()
+			waitFor(t, 10*time.Second, "dnsmasq serving DHCP", func() bool { return strings.Contains(log.String(), "DHCP, IP range") })
+
+			ok(t, "ip", "netns", "exec", nsPhone, "busybox", "udhcpc", "-i", "veth0", "-f", "-q", "-n", "-t", "10", "-T", "1", "-s", script)
+			b, err := os.ReadFile(lease)
+			if err != nil {
+				t.Fatalf("no lease: %v", err)
+			}
+			f := strings.Fields(string(b))
+			if len(f) != 3 || !strings.HasPrefix(f[0], "10.42.0.") || f[1] != kitIP || f[2] != kitIP {
+				t.Fatalf("the lease is %q: want an address in 10.42.0.0/24, DNS %s, gateway %s", b, kitIP, kitIP)
+			}
+			t.Logf("DHCP gave the phone %s, DNS %s, gateway %s", f[0], f[1], f[2])
+
+			// The phone takes the lease; a name looked up through its DNS
+			// server is the kit.
+			ok(t, "ip", "-n", nsPhone, "addr", "add", f[0]+"/24", "dev", "veth0")
+			defer ok(t, "ip", "-n", nsPhone, "addr", "flush", "dev", "veth0")
+			if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver "+f[1]+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out := ok(t, "ip", "netns", "exec", nsPhone, "getent", "hosts", "news.example.org"); !strings.HasPrefix(out, kitIP+" ") {
+				t.Fatalf("news.example.org resolves to %q, want the kit", out)
+			}
+		})
+	}
+}
