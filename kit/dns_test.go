@@ -320,3 +320,29 @@ func TestDNSTCPBounded(t *testing.T) {
 		t.Fatalf("answered after %v, while %d silent connections should hold every slot for 2s", took, maxDNSConns)
 	}
 }
+
+// TestRunWaitsForTheInterface: a kit on an interface that has no address
+// (here: none by that name) says it waits, serves nothing, and stops
+// cleanly.
+func TestRunWaitsForTheInterface(t *testing.T) {
+	k, err := New(Options{Address: "nosuchwifi0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{}, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- k.Run(ctx, func(context.Context, net.Listener) error { served <- struct{}{}; return nil })
+	}()
+	if s := k.Stats(); s.Address != "" || s.Interface != "nosuchwifi0" {
+		t.Fatalf("stats while waiting: %+v", s)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(served) != 0 {
+		t.Fatal("the app was served without an address")
+	}
+}
