@@ -63,8 +63,9 @@ type portalData struct {
 }
 
 // portalPage shows the address big, so it can be read out, written on a
-// wall and typed; the kit's IP address is there for browsers that do not
-// ask the kit's DNS.
+// wall and typed; with its scheme, because browsers take a name under an
+// unknown top-level domain typed alone ("lifeline.kit") for a search. The
+// kit's IP address is there for browsers that do not ask the kit's DNS.
 var portalPage = template.Must(template.New("portal").Parse(`<!doctype html>
 <html lang="{{.Lang}}" dir="{{.Dir}}">
 <head>
@@ -83,7 +84,7 @@ button { font-size: 1.2rem; padding: .8rem 1.4rem; margin-block-start: 1rem; bor
 <h1>Lifeline</h1>
 <p>{{.Lead}}</p>
 <p>{{.Go}}</p>
-<p class="addr" id="address">{{.Name}}</p>
+<p class="addr" id="address">http://{{.Name}}</p>
 {{if .Addr}}<p class="ip" id="ip">http://{{.Addr}}/</p>{{end}}
 <p>{{.Why}}</p>
 <form method="post" action="{{.Action}}"><button type="submit" id="open">{{.Button}}</button></form>

@@ -2,6 +2,7 @@ package kit
 
 import (
 	"html/template"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -177,12 +178,13 @@ func (k *Kit) portal(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// hostOnly strips the port, if any, from a Host header.
+// hostOnly strips the port, if any, from a Host header, and the brackets
+// of an IPv6 literal (as the API does).
 func hostOnly(hostport string) string {
-	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.Contains(hostport[i:], "]") {
-		return hostport[:i]
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
 	}
-	return hostport
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
 }
 
 // releases remembers the released phones by address, each until an

@@ -127,7 +127,7 @@ func TestProbes(t *testing.T) {
 	// The portal page, then its button: the app.
 	res := do(h, "GET", "http://lifeline.kit/portal", phone)
 	page := body(t, res)
-	if res.StatusCode != 200 || !strings.Contains(page, `id="address">lifeline.kit<`) || !strings.Contains(page, "http://10.42.0.1/") || !strings.Contains(page, `action="/portal"`) {
+	if res.StatusCode != 200 || !strings.Contains(page, `id="address">http://lifeline.kit<`) || !strings.Contains(page, "http://10.42.0.1/") || !strings.Contains(page, `action="/portal"`) {
 		t.Fatalf("portal page: %d\n%s", res.StatusCode, page)
 	}
 	check(phone, "portal") // seeing the page releases nothing
