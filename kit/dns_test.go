@@ -232,7 +232,9 @@ func TestServeDNS(t *testing.T) {
 			t.Fatalf("%s: answer %v", c.net, r.Answer)
 		}
 	}
-	if s := k.Stats(); s.DNSAnswered != 2 || s.Address != "10.42.0.1" || s.Name != DefaultName {
+	// The count follows the answer's write, which the client may see first.
+	waitFor(t, 5*time.Second, "both answers counted", func() bool { return k.Stats().DNSAnswered == 2 })
+	if s := k.Stats(); s.Address != "10.42.0.1" || s.Name != DefaultName {
 		t.Fatalf("stats %+v", s)
 	}
 }
