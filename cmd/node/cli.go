@@ -604,7 +604,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 		if k.Address == "" {
 			fmt.Fprintf(c.stdout, "kit       waiting for %s to have an address; the app will be http://%s/\n", k.Interface, k.Name)
 		} else {
-			fmt.Fprintf(c.stdout, "kit       on %s: the app is http://%s/; %d DNS answers (%d dropped), %d phones in\n", k.Address, k.Name, k.DNSAnswered, k.DNSLimited, k.Released)
+			fmt.Fprintf(c.stdout, "kit       on %s: the app is http://%s/; %d DNS answers (%d dropped), %d phones opened the app\n", k.Address, k.Name, k.DNSAnswered, k.DNSLimited, k.Released)
 		}
 	}
 	return nil
