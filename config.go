@@ -125,6 +125,13 @@ type Config struct {
 	// whatever priority a stranger claims (docs/SECURITY.md).
 	Members []string `json:"members"`
 
+	// Kit, when set, makes the node a kit (docs/KIT.md): phones that join
+	// its Wi-Fi find the app by themselves. The app and the API listen on
+	// the kit's address at port 80 (besides APIAddr), a DNS on its port 53
+	// answers every name with that address, and the phones' connectivity
+	// checks are answered so that joining the Wi-Fi opens the app.
+	Kit *KitConfig `json:"kit,omitempty"`
+
 	// Logger receives the node's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
 	// Now is the system clock; time.Now if nil. Tests move it. The
@@ -136,6 +143,17 @@ type Config struct {
 	ClockSynced func() bool `json:"-"`
 	// NoSync skips fsync in the store: for tests only, a crash loses data.
 	NoSync bool `json:"-"`
+}
+
+// KitConfig is the kit mode's setting, one line: "kit": {"address": "wlan0"}.
+type KitConfig struct {
+	// Address is the Wi-Fi interface's name (e.g. "wlan0"; its IPv4
+	// address is read once it has one), or that IPv4 address.
+	Address string `json:"address"`
+	// Name is the app's host name, which the kit's DNS answers and the API
+	// accepts: kit.DefaultName ("lifeline.kit") if empty. Keep the default
+	// on every kit: phones keep a person's key per name.
+	Name string `json:"name,omitempty"`
 }
 
 // DefaultConfig returns the configuration `make run` uses.
@@ -218,6 +236,9 @@ func (c Config) Validate() error {
 		if _, err := peer.AddrInfoFromString(p); err != nil {
 			return fmt.Errorf("config: peer %q: want a multiaddr ending in /p2p/<peer id>, as `lifeline status` shows under addrs: %w", p, err)
 		}
+	}
+	if err := c.Kit.validate(c); err != nil {
+		return err
 	}
 	host, port, err := net.SplitHostPort(c.APIAddr)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,6 +224,15 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	kitMode, err := newKit(cfg, n.log)
+	if err != nil {
+		return err
+	}
+	hosts := cfg.APIHosts
+	if kitMode != nil {
+		// The kit's name leads to the app: the API answers to it.
+		hosts = append(slices.Clone(hosts), kitMode.Name())
+	}
 	srv, err := api.New(api.Options{
 		Store:    st,
 		Identity: id,
@@ -238,7 +248,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			}
 			return out
 		},
-		AllowedHosts:   cfg.APIHosts,
+		AllowedHosts:   hosts,
 		Public:         hub, // a hub's API faces the internet
 		AdminToken:     token,
 		DefaultChannel: cfg.DefaultChannel,
@@ -246,6 +256,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		Members:        mem.has,
 		Wipe:           wipe,
 		Backup:         func(w io.Writer) error { return WriteBackup(st, cfg.DataDir, w) },
+		Kit:            kitStatus(kitMode),
 	})
 	if err != nil {
 		return err
@@ -311,6 +322,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 				clk.Observe(clock.Sample{Channel: clock.ChannelGPS, Source: cfg.GPS, Time: t, Quality: clock.GPS, Uncertainty: time.Second})
 			})
 			return nil
+		})
+	}
+	if kitMode != nil {
+		// The app and the API on the kit's port 80, the captive portal in
+		// front for the names that are not the node's.
+		h := kitMode.Handler(srv, srv.AnswersTo)
+		start("kit", func(ctx context.Context) error {
+			return kitMode.Run(ctx, func(ctx context.Context, ln net.Listener) error { return srv.ServeHandler(ctx, ln, h) })
 		})
 	}
 

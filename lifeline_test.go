@@ -385,6 +385,17 @@ func TestConfig(t *testing.T) {
 		{"tiny quota", func(c *lifeline.Config) { c.Quota = 10 }, "quota"},
 		{"db smaller than quota", func(c *lifeline.Config) { c.MaxDBSize = c.Quota }, "twice"},
 		{"expire too often", func(c *lifeline.Config) { c.ExpireInterval = lifeline.Duration(time.Millisecond) }, "expire_interval"},
+		{"kit without address", func(c *lifeline.Config) { c.Kit = &lifeline.KitConfig{} }, "wlan0"},
+		{"kit on IPv6", func(c *lifeline.Config) { c.Kit = &lifeline.KitConfig{Address: "fd00::1"} }, "IPv4"},
+		{"kit named .local", func(c *lifeline.Config) { c.Kit = &lifeline.KitConfig{Address: "wlan0", Name: "lifeline.local"} }, "multicast DNS"},
+		{"kit's port taken by the API", func(c *lifeline.Config) {
+			c.APIAddr = "0.0.0.0:80"
+			c.Kit = &lifeline.KitConfig{Address: "wlan0"}
+		}, "port 80"},
+		{"kit on a hub", func(c *lifeline.Config) {
+			c.Role = lifeline.RoleHub
+			c.Kit = &lifeline.KitConfig{Address: "10.42.0.1"}
+		}, "not a hub"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := lifeline.DefaultConfig()
@@ -398,6 +409,11 @@ func TestConfig(t *testing.T) {
 		})
 	}
 
+	kit := lifeline.DefaultConfig()
+	kit.Kit = &lifeline.KitConfig{Address: "wlan0"}
+	if err := kit.Validate(); err != nil {
+		t.Fatalf("a kit on wlan0: %v", err)
+	}
 	cfg, err := lifeline.ParseConfig("t.json", []byte(`{"version":1,"data_dir":"/srv/lifeline","quota":1048576,"expire_interval":"30s"}`))
 	if err != nil {
 		t.Fatal(err)

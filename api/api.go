@@ -139,6 +139,9 @@ type Options struct {
 	DefaultChannel string
 	// App, when not nil, serves the phone app: every GET outside /api/.
 	App http.Handler
+	// Kit reports the kit mode for GET /api/v1/status and /metrics; nil
+	// when the node is not a kit.
+	Kit func() KitStatus
 	// ReadTimeout bounds reading a request, body included (Serve): a
 	// client that sends its body slower is answered 408. 30s if zero.
 	ReadTimeout time.Duration
@@ -380,8 +383,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // which stays.
 func (s *Server) hostGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := canonicalHost(hostOnly(r.Host))
-		if !isIP(host) && host != "localhost" && !s.allowed[host] {
+		if !s.AnswersTo(r.Host) {
 			writeError(w, http.StatusMisdirectedRequest,
 				"this node does not answer to the host name %q: use its IP address or localhost, "+
 					"or add the name to the node's allowed hosts (api.Options.AllowedHosts)", r.Host)
@@ -401,6 +403,15 @@ func (s *Server) hostGuard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// AnswersTo reports whether the API serves requests whose Host header is
+// host (with or without a port): an IP literal, localhost, or a name in
+// Options.AllowedHosts. A kit's captive portal answers the other names
+// itself (package kit), so that this check stays the only one.
+func (s *Server) AnswersTo(host string) bool {
+	h := canonicalHost(hostOnly(host))
+	return isIP(h) || h == "localhost" || s.allowed[h]
 }
 
 // hostOnly strips the port, if any, from a Host header, and the brackets
@@ -468,8 +479,14 @@ const ShutdownTimeout = 5 * time.Second
 // event streams are told to end, requests in flight get ShutdownTimeout to
 // finish. It closes ln. It returns nil after a shutdown asked for by ctx.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeHandler(ctx, ln, s)
+}
+
+// ServeHandler is Serve with h in front of the API: h serves what it
+// answers itself (a kit's portal) and hands the rest to s.
+func (s *Server) ServeHandler(ctx context.Context, ln net.Listener, h http.Handler) error {
 	hs := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		// ReadTimeout covers reading the (bounded) body; there is no
 		// WriteTimeout because event streams are long-lived. Event writes

@@ -36,7 +36,13 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Radio != nil && s.trusted(r) {
 		radios = s.opts.Radio()
 	}
+	var kit *KitStatus
+	if s.opts.Kit != nil {
+		k := s.opts.Kit()
+		kit = &k
+	}
 	writeJSON(w, http.StatusOK, Status{
+		Kit:            kit,
 		Status:         ms,
 		Radio:          radios,
 		LastSeq:        st.LastSeq,

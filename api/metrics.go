@@ -68,6 +68,12 @@ func metricHelp(name string) string {
 		return "1 for the source the node's clock follows (gps, synced, hub, phone, system, floor)."
 	case "lifeline_radio_stored_total":
 		return "Messages from the air the store took as new, by device."
+	case "lifeline_kit_dns_answered_total":
+		return "DNS queries the kit answered, since the node started; absent when not a kit."
+	case "lifeline_kit_dns_limited_total":
+		return "DNS queries the kit dropped over its rate limits, since the node started."
+	case "lifeline_kit_released":
+		return "Phones that opened the app and are told the kit's Wi-Fi is online."
 	}
 	return ""
 }
@@ -124,6 +130,12 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge("lifeline_clock_offset_seconds", cs.Offset.Seconds())
 	gauge("lifeline_clock_uncertainty_seconds", cs.Uncertainty.Seconds())
 	ch <- prometheus.MustNewConstMetric(desc("lifeline_clock_source", "source"), prometheus.GaugeValue, 1, cs.Quality.String())
+	if m.s.opts.Kit != nil {
+		k := m.s.opts.Kit()
+		counter("lifeline_kit_dns_answered_total", float64(k.DNSAnswered))
+		counter("lifeline_kit_dns_limited_total", float64(k.DNSLimited))
+		gauge("lifeline_kit_released", float64(k.Released))
+	}
 	if m.s.opts.Radio != nil {
 		for _, r := range m.s.opts.Radio() {
 			d := r.Device

@@ -24,6 +24,9 @@ func TestMetrics(t *testing.T) {
 		behind := func() time.Time { return time.Now().Add(-72 * time.Hour) }
 		o.Clock = clock.New(clock.Options{System: behind})
 		o.Clock.Observe(clock.Sample{Channel: clock.ChannelHub, Source: "hub", Time: time.Now(), Quality: clock.Synced, Uncertainty: 40 * time.Millisecond})
+		o.Kit = func() api.KitStatus {
+			return api.KitStatus{Address: "10.42.0.1", DNSAnswered: 7, DNSLimited: 1, Released: 2}
+		}
 	})
 	for _, text := range []string{"one", "two"} {
 		if _, err := n.client.Send(ctxT(t), api.SendRequest{Channel: "general", Text: text}); err != nil {
@@ -62,6 +65,9 @@ func TestMetrics(t *testing.T) {
 		"lifeline_uplink_up":                  1,
 		"lifeline_store_evicted_total":        0,
 		"lifeline_mesh_reconciliations_total": 7,
+		"lifeline_kit_dns_answered_total":     7,
+		"lifeline_kit_dns_limited_total":      1,
+		"lifeline_kit_released":               2,
 	} {
 		if got := value(name); got != want {
 			t.Errorf("%s = %g, want %g", name, got, want)

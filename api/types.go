@@ -50,6 +50,28 @@ type Status struct {
 	// frames sent, heard and lost, the last RSSI and SNR. Absent when the
 	// node has none, and for strangers on a public hub.
 	Radio []radio.StationStatus `json:"radio,omitempty"`
+	// Kit is the kit mode (docs/KIT.md); absent when the node is not a
+	// kit.
+	Kit *KitStatus `json:"kit,omitempty"`
+}
+
+// KitStatus is a kit's mode: where phones find the app, and what its DNS
+// answered. Everyone on the Wi-Fi may see it: it is what the DNS tells
+// them anyway.
+type KitStatus struct {
+	// Address is the kit's IPv4 address; empty while the node waits for
+	// Interface (the Wi-Fi interface named in the config) to have one.
+	Address   string `json:"address"`
+	Interface string `json:"interface,omitempty"`
+	// Name is the app's host name: http://Name/.
+	Name string `json:"name"`
+	// DNSAnswered and DNSLimited count the DNS queries answered, and
+	// dropped over the rate limits, since the node started.
+	DNSAnswered uint64 `json:"dns_answered"`
+	DNSLimited  uint64 `json:"dns_limited"`
+	// Released is how many phones have opened the app and are told, by
+	// address, that the Wi-Fi is online.
+	Released int `json:"released"`
 }
 
 // Summary is what a person needs to know of the node's links: whether it

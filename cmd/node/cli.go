@@ -202,7 +202,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE] [--default-channel NAME] [--log text|json] [-v]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE] [--default-channel NAME] [--kit INTERFACE|ADDRESS] [--log text|json] [-v]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -247,6 +247,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	radioRegion := fs.String("radio-region", "", "radio `region`: EU868 (default), EU868-1, US915, AU915, IN865, AS923")
 	radioPreset := fs.String("radio-preset", "", "radio modem `preset`: LongFast (default), LongSlow, LongModerate, MediumFast, MediumSlow, ShortFast, ShortSlow")
 	defChannel := fs.String("default-channel", "", "the `channel` the phone app opens for a first-time visitor (default general)")
+	kitAddr := fs.String("kit", "", "make this node a kit on the Wi-Fi `interface` (e.g. wlan0) or its IPv4 address: the app on its port 80, a DNS on its port 53 that leads every name there, so phones joining the Wi-Fi open the app (docs/KIT.md)")
 	verbose := fs.Bool("v", false, "log debug detail")
 	logFormat := fs.String("log", "text", "log `format`: text, or json (one object a line, for journald and log collectors)")
 	pos, err := parse(fs, args)
@@ -296,6 +297,12 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.DefaultChannel = *defChannel
 		case "gps":
 			cfg.GPS = *gpsDevice
+		case "kit":
+			k := lifeline.KitConfig{Address: *kitAddr}
+			if cfg.Kit != nil {
+				k.Name = cfg.Kit.Name // the file's name, if any
+			}
+			cfg.Kit = &k
 		}
 	})
 	if len(radios) > 0 {
@@ -607,6 +614,13 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	}
 	for _, r := range st.Radio {
 		printRadio(c.stdout, r)
+	}
+	if k := st.Kit; k != nil {
+		if k.Address == "" {
+			fmt.Fprintf(c.stdout, "kit       waiting for %s to have an address; the app will be http://%s/\n", k.Interface, k.Name)
+		} else {
+			fmt.Fprintf(c.stdout, "kit       on %s: the app is http://%s/; %d DNS answers (%d dropped), %d phones opened the app\n", k.Address, k.Name, k.DNSAnswered, k.DNSLimited, k.Released)
+		}
 	}
 	return nil
 }

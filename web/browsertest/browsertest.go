@@ -133,6 +133,13 @@ type Options struct {
 	// on the node's own machine, which the node trusts as its operator.
 	Headers map[string]string
 
+	// SystemDNS resolves every host name through the system's resolver,
+	// as a phone does, instead of KitHost only: for a test that runs the
+	// browser in a network namespace whose DNS is a kit's (cmd/node's
+	// captive-portal test). Requests are still recorded against
+	// AllowHosts.
+	SystemDNS bool
+
 	// Timeout bounds each helper (a navigation, a wait, an evaluation).
 	// Zero means 15 seconds: enough on a loaded 2-core machine, short
 	// enough that a hang fails the test quickly.
@@ -208,13 +215,16 @@ func Start(t testing.TB, opts Options) *Browser {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
-		// The kit's name for pages that must not be secure contexts.
-		// The kit's name resolves to loopback, every other name to
-		// nothing: a page cannot reach a host by name. The request policy
-		// (onEvent) records every request to a host that is not allowed.
-		chromedp.Flag("host-resolver-rules", "MAP "+KitHost+" 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"),
 		chromedp.WindowSize(Width, Height),
 	)
+	if !opts.SystemDNS {
+		// The kit's name for pages that must not be secure contexts.
+		// The kit's name resolves to loopback, every other name to
+		// nothing: a page cannot reach a host by name. The request
+		// policy (onEvent) records every request to a host that is not
+		// allowed.
+		flags = append(flags, chromedp.Flag("host-resolver-rules", "MAP "+KitHost+" 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"))
+	}
 	if opts.Lang != "" {
 		// --accept-lang sets navigator.language(s) and Accept-Language for
 		// every request from the first; --lang and $LANGUAGE do nothing in
