@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 DATA     ?= ./data
 API      ?= 127.0.0.1:7777
 
-.PHONY: all build run test bench fuzz cross check vet fmt clean screenshots web vendor-js
+.PHONY: all build run test bench fuzz cross check vet fmt clean screenshots web vendor-js deb test-deb
 
 all: build
 
@@ -108,6 +108,21 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/lifeline-linux-armv7 $(PKG)
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/lifeline-linux-armv6 $(PKG)
 
+# Debian packages for the kit's architectures (amd64, arm64, armhf, armel)
+# into dist/, made by packaging/build with nfpm: make deb RELEASE=0.3.0; a
+# build without RELEASE is versioned 0.0.0~git<commit time>.<revision>.
+deb:
+	$(GO) run ./packaging/build --release '$(RELEASE)' --revision '$(REVISION)' --out dist
+
+# The packages checked (contents, lintian, systemd-analyze) and installed,
+# run, upgraded and purged in a Debian root made by debootstrap, cached in
+# DEB_CACHE (the first run downloads it from deb.debian.org). Root only;
+# .ci/run installs the tools. Slow, hence not part of make test.
+DEB_CACHE ?= $(CURDIR)/.cache/deb
+test-deb:
+	$(GO) vet -tags deb ./packaging/...
+	LIFELINE_DEB_CACHE=$(DEB_CACHE) $(GO) test -tags deb -count=1 -timeout 20m -v -run TestDebianPackages ./packaging/build
+
 fmt:
 	gofmt -w .
 
@@ -116,4 +131,4 @@ check: vet
 	$(MAKE) cross
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -19,7 +19,7 @@ const AdminTokenFile = "admin.token"
 // LoadOrCreateAdminToken reads the admin token at path, or creates one
 // (32 random bytes, hex) when there is none.
 func LoadOrCreateAdminToken(path string) (string, error) {
-	b, err := readSecretFile("admin token", path, 1024)
+	tok, err := LoadAdminToken(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		var k [32]byte
 		rand.Read(k[:])
@@ -30,6 +30,14 @@ func LoadOrCreateAdminToken(path string) (string, error) {
 		}
 		return tok, err
 	}
+	return tok, err
+}
+
+// LoadAdminToken reads the admin token at path and never makes one: a
+// missing file is an error matching fs.ErrNotExist (the node makes it at
+// its first start), one the caller may not read matches fs.ErrPermission.
+func LoadAdminToken(path string) (string, error) {
+	b, err := readSecretFile("admin token", path, 1024)
 	if err != nil {
 		return "", err
 	}

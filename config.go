@@ -9,9 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -53,107 +57,108 @@ const (
 	RoleHub = "hub"
 )
 
-// Config is a node's configuration. The JSON form (a config file) carries
-// the persistent settings; the fields tagged `json:"-"` are wiring for
-// programs and tests.
+// Config is a node's configuration. A config file (TOML or JSON, with the
+// same names: each field's toml tag equals its json tag) carries the
+// persistent settings; the fields tagged "-" are wiring for programs and
+// tests.
 type Config struct {
 	// Version must be ConfigVersion.
-	Version int `json:"version"`
+	Version int `json:"version" toml:"version"`
 	// DataDir holds identity.pem (the node's key, mode 0600) and
 	// lifeline.db (the store). Created with mode 0700 when missing.
-	DataDir string `json:"data_dir"`
+	DataDir string `json:"data_dir" toml:"data_dir"`
 	// APIAddr is where the HTTP API listens, host:port. Port 0 picks a free
 	// port; Node.APIAddr tells which once the node is ready.
-	APIAddr string `json:"api_addr"`
+	APIAddr string `json:"api_addr" toml:"api_addr"`
 	// Quota is how many bytes of messages the store keeps before it evicts
 	// the least important.
-	Quota int64 `json:"quota"`
+	Quota int64 `json:"quota" toml:"quota"`
 	// MaxDBSize caps the database file in bytes; 0 means no cap. On 32-bit
 	// ARM keep it under about 1 GB, and keep Quota under half of it (the
 	// file takes roughly twice the bytes of the messages).
-	MaxDBSize int64 `json:"max_db_size"`
+	MaxDBSize int64 `json:"max_db_size" toml:"max_db_size"`
 	// ExpireInterval is how often expired messages are removed.
-	ExpireInterval Duration `json:"expire_interval"`
+	ExpireInterval Duration `json:"expire_interval" toml:"expire_interval"`
 	// Retention, if set, is the longest this node keeps a message (by its
 	// created time), even one that has not expired; 0 keeps messages until
 	// they expire or the quota needs the room.
-	Retention Duration `json:"retention"`
+	Retention Duration `json:"retention" toml:"retention"`
 	// APIHosts are host names the API answers to besides IP addresses and
 	// localhost (e.g. "lifeline.local" on a kit with local DNS). Any other
 	// Host is refused, which stops DNS-rebinding pages from using the API.
-	APIHosts []string `json:"api_hosts"`
+	APIHosts []string `json:"api_hosts" toml:"api_hosts"`
 
 	// Listen are the mesh's multiaddrs (libp2p), e.g.
 	// /ip4/0.0.0.0/tcp/7778. A field node meshes over every interface.
-	Listen []string `json:"listen"`
+	Listen []string `json:"listen" toml:"listen"`
 	// Peers are static peers, multiaddrs ending in /p2p/<peer id>, kept
 	// connected and redialled with backoff.
-	Peers []string `json:"peers"`
+	Peers []string `json:"peers" toml:"peers"`
 	// MDNS finds peers on the local network.
-	MDNS bool `json:"mdns"`
+	MDNS bool `json:"mdns" toml:"mdns"`
 	// MeshKeyFile, when set, makes the mesh private: only nodes with the
 	// same key (a libp2p swarm.key file, see `lifeline meshkey`) connect.
 	// Private meshes run over TCP only.
-	MeshKeyFile string `json:"mesh_key_file"`
+	MeshKeyFile string `json:"mesh_key_file" toml:"mesh_key_file"`
 	// ReconcileInterval is how often the node reconciles with each peer,
 	// besides whenever it connects.
-	ReconcileInterval Duration `json:"reconcile_interval"`
+	ReconcileInterval Duration `json:"reconcile_interval" toml:"reconcile_interval"`
 	// Role is RoleField (the default) or RoleHub.
-	Role string `json:"role"`
+	Role string `json:"role" toml:"role"`
 	// Hubs are internet hubs to reach whenever this node has a path to
 	// them (multiaddrs ending in /p2p/<peer id>). The uplink monitor
 	// probes them every ProbeInterval, and its changes become signed
 	// reports (the shutdown record).
-	Hubs          []string `json:"hubs"`
-	ProbeInterval Duration `json:"probe_interval"`
+	Hubs          []string `json:"hubs" toml:"hubs"`
+	ProbeInterval Duration `json:"probe_interval" toml:"probe_interval"`
 	// HubWindow is how far back reconciliation with a hub reaches, by
 	// created time (0: everything). A hub may hold the world's messages;
 	// a field node wants what is current.
-	HubWindow Duration `json:"hub_window"`
+	HubWindow Duration `json:"hub_window" toml:"hub_window"`
 	// Radios are the LoRa boards attached by serial port.
-	Radios []RadioConfig `json:"radios"`
+	Radios []RadioConfig `json:"radios" toml:"radios"`
 	// GPS is the serial device of a GPS receiver (NMEA at 9600 baud), if
 	// the kit has one: the node's clock then follows it (package gps).
-	GPS string `json:"gps"`
+	GPS string `json:"gps" toml:"gps"`
 	// DefaultChannel is the channel a first-time visitor of the phone
 	// app lands in; "general" if empty.
-	DefaultChannel string `json:"default_channel"`
+	DefaultChannel string `json:"default_channel" toml:"default_channel"`
 	// Members are the public keys (hex, as `lifeline id` and the app's
 	// settings show them) of people and nodes the operator vouches for.
 	// Their messages, this node's, and those of the nodes named in Peers
 	// and Hubs are kept ahead of strangers' when the store is full,
 	// whatever priority a stranger claims (docs/SECURITY.md).
-	Members []string `json:"members"`
+	Members []string `json:"members" toml:"members"`
 
 	// Kit, when set, makes the node a kit (docs/KIT.md): phones that join
 	// its Wi-Fi find the app by themselves. The app and the API listen on
 	// the kit's address at port 80 (besides APIAddr), a DNS on its port 53
 	// answers every name with that address, and the phones' connectivity
 	// checks are answered so that joining the Wi-Fi opens the app.
-	Kit *KitConfig `json:"kit,omitempty"`
+	Kit *KitConfig `json:"kit,omitempty" toml:"kit,omitempty"`
 
 	// Logger receives the node's logs; slog.Default() if nil.
-	Logger *slog.Logger `json:"-"`
+	Logger *slog.Logger `json:"-" toml:"-"`
 	// Now is the system clock; time.Now if nil. Tests move it. The
 	// node's clock (package clock) builds on it.
-	Now func() time.Time `json:"-"`
+	Now func() time.Time `json:"-" toml:"-"`
 	// ClockSynced reports whether Now is synchronised (NTP); nil: the
 	// kernel's word (adjtimex) when Now is the real clock, never for an
 	// injected one. A hub's clock is always trusted.
-	ClockSynced func() bool `json:"-"`
+	ClockSynced func() bool `json:"-" toml:"-"`
 	// NoSync skips fsync in the store: for tests only, a crash loses data.
-	NoSync bool `json:"-"`
+	NoSync bool `json:"-" toml:"-"`
 }
 
 // KitConfig is the kit mode's setting, one line: "kit": {"address": "wlan0"}.
 type KitConfig struct {
 	// Address is the Wi-Fi interface's name (e.g. "wlan0"; its IPv4
 	// address is read once it has one), or that IPv4 address.
-	Address string `json:"address"`
+	Address string `json:"address" toml:"address"`
 	// Name is the app's host name, which the kit's DNS answers and the API
 	// accepts: kit.DefaultName ("lifeline.kit") if empty. Keep the default
 	// on every kit: phones keep a person's key per name.
-	Name string `json:"name,omitempty"`
+	Name string `json:"name,omitempty" toml:"name,omitempty"`
 }
 
 // DefaultConfig returns the configuration `make run` uses.
@@ -258,10 +263,12 @@ func (c Config) Validate() error {
 // maxConfigFile bounds what LoadConfig reads: a config is a few lines.
 const maxConfigFile = 1 << 20
 
-// LoadConfig reads a JSON config file on top of DefaultConfig. Settings the
-// file leaves out keep their defaults; unknown settings and a missing or
-// unsupported "version" are errors, so a typo is not silently ignored. The
-// other settings are not validated yet: see Config.Validate, which New runs.
+// LoadConfig reads a config file on top of DefaultConfig: TOML (the
+// commented file the Debian package installs) or JSON, as ParseConfig
+// tells them apart. Settings the file leaves out keep their defaults;
+// unknown settings and a missing or unsupported "version" are errors, so a
+// typo is not silently ignored. The other settings are not validated yet:
+// see Config.Validate, which New runs.
 func LoadConfig(path string) (Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -278,17 +285,21 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(path, b)
 }
 
-// ParseConfig is LoadConfig for bytes already read; name is used in errors.
+// ParseConfig is LoadConfig for bytes already read; name is used in errors
+// and tells the format: a name ending in .toml is TOML, one ending in .json
+// is JSON, and any other is JSON when it starts with '{' (the only format
+// before TOML, under whatever name people gave it), else TOML.
 func ParseConfig(name string, b []byte) (Config, error) {
 	cfg := DefaultConfig()
 	cfg.Version = 0 // the file must say which version it is
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	var err error
+	if isTOML(name, b) {
+		err = decodeTOML(b, &cfg)
+	} else {
+		err = decodeJSON(b, &cfg)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Config{}, fmt.Errorf("config %s: trailing data after the JSON object", name)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
 	}
 	// Only the version is checked here: it decides how the rest is read.
 	// The other settings are validated by New, after command-line flags
@@ -302,7 +313,53 @@ func ParseConfig(name string, b []byte) (Config, error) {
 	return cfg, nil
 }
 
-// Duration is a time.Duration written as text in JSON: "1m30s".
+func isTOML(name string, b []byte) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".toml":
+		return true
+	case ".json":
+		return false
+	}
+	return !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n\ufeff"), []byte("{"))
+}
+
+func decodeJSON(b []byte, cfg *Config) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// decodeTOML reads TOML with JSON's rules: a key that no setting takes is
+// refused (BurntSushi/toml would skip it silently; MetaData.Undecoded
+// lists what it skipped), so a mistyped setting is not a silent default.
+func decodeTOML(b []byte, cfg *Config) error {
+	md, err := toml.Decode(string(b), cfg)
+	if err != nil {
+		// The library's ParseError says the line and column; its
+		// ErrorWithPosition would repeat the file's text, which is long.
+		return err
+	}
+	if keys := md.Undecoded(); len(keys) > 0 {
+		var names []string
+		for _, k := range keys {
+			// An unknown table's keys are unknown too: name the table.
+			if len(k) > 1 && slices.ContainsFunc(keys, func(p toml.Key) bool { return slices.Equal(p, k[:len(k)-1]) }) {
+				continue
+			}
+			names = append(names, fmt.Sprintf("%q", k.String()))
+		}
+		return fmt.Errorf("unknown setting %s: check the spelling (README.md lists the settings)", strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as text in JSON and TOML: "1m30s".
 type Duration time.Duration
 
 // MarshalText implements encoding.TextMarshaler.

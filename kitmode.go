@@ -29,13 +29,38 @@ func (k *KitConfig) validate(c Config) error {
 			return fmt.Errorf("config: %w", err)
 		}
 	}
-	// The kit serves the app on its port 80 itself.
-	if host, port, err := net.SplitHostPort(c.APIAddr); err == nil && port == strconv.Itoa(kit.HTTPPort) {
-		if a, err := netip.ParseAddr(host); err == nil && (a.IsUnspecified() || isIP && a.Unmap() == addr) {
-			return fmt.Errorf("config: api_addr %s takes port %d, where the kit serves the app: keep api_addr on another port (e.g. %s)", c.APIAddr, kit.HTTPPort, DefaultAPIAddr)
+	// The kit serves the app on its port 80, or the API listener does when
+	// it takes that port (apiServesKit); an api_addr on port 80 of another
+	// address would leave the kit's unserved.
+	if host, port, err := net.SplitHostPort(c.APIAddr); err == nil && port == strconv.Itoa(kit.HTTPPort) && !apiServesKit(c) {
+		if a, err := netip.ParseAddr(host); err == nil && !a.IsLoopback() && (!isIP || a.Unmap() != addr) {
+			return fmt.Errorf("config: api_addr %s takes port %d of another address than the kit's (%s): use 0.0.0.0:%d, or keep api_addr on another port (e.g. %s)", c.APIAddr, kit.HTTPPort, k.Address, kit.HTTPPort, DefaultAPIAddr)
 		}
 	}
 	return nil
+}
+
+// apiServesKit reports whether the API's own listener takes the kit's port
+// 80 (api_addr 0.0.0.0:80, as the package's config has it, or the kit's
+// own address): then the kit's handler, the captive portal in front of the
+// API, is served there, and the kit opens no port 80 of its own.
+func apiServesKit(c Config) bool {
+	if c.Kit == nil {
+		return false
+	}
+	host, port, err := net.SplitHostPort(c.APIAddr)
+	if err != nil || port != strconv.Itoa(kit.HTTPPort) {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	if a.IsUnspecified() {
+		return true
+	}
+	k, isIP, err := kit.ParseAddress(c.Kit.Address)
+	return err == nil && isIP && a.Unmap() == k
 }
 
 // newKit returns the node's kit mode, or nil when it is not a kit.

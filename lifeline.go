@@ -284,7 +284,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			}
 		})
 	}
-	start("api", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	if apiServesKit(cfg) {
+		// The API's listener takes every interface's port 80: the
+		// captive portal goes in front of it there.
+		h := kitMode.Handler(srv, srv.AnswersTo)
+		start("api", func(ctx context.Context) error { return srv.ServeHandler(ctx, ln, h) })
+	} else {
+		start("api", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	}
 	meshRunning = true // from here on m.Run owns and closes the host
 	start("mesh", m.Run)
 	start("expiry", func(ctx context.Context) error { n.expireLoop(ctx, st); return nil })
@@ -327,10 +334,12 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if kitMode != nil {
 		// The app and the API on the kit's port 80, the captive portal in
 		// front for the names that are not the node's.
-		h := kitMode.Handler(srv, srv.AnswersTo)
-		start("kit", func(ctx context.Context) error {
-			return kitMode.Run(ctx, func(ctx context.Context, ln net.Listener) error { return srv.ServeHandler(ctx, ln, h) })
-		})
+		var serve func(context.Context, net.Listener) error
+		if !apiServesKit(cfg) {
+			h := kitMode.Handler(srv, srv.AnswersTo)
+			serve = func(ctx context.Context, ln net.Listener) error { return srv.ServeHandler(ctx, ln, h) }
+		}
+		start("kit", func(ctx context.Context) error { return kitMode.Run(ctx, serve) })
 	}
 
 	n.apiAddr, n.id = ln.Addr().String(), id.Public()

@@ -20,32 +20,32 @@ type RadioConfig struct {
 	// Device is the serial port: /dev/ttyUSB0, /dev/ttyACM0, or better its
 	// /dev/serial/by-id/ name, which survives re-plugging (see `lifeline
 	// radios`).
-	Device string `json:"device"`
+	Device string `json:"device" toml:"device"`
 	// Driver is "rnode" (an RNode or a Lifeline firmware-bridge board,
 	// the default) or "kiss" (a plain KISS TNC such as MeshCore's KISS
 	// modem, whose radio is set up on the device itself: region, preset,
 	// frequency and power here must match it, for the airtime arithmetic).
-	Driver string `json:"driver,omitempty"`
+	Driver string `json:"driver,omitempty" toml:"driver,omitempty"`
 	// Region is the band's rules by name (EU868, EU868-1, US915, AU915,
 	// IN865, AS923); EU868 if empty.
-	Region string `json:"region,omitempty"`
+	Region string `json:"region,omitempty" toml:"region,omitempty"`
 	// Preset is the modulation by name (LongFast, ShortFast, ...);
 	// LongFast if empty. Every node of an area must use the same.
-	Preset string `json:"preset,omitempty"`
+	Preset string `json:"preset,omitempty" toml:"preset,omitempty"`
 	// Frequency in Hz; the region's default channel if 0.
-	Frequency uint32 `json:"frequency,omitempty"`
+	Frequency uint32 `json:"frequency,omitempty" toml:"frequency,omitempty"`
 	// TxPower in dBm; 14 (or the region's limit, if lower) if 0.
-	TxPower int `json:"tx_power,omitempty"`
+	TxPower int `json:"tx_power,omitempty" toml:"tx_power,omitempty"`
 	// Hops is the hop limit of the floods this node starts; 6 if 0.
-	Hops int `json:"hops,omitempty"`
+	Hops int `json:"hops,omitempty" toml:"hops,omitempty"`
 	// RepairEvery is how often the node sends a repair digest; if 0, as
 	// often as a tenth of the duty cycle allows, every 2 minutes at most.
-	RepairEvery Duration `json:"repair_every,omitempty"`
+	RepairEvery Duration `json:"repair_every,omitempty" toml:"repair_every,omitempty"`
 	// DutyCycle and DutyWindow make the budget stricter than the region's
 	// (a smaller fraction, or a shorter window to spread the sending);
 	// 0 keeps the region's.
-	DutyCycle  float64  `json:"duty_cycle,omitempty"`
-	DutyWindow Duration `json:"duty_window,omitempty"`
+	DutyCycle  float64  `json:"duty_cycle,omitempty" toml:"duty_cycle,omitempty"`
+	DutyWindow Duration `json:"duty_window,omitempty" toml:"duty_window,omitempty"`
 }
 
 // Radio defaults.

@@ -199,8 +199,10 @@ const addressPoll = time.Second
 // the node starts: NetworkManager brings the access point up when it is
 // ready), then answers DNS on its port 53 (UDP and TCP) and hands a
 // listener on its port 80 to serveHTTP, which must serve Handler on it
-// until ctx ends. Run returns nil once ctx ends, or the first error: a
-// port already taken (say, by another DNS server) is an error.
+// until ctx ends. A nil serveHTTP opens no port 80: the node serves
+// Handler on a listener of its own that takes it (every interface's port
+// 80). Run returns nil once ctx ends, or the first error: a port already
+// taken (say, by another DNS server) is an error.
 func (k *Kit) Run(ctx context.Context, serveHTTP func(context.Context, net.Listener) error) error {
 	addr, err := k.waitAddress(ctx)
 	if err != nil || ctx.Err() != nil {
@@ -216,32 +218,40 @@ func (k *Kit) Run(ctx context.Context, serveHTTP func(context.Context, net.Liste
 		pc.Close()
 		return fmt.Errorf("kit: DNS over TCP on %s port %d: %w", host, DNSPort, err)
 	}
-	web, err := net.Listen("tcp4", net.JoinHostPort(host, fmt.Sprint(HTTPPort)))
-	if err != nil {
-		pc.Close()
-		tcp.Close()
-		return fmt.Errorf("kit: the app on %s port %d: %w", host, HTTPPort, err)
+	var web net.Listener
+	if serveHTTP != nil {
+		if web, err = net.Listen("tcp4", net.JoinHostPort(host, fmt.Sprint(HTTPPort))); err != nil {
+			pc.Close()
+			tcp.Close()
+			return fmt.Errorf("kit: the app on %s port %d: %w", host, HTTPPort, err)
+		}
 	}
 	k.log.Info("kit mode on: phones on the Wi-Fi find the app", "address", host, "app", "http://"+k.opts.Name+"/", "dns", net.JoinHostPort(host, fmt.Sprint(DNSPort)))
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan struct{}, 2)
+	parts := 1
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if err := k.ServeDNS(ctx, pc, tcp); err != nil {
 			cancel(err)
 		}
 	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		if err := serveHTTP(ctx, web); err != nil {
-			cancel(err)
-		}
-	}()
+	if web != nil {
+		parts++
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if err := serveHTTP(ctx, web); err != nil {
+				cancel(err)
+			}
+		}()
+	}
 	<-done
 	cancel(nil)
-	<-done
+	for range parts - 1 {
+		<-done
+	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

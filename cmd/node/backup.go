@@ -14,7 +14,7 @@ import (
 // file is 0600 and written whole or not at all.
 func (c *cli) backup(ctx context.Context, args []string) error {
 	fs := c.flags("backup", "[--api URL] --out FILE")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	out := fs.String("out", "", "the backup `file` to write (it holds the node's keys: keep it private)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -34,7 +34,10 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	err = c.client(*apiURL).Backup(ctx, tmp)
+	cl, err := c.client(*apiURL)
+	if err == nil {
+		err = cl.Backup(ctx, tmp)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}

@@ -30,10 +30,6 @@ const (
 	exitUsage = 2 // the command line was wrong
 )
 
-// defaultAPI is where client subcommands find the node unless told;
-// LIFELINE_API overrides it.
-const defaultAPI = "http://" + lifeline.DefaultAPIAddr
-
 // clientTimeout bounds each client subcommand.
 const clientTimeout = 30 * time.Second
 
@@ -60,11 +56,14 @@ Usage:
   lifeline backup  [--api URL] --out FILE
   lifeline restore [--data DIR] FILE
   lifeline vouch   [--api URL] OLD NEW
+  lifeline admin-token [--data DIR]
   lifeline version
 
 run starts a node (Ctrl-C stops it): a field node, or with --role hub a node
 for a public server that field nodes reach with --hub. send, read, status and
-outages talk to a running node (default ` + defaultAPI + `, or $LIFELINE_API);
+outages talk to a running node: --api, else $LIFELINE_API, else the one
+installed here (the api_addr of $LIFELINE_CONFIG or ` + systemConfig + `),
+else http://` + lifeline.DefaultAPIAddr + `;
 outages lists the uplink losses in the signed reports the node holds; radios
 lists the USB serial ports a LoRa board may be behind, and testbed simulates
 LoRa boards in a line on pseudo-terminals, for --radio without hardware. export writes a message's
@@ -75,7 +74,10 @@ makes one); keygen writes a new identity file; meshkey writes a key for a
 private mesh (give the same file to every node). wipe destroys the node's
 keys and messages for good, at once (a kit about to be seized); a running
 node does it itself and stops. backup writes a running node's store and keys
-to one file; restore makes an empty data directory that node again. "lifeline CMD -h" shows a
+to one file; restore makes an empty data directory that node again.
+admin-token prints the token that makes someone the node's operator from
+another machine or the app's operator page (root or the node's user may read
+it). "lifeline CMD -h" shows a
 command's flags. Docs: README.md, docs/API.md.
 `
 
@@ -83,6 +85,9 @@ command's flags. Docs: README.md, docs/API.md.
 type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// systemConfig is the installed node's config, read when no other
+	// says where the node is (see findnode.go); "" in tests.
+	systemConfig string
 }
 
 // usageError is a mistake in the command line: exit code 2.
@@ -94,7 +99,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 
 // run is main without the process: tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, systemConfig: systemConfig}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -134,6 +139,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.restore
 	case "vouch":
 		f = c.vouch
+	case "admin-token":
+		f = c.adminToken
 	case "version", "--version":
 		fmt.Fprintln(stdout, "lifeline", lifeline.Version)
 		return exitOK
@@ -206,7 +213,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
-	cfgFile := fs.String("config", "", "JSON config `file` (with \"version\": 1); flags given explicitly override it")
+	cfgFile := fs.String("config", "", "config `file`, TOML or JSON (with version 1; see packaging/lifeline.toml); flags given explicitly override it")
 	quota := fs.Int64("quota", def.Quota, "`bytes` of messages to keep (a hub started without --quota or --config keeps 8 GiB)")
 	retention := fs.Duration("retention", 0, "the longest a message is kept, even before it expires (0: until it expires)")
 	var listen, peers []string
@@ -375,25 +382,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	return err
 }
 
-// client returns an API client for --api (or $LIFELINE_API).
-func (c *cli) client(raw string) *api.Client {
-	u := strings.TrimRight(raw, "/")
-	if !strings.Contains(u, "://") {
-		u = "http://" + u // "127.0.0.1:7777" is what people type
-	}
-	return &api.Client{BaseURL: u, Token: os.Getenv("LIFELINE_TOKEN")}
-}
-
-func apiDefault() string {
-	if v := os.Getenv("LIFELINE_API"); v != "" {
-		return v
-	}
-	return defaultAPI
-}
-
 func (c *cli) send(ctx context.Context, args []string) error {
 	fs := c.flags("send", "[--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	channel := fs.String("channel", "", "public channel `name`")
 	to := fs.String("to", "", "recipient's public `key` (64 hex digits) for a direct message")
 	alert := fs.Bool("alert", false, "send at alert priority (to a channel: an alert message)")
@@ -430,7 +421,11 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
-	id, err := c.client(*apiURL).Send(ctx, req)
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		return err
+	}
+	id, err := cl.Send(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -440,7 +435,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 
 func (c *cli) read(ctx context.Context, args []string) error {
 	fs := c.flags("read", "[--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	channel := fs.String("channel", "", "public channel `name`")
 	to := fs.String("to", "", "list direct messages and receipts addressed to this public `key`")
 	asJSON := fs.Bool("json", false, "print the node's JSON array unchanged")
@@ -471,7 +466,10 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	q := api.ListQuery{Channel: *channel, To: *to, Since: *since, Limit: *limit}
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
-	cl := c.client(*apiURL)
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		return err
+	}
 	if after != nil {
 		p, err := cl.ListAfter(ctx, q, *after)
 		if err != nil {
@@ -552,7 +550,7 @@ func short(hex string) string {
 
 func (c *cli) status(ctx context.Context, args []string) error {
 	fs := c.flags("status", "[--api URL] [--json]")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -563,7 +561,11 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
-	st, err := c.client(*apiURL).Status(ctx)
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		return err
+	}
+	st, err := cl.Status(ctx)
 	if err != nil {
 		return err
 	}
@@ -663,7 +665,7 @@ func printRadio(w io.Writer, r radio.StationStatus) {
 
 func (c *cli) outages(ctx context.Context, args []string) error {
 	fs := c.flags("outages", "[--api URL] [--json | --csv]")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	asJSON := fs.Bool("json", false, "print JSON")
 	asCSV := fs.Bool("csv", false, "print CSV: node,start,end,duration_s,ongoing,last_up,hub,reports")
 	pos, err := parse(fs, args)
@@ -680,7 +682,11 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 	// pages of about a second each.
 	ctx, cancel := context.WithTimeout(ctx, 10*clientTimeout)
 	defer cancel()
-	out, err := c.client(*apiURL).Outages(ctx)
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		return err
+	}
+	out, err := cl.Outages(ctx)
 	if err != nil {
 		return err
 	}
@@ -789,8 +795,8 @@ func (c *cli) radios(_ context.Context, args []string) error {
 
 func (c *cli) id(ctx context.Context, args []string) error {
 	fs := c.flags("id", "[--data DIR] [--api URL]")
-	data := fs.String("data", lifeline.DefaultDataDir, "data `directory` of the node")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`, asked when DIR holds no identity")
+	dataFlag := fs.String("data", "", dataFlagUsage)
+	apiURL := fs.String("api", "", apiFlagUsage+"; asked when DIR holds no identity")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -798,25 +804,37 @@ func (c *cli) id(ctx context.Context, args []string) error {
 	if err := noArgs(pos); err != nil {
 		return err
 	}
+	data, err := c.dataDir(*dataFlag)
+	if err != nil {
+		return err
+	}
 	// Never a key made as a side effect: a key printed from the wrong
 	// directory would be given to people as the node's, and nothing
 	// would ever reach it.
-	path := filepath.Join(*data, lifeline.IdentityFile)
+	path := filepath.Join(data, lifeline.IdentityFile)
 	id, err := lifeline.LoadIdentity(path)
 	if err == nil {
 		fmt.Fprintln(c.stdout, id.Public())
 		return nil
 	}
-	if !errors.Is(err, os.ErrNotExist) {
+	// The installed node's directory is its user's alone: anyone else
+	// asks the node.
+	why := "no node identity in " + data + " (a node makes one when it first starts: lifeline run --data " + data + ")"
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		why = "cannot read " + path + " (only root and the node's user may)"
+	case !errors.Is(err, os.ErrNotExist):
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
-	cl := c.client(*apiURL)
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		return fmt.Errorf("%s, and %w", why, err)
+	}
 	st, serr := cl.Status(ctx)
 	if serr != nil {
-		return fmt.Errorf("no node identity in %s (a node makes one when it first starts: lifeline run --data %s), and no node answered at %s: %v",
-			*data, *data, cl.BaseURL, serr)
+		return fmt.Errorf("%s, and no node answered at %s: %v", why, cl.BaseURL, serr)
 	}
 	fmt.Fprintln(c.stdout, st.ID)
 	return nil
@@ -869,7 +887,7 @@ func (c *cli) keygen(_ context.Context, args []string) error {
 
 func (c *cli) export(ctx context.Context, args []string) error {
 	fs := c.flags("export", "[--api URL] [--out FILE] ID")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	out := fs.String("out", "", "write the envelope to `file` instead of stdout")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -883,7 +901,11 @@ func (c *cli) export(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
-	raw, err := c.client(*apiURL).Envelope(ctx, pos[0])
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		return err
+	}
+	raw, err := cl.Envelope(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -896,7 +918,7 @@ func (c *cli) export(ctx context.Context, args []string) error {
 
 func (c *cli) importEnvelope(ctx context.Context, args []string) error {
 	fs := c.flags("import", "[--api URL] [FILE]  (stdin when FILE is - or absent)")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -921,7 +943,11 @@ func (c *cli) importEnvelope(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
-	id, isNew, err := c.client(*apiURL).PostEnvelope(ctx, raw)
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		return err
+	}
+	id, isNew, err := cl.PostEnvelope(ctx, raw)
 	if _, refused := errors.AsType[*api.Error](err); refused {
 		return fmt.Errorf("the node refused the envelope: %w", err)
 	}

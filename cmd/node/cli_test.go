@@ -58,7 +58,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "--quota", "5", "--data", t.TempDir()}, exitError, "quota"},
 		{[]string{"run", "--log", "xml", "--data", t.TempDir()}, exitUsage, "want text or json"},
 		{[]string{"run", "--kit", "fd00::1", "--data", t.TempDir()}, exitError, "IPv4"},
-		{[]string{"run", "--kit", "10.42.0.1", "--api", "0.0.0.0:80", "--data", t.TempDir()}, exitError, "port 80"},
+		{[]string{"run", "--kit", "10.42.0.1", "--api", "10.0.0.9:80", "--data", t.TempDir()}, exitError, "another address"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errb)

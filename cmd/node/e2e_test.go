@@ -126,12 +126,15 @@ func launch(t *testing.T, cmd *exec.Cmd, where string) *daemon {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("lifeline run%s printed no address within 30s; stderr:\n%s", where, d.stderr.String())
 	}
-	m := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
+	// A node on every interface (0.0.0.0:80, as the package's config has
+	// it) is reached on loopback.
+	m := regexp.MustCompile(`listening on http://(127\.0\.0\.1|0\.0\.0\.0|\[::\]):(\d+)`).FindStringSubmatch(line)
 	if m == nil {
+		_ = cmd.Process.Kill()
 		<-d.exited
 		t.Fatalf("lifeline run%s said %q; stderr:\n%s", where, line, d.stderr.String())
 	}
-	d.url = m[1]
+	d.url = "http://127.0.0.1:" + m[2]
 	return d
 }
 

@@ -256,7 +256,9 @@ func kitDocBlock(t *testing.T, file string) string {
 // recipes leave port 53 to the node and make DHCP hand out the kit as DNS
 // server and gateway. The Wi-Fi is a veth pair between two namespaces;
 // the kit's side runs the node (--kit veth0) and dnsmasq with each file,
-// the phone's side busybox's DHCP client.
+// the phone's side busybox's DHCP client. The node runs as the package's
+// config has it, the API on every interface's port 80, which then serves
+// the captive portal in front of the API.
 func TestKitDHCPRecipes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -273,10 +275,18 @@ func TestKitDHCPRecipes(t *testing.T) {
 
 	bin := buildBinary(t)
 	d := launch(t, exec.Command("ip", "netns", "exec", nsKit, bin, "run", "--data", t.TempDir(),
-		"--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--kit", "veth0"), " in "+nsKit)
+		"--api", "0.0.0.0:80", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--kit", "veth0"), " in "+nsKit)
 	waitFor(t, 30*time.Second, "the kit's DNS on port 53", func() bool {
 		return strings.Contains(ok(t, "ip", "netns", "exec", nsKit, bin, "status", "--api", d.url), "kit       on "+kitIP)
 	})
+	// Port 80 on the Wi-Fi: the API under the kit's address, the portal
+	// for any other name.
+	if out := ok(t, "ip", "netns", "exec", nsKit, bin, "status", "--api", "http://"+kitIP); !strings.Contains(out, "kit       on "+kitIP) {
+		t.Fatalf("status through the kit's port 80:\n%s", out)
+	}
+	if r := runCLI(t, "ip", []byte("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"), "netns", "exec", nsKit, "busybox", "nc", "-w", "5", kitIP, "80"); !strings.HasPrefix(r.stdout, "HTTP/1.0 302") {
+		t.Fatalf("a foreign name on the kit's port 80 got:\n%s%s", r.stdout, r.stderr)
+	}
 
 	dir := t.TempDir()
 	etc := filepath.Join("/etc/netns", nsPhone)

@@ -13,7 +13,7 @@ import (
 // the change only when their person accepts it.
 func (c *cli) vouch(ctx context.Context, args []string) error {
 	fs := c.flags("vouch", "[--api URL] OLD NEW")
-	apiURL := fs.String("api", apiDefault(), "node API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -27,7 +27,11 @@ func (c *cli) vouch(ctx context.Context, args []string) error {
 			return usagef("the %s key %q: %v", what, pos[i], err)
 		}
 	}
-	id, err := c.client(*apiURL).Vouch(ctx, pos[0], pos[1])
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		return err
+	}
+	id, err := cl.Vouch(ctx, pos[0], pos[1])
 	if err != nil {
 		return fmt.Errorf("vouching: %w", err)
 	}

@@ -26,9 +26,9 @@ var errNotThisNode = errors.New("the node there is not the one of this data dire
 func (c *cli) wipe(ctx context.Context, args []string) error {
 	fs := c.flags("wipe", "[--data DIR] [--config FILE] [--mesh-key FILE] [--api URL] [--yes]")
 	data := fs.String("data", lifeline.DefaultDataDir, "data `directory` of the node")
-	cfgFile := fs.String("config", "", "the node's config `file`: its data directory, mesh key and API address")
+	cfgFile := fs.String("config", "", "the node's config `file`: its data directory, mesh key and API address (default without --data: $LIFELINE_CONFIG or "+systemConfig+" if there is one)")
 	meshKey := fs.String("mesh-key", "", "the private mesh's key `file`, destroyed too")
-	apiURL := fs.String("api", apiDefault(), "the running node's API `URL`")
+	apiURL := fs.String("api", "", apiFlagUsage)
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -37,13 +37,19 @@ func (c *cli) wipe(ctx context.Context, args []string) error {
 	if err := noArgs(pos); err != nil {
 		return err
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if *cfgFile == "" && !given["data"] {
+		// The node installed here, if there is one.
+		if _, *cfgFile, err = c.nodeConfig(); err != nil {
+			return err
+		}
+	}
 	if *cfgFile != "" {
 		cfg, err := lifeline.LoadConfig(*cfgFile)
 		if err != nil {
 			return err
 		}
-		given := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 		if !given["data"] {
 			*data = cfg.DataDir
 		}
@@ -52,6 +58,9 @@ func (c *cli) wipe(ctx context.Context, args []string) error {
 		}
 		if !given["api"] {
 			*apiURL = cfg.APIAddr
+			if a, err := dialAddr(cfg.APIAddr); err == nil {
+				*apiURL = a // 0.0.0.0 is reached on loopback
+			}
 		}
 	}
 	if !*yes {
@@ -65,7 +74,13 @@ func (c *cli) wipe(ctx context.Context, args []string) error {
 			return fmt.Errorf("not wiped")
 		}
 	}
-	cl := c.client(*apiURL)
+	cl, err := c.client(*apiURL)
+	if err != nil {
+		// Nothing says where the node is: the files are wiped here all
+		// the same.
+		cl = &api.Client{}
+		fmt.Fprintf(c.stderr, "lifeline wipe: %v\n", err)
+	}
 	// Only the node of this data directory is asked, and only once it
 	// has shown it is that node is it given the admin token: another
 	// node may answer at that address.
