@@ -17,7 +17,7 @@ import (
 
 // compactTxSize bounds one transaction of the copy, so a store of
 // gigabytes is not copied in one transaction held in memory.
-const compactTxSize = 32 << 20
+const compactTxSize = 1 << 20
 
 // CompactResult says what Compact did.
 type CompactResult struct {
