@@ -143,19 +143,7 @@ func (c *Client) Export(ctx context.Context, q ExportQuery, w io.Writer) error {
 	if v := q.values(); len(v) > 0 {
 		path += "?" + v.Encode()
 	}
-	resp, err := c.send(ctx, http.MethodGet, path, "", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-		return answerError(resp, b, http.MethodGet, path)
-	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("export cut short: %w", err)
-	}
-	return nil
+	return c.download(ctx, path, "export", w)
 }
 
 // PostBatch posts envelopes in one batch (POST /api/v1/batch): at most

@@ -128,13 +128,8 @@ func TestCompactAppliesLog(t *testing.T) {
 	}
 	alice := identity(1)
 	mustPut(t, s, text(t, alice, "general", "stored", clk.Now()))
-	s.Stats()
-	applied := s.log.applied
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
 	late := text(t, alice, "general", "logged, not applied", clk.Now())
-	writeLog(t, path, []walRecord{{lsn: applied + 1, received: 1, env: late.Raw()}})
+	crash(t, s, path, late.Raw())
 	res, err := Compact(path)
 	if err != nil || res.Messages != 2 || res.Replayed != 1 {
 		t.Fatalf("compact: %+v %v", res, err)

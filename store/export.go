@@ -55,13 +55,7 @@ func exportWalk(ctx context.Context, db *bolt.DB, sl *sealer, q ExportQuery, fn 
 	if q.Channel != nil && q.Recipient != nil {
 		return fmt.Errorf("store: export: %w: Channel and Recipient are exclusive", ErrQuery)
 	}
-	index, prefix := bucketTime, []byte(nil)
-	switch {
-	case q.Channel != nil:
-		index, prefix = bucketDest, append([]byte{destChannel}, q.Channel[:]...)
-	case q.Recipient != nil:
-		index, prefix = bucketDest, append([]byte{destRecipient}, q.Recipient[:]...)
-	}
+	index, prefix := createdIndex(q.Channel, q.Recipient)
 	start := be64(bytes.Clone(prefix), max(q.Since, 0))
 	buf := make([]*Record, 0, exportChunk)
 	for {

@@ -120,11 +120,6 @@ func TestExportReadOnly(t *testing.T) {
 	if _, err := OpenReadOnly(path); !errors.Is(err, ErrLocked) {
 		t.Fatalf("read-only open of a store in use: %v", err)
 	}
-	s.Stats()
-	applied := s.log.applied
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
 	// What a crash leaves in the log: two new messages, one already
 	// stored, and one forged.
 	late := []*message.Envelope{
@@ -133,12 +128,7 @@ func TestExportReadOnly(t *testing.T) {
 	}
 	forged := text(t, alice, "general", "forged", clk.Now()).Raw()
 	forged[len(forged)-1] ^= 1
-	writeLog(t, path, []walRecord{
-		{lsn: applied + 1, received: 1, env: late[0].Raw()},
-		{lsn: applied + 2, received: 2, env: stored[3].Raw()},
-		{lsn: applied + 3, received: 3, env: forged},
-		{lsn: applied + 4, received: 4, env: late[1].Raw()},
-	})
+	crash(t, s, path, late[0].Raw(), stored[3].Raw(), forged, late[1].Raw())
 	ro, err := OpenReadOnly(path)
 	if err != nil {
 		t.Fatal(err)
@@ -160,4 +150,20 @@ func TestExportReadOnly(t *testing.T) {
 	if _, err := OpenReadOnly(filepath.Join(t.TempDir(), "none.db")); err == nil {
 		t.Fatal("a missing store opened")
 	}
+}
+
+// crash closes s and leaves in its log, after what it applied, records of
+// raws: what a crash leaves when the applier had not committed them yet.
+func crash(t *testing.T, s *Store, path string, raws ...[]byte) {
+	t.Helper()
+	s.Stats()
+	applied := s.log.applied
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var recs []walRecord
+	for i, raw := range raws {
+		recs = append(recs, walRecord{lsn: applied + 1 + uint64(i), received: int64(i + 1), env: raw})
+	}
+	writeLog(t, path, recs)
 }
