@@ -367,6 +367,9 @@ func (t *importTally) print(w io.Writer) {
 	}
 }
 
+// progressEvery is how often a long import says how far it got.
+const progressEvery = 10 * time.Second
+
 // batchTimeout bounds one batch of an import, waits for the node's budget
 // included (a phone's address may post 20 envelopes a second).
 const batchTimeout = 2 * time.Minute
@@ -399,7 +402,14 @@ func (c *cli) importBundle(ctx context.Context, cl *api.Client, in io.Reader) er
 		return nil
 	}
 	var readErr error
+	// A large bundle takes minutes on a kit (every envelope is verified):
+	// say how far it got now and then.
+	lastSaid := time.Now()
 	for {
+		if time.Since(lastSaid) >= progressEvery {
+			lastSaid = time.Now()
+			fmt.Fprintf(c.stderr, "%d envelopes read so far: %d new, %d already stored, %d refused\n", r.Stats().Entries, t.fresh, t.stored, t.refused)
+		}
 		env, err := r.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
