@@ -147,8 +147,8 @@ func TestExportImportProcesses(t *testing.T) {
 		t.Fatalf("importing again: %q", out)
 	}
 
+	c := startDaemon(t, bin, t.TempDir())
 	t.Run("cut short", func(t *testing.T) {
-		c := startDaemon(t, bin, t.TempDir())
 		full, _ := os.ReadFile(all)
 		cut := full[:len(full)*2/3]
 		whole, _ := bundleIDs(t, cut)
@@ -165,7 +165,6 @@ func TestExportImportProcesses(t *testing.T) {
 	})
 
 	t.Run("bad entries", func(t *testing.T) {
-		c := startDaemon(t, bin, t.TempDir())
 		var buf bytes.Buffer
 		w, err := bundle.NewWriter(&buf, now)
 		if err != nil {
