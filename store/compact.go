@@ -41,7 +41,9 @@ const CompactSuffix = ".compact"
 // ErrLocked, while another process has the store open. The copy replaces
 // the old file only once it is complete and synced, and while both files
 // are locked, so a node starting meanwhile waits or finds the store in
-// use; until then the old file is untouched.
+// use; until then the old file is untouched. The store's files keep the
+// owner of the old one (a node running as its own user, compacted by
+// root).
 func Compact(path string) (CompactResult, error) {
 	var res CompactResult
 	info, err := os.Stat(path)
@@ -81,6 +83,9 @@ func Compact(path string) (CompactResult, error) {
 		err = dst.Sync()
 	}
 	if err == nil {
+		err = chownLike(tmp, info)
+	}
+	if err == nil {
 		// Both files are locked: the new one by dst, the old by s.
 		err = os.Rename(tmp, path)
 	}
@@ -96,6 +101,14 @@ func Compact(path string) (CompactResult, error) {
 	if err := s.Close(); err != nil {
 		dst.Close()
 		return res, fmt.Errorf("store: compact: %w", err)
+	}
+	// Opening the store may have made its log or key: they too must be
+	// the node's.
+	for _, f := range []string{FilesOf(path).Log, FilesOf(path).Key} {
+		if err := chownLike(f, info); err != nil && !errors.Is(err, os.ErrNotExist) {
+			dst.Close()
+			return res, fmt.Errorf("store: compact: %w", err)
+		}
 	}
 	if info, err := os.Stat(path); err == nil {
 		res.After = info.Size()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +139,43 @@ func TestCompactAppliesLog(t *testing.T) {
 		t.Fatalf("the log holds %d records after compacting", len(got))
 	}
 	reopenHolding(t, path, Options{Now: clk.Now}, []message.ID{late.ID()})
+}
+
+// TestCompactKeepsOwner: compacted by root, a store of a node that runs
+// as its own user stays that user's, with its log and key.
+func TestCompactKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	const nobody = 65534
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.db")
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, text(t, identity(1), "general", "hello", time.Now()))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, FilesOf(path).Key} {
+		if err := os.Chown(f, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Remove(FilesOf(path).Log) // Compact's Open makes it again, as root
+	if _, err := Compact(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, FilesOf(path).Key, FilesOf(path).Log} {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := info.Sys().(*syscall.Stat_t); st.Uid != nobody || st.Gid != nobody || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s after compacting: owner %d:%d, mode %04o; want %d:%d, 0600", f, st.Uid, st.Gid, info.Mode().Perm(), nobody, nobody)
+		}
+	}
 }
 
 func TestCompactNoStore(t *testing.T) {
