@@ -35,7 +35,7 @@ import (
 
 // Store is what the API needs from the message store; *store.Store
 // implements it. The API owns this interface (the consumer defines it) so
-// it names only the seven methods it calls.
+// it names only the methods it calls.
 type Store interface {
 	// Put verifies and stores an envelope that arrived from elsewhere.
 	Put(ctx context.Context, raw []byte) (store.Result, error)
@@ -48,6 +48,8 @@ type Store interface {
 	ListAfter(q store.Query) (store.Page, error)
 	Stats() store.Stats
 	Subscribe(buf int) *store.Subscription
+	// Export walks the messages q selects, in created order (export.go).
+	Export(ctx context.Context, q store.ExportQuery, fn func(*store.Record) error) error
 }
 
 // Options configure a Server. Store and Identity are required.
@@ -324,6 +326,7 @@ func (s *Server) routes() {
 		"/api/v1/batch":          {{"POST", s.postEnvelopeBatch}},
 		"/api/v1/wipe":           {{"POST", s.localOnly(s.postWipe)}},
 		"/api/v1/backup":         {{"GET", s.localOnly(s.getBackup)}},
+		"/api/v1/export":         {{"GET", s.localOnly(s.getExport)}},
 		"/api/v1/keychange":      {{"POST", s.localOnly(s.postKeyChange)}},
 		"/api/v1/missing":        {{"POST", s.postMissing}},
 		"/api/v1/envelopes/{id}": {{"GET", s.getEnvelope}},

@@ -27,7 +27,13 @@ func (s *Server) getBackup(w http.ResponseWriter, r *http.Request) {
 // Backup streams a backup of the node to w (GET /api/v1/backup; the
 // operator only). An archive cut short is an error.
 func (c *Client) Backup(ctx context.Context, w io.Writer) error {
-	const path = "/api/v1/backup"
+	return c.download(ctx, "/api/v1/backup", "backup", w)
+}
+
+// download copies the body of a GET of path (a file the node streams: a
+// backup, an export) to w. An answer cut short is an error that says what
+// was cut.
+func (c *Client) download(ctx context.Context, path, what string, w io.Writer) error {
 	resp, err := c.send(ctx, http.MethodGet, path, "", nil)
 	if err != nil {
 		return err
@@ -38,7 +44,7 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) error {
 		return answerError(resp, b, http.MethodGet, path)
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("backup cut short: %w", err)
+		return fmt.Errorf("%s cut short: %w", what, err)
 	}
 	return nil
 }

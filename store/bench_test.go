@@ -135,6 +135,7 @@ func benchStore(tb testing.TB, n int) string {
 	}
 	tmp := path + ".building"
 	os.Remove(tmp)
+	os.Remove(keyPath(tmp))
 	start := time.Now()
 	s, err := Open(tmp, Options{NoSync: true})
 	if err != nil {
@@ -165,6 +166,11 @@ func benchStore(tb testing.TB, n int) string {
 	if err := s.Close(); err != nil {
 		tb.Fatal(err)
 	}
+	// The key first: a store found without its key is refused.
+	if err := os.Rename(keyPath(tmp), keyPath(path)); err != nil {
+		tb.Fatal(err)
+	}
+	os.Remove(walPath(tmp))
 	if err := os.Rename(tmp, path); err != nil {
 		tb.Fatal(err)
 	}

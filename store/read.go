@@ -122,13 +122,7 @@ func (s *Store) List(q Query) ([]*Record, error) {
 		return nil, fmt.Errorf("store: list: %w: Before and Since are exclusive", ErrQuery)
 	}
 	limit := queryLimit(q.Limit)
-	index, prefix := bucketTime, []byte(nil)
-	switch {
-	case q.Channel != nil:
-		index, prefix = bucketDest, append([]byte{destChannel}, q.Channel[:]...)
-	case q.Recipient != nil:
-		index, prefix = bucketDest, append([]byte{destRecipient}, q.Recipient[:]...)
-	}
+	index, prefix := createdIndex(q.Channel, q.Recipient)
 	var out []*Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(index).Cursor()
@@ -184,6 +178,19 @@ func (s *Store) List(q Query) ([]*Record, error) {
 		return nil, fmt.Errorf("store: list: %w", viewErr(err))
 	}
 	return out, nil
+}
+
+// createdIndex is the index that orders by created time the messages of
+// a channel, or to a recipient, or all of them (both nil), and the prefix
+// of their keys in it.
+func createdIndex(channel *message.ChannelID, recipient *message.PublicKey) (index, prefix []byte) {
+	switch {
+	case channel != nil:
+		return bucketDest, append([]byte{destChannel}, channel[:]...)
+	case recipient != nil:
+		return bucketDest, append([]byte{destRecipient}, recipient[:]...)
+	}
+	return bucketTime, nil
 }
 
 func queryLimit(l int) int {

@@ -45,6 +45,7 @@ Usage:
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
   lifeline status  [--api URL] [--json]
   lifeline outages [--api URL] [--json | --csv]
+  lifeline export  [--api URL | --data DIR] [--channel NAME | --to KEY] [--since TIME] [--until TIME] [--out FILE]
   lifeline export  [--api URL] [--out FILE] ID
   lifeline import  [--api URL] [FILE]
   lifeline radios  [--json]
@@ -55,6 +56,7 @@ Usage:
   lifeline wipe    [--data DIR] [--config FILE] [--mesh-key FILE] [--api URL] [--yes]
   lifeline backup  [--api URL] --out FILE
   lifeline restore [--data DIR] FILE
+  lifeline compact [--data DIR]
   lifeline vouch   [--api URL] OLD NEW
   lifeline admin-token [--data DIR]
   lifeline version
@@ -66,15 +68,19 @@ installed here (the api_addr of $LIFELINE_CONFIG or ` + systemConfig + `),
 else http://` + lifeline.DefaultAPIAddr + `;
 outages lists the uplink losses in the signed reports the node holds; radios
 lists the USB serial ports a LoRa board may be behind, and testbed simulates
-LoRa boards in a line on pseudo-terminals, for --radio without hardware. export writes a message's
-signed envelope, import gives one to a node: a way to carry messages between
-nodes by hand (a USB stick) while they have no link. id prints the node's
+LoRa boards in a line on pseudo-terminals, for --radio without hardware. export writes
+every message a node holds (or a channel's, or a time range's) to one bundle file,
+from a running node or from a stopped node's data directory; with an ID, that
+message's signed envelope. import gives a bundle or an envelope to a node, which
+checks every envelope: a way to carry messages between nodes by hand (a USB stick)
+while they have no link. id prints the node's
 public key (from its data directory, else from the running node; it never
 makes one); keygen writes a new identity file; meshkey writes a key for a
 private mesh (give the same file to every node). wipe destroys the node's
 keys and messages for good, at once (a kit about to be seized); a running
 node does it itself and stops. backup writes a running node's store and keys
-to one file; restore makes an empty data directory that node again.
+to one file; restore makes an empty data directory that node again. compact shrinks a
+stopped node's store file to what it holds.
 admin-token prints the token that makes someone the node's operator from
 another machine or the app's operator page (root or the node's user may read
 it). "lifeline CMD -h" shows a
@@ -120,7 +126,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "export":
 		f = c.export
 	case "import":
-		f = c.importEnvelope
+		f = c.importFile
 	case "radios":
 		f = c.radios
 	case "testbed":
@@ -137,6 +143,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.backup
 	case "restore":
 		f = c.restore
+	case "compact":
+		f = c.compact
 	case "vouch":
 		f = c.vouch
 	case "admin-token":
@@ -882,83 +890,6 @@ func (c *cli) keygen(_ context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintln(c.stdout, id.Public())
-	return nil
-}
-
-func (c *cli) export(ctx context.Context, args []string) error {
-	fs := c.flags("export", "[--api URL] [--out FILE] ID")
-	apiURL := fs.String("api", "", apiFlagUsage)
-	out := fs.String("out", "", "write the envelope to `file` instead of stdout")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("give exactly one message id")
-	}
-	if _, err := message.ParseID(pos[0]); err != nil {
-		return usagef("%v", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
-	defer cancel()
-	cl, err := c.client(*apiURL)
-	if err != nil {
-		return err
-	}
-	raw, err := cl.Envelope(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if *out == "" {
-		_, err = c.stdout.Write(raw)
-		return err
-	}
-	return os.WriteFile(*out, raw, 0o644)
-}
-
-func (c *cli) importEnvelope(ctx context.Context, args []string) error {
-	fs := c.flags("import", "[--api URL] [FILE]  (stdin when FILE is - or absent)")
-	apiURL := fs.String("api", "", apiFlagUsage)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 {
-		return usagef("give at most one file")
-	}
-	in := c.stdin
-	if len(pos) == 1 && pos[0] != "-" {
-		f, err := os.Open(pos[0])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
-	}
-	// One byte over the limit is enough to tell the node's answer apart
-	// from a silently cut envelope.
-	raw, err := io.ReadAll(io.LimitReader(in, message.MaxEnvelope+1))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
-	defer cancel()
-	cl, err := c.client(*apiURL)
-	if err != nil {
-		return err
-	}
-	id, isNew, err := cl.PostEnvelope(ctx, raw)
-	if _, refused := errors.AsType[*api.Error](err); refused {
-		return fmt.Errorf("the node refused the envelope: %w", err)
-	}
-	if err != nil {
-		return err
-	}
-	note := "new"
-	if !isNew {
-		note = "already stored"
-	}
-	fmt.Fprintf(c.stdout, "%s %s\n", id, note)
 	return nil
 }
 
