@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,6 +80,16 @@ func (q ListQuery) values() url.Values {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	return v
+}
+
+// Health asks GET /healthz: "" while the node can take messages, else
+// the problem it reports (503); an error when it does not answer so.
+func (c *Client) Health(ctx context.Context) (problem string, err error) {
+	_, _, err = c.do(ctx, http.MethodGet, "/healthz", "", nil)
+	if e, ok := errors.AsType[*Error](err); ok && e.StatusCode == http.StatusServiceUnavailable {
+		return e.Message, nil
+	}
+	return "", err
 }
 
 // Status returns the node's status.
@@ -272,7 +283,13 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, bod
 // has been read.
 func answerError(resp *http.Response, b []byte, method, path string) error {
 	var eb ErrorBody
-	if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+	if json.Unmarshal(b, &eb) == nil && eb.Error == "" {
+		var h Health // GET /healthz says its problem so
+		if json.Unmarshal(b, &h) == nil {
+			eb.Error = h.Problem
+		}
+	}
+	if eb.Error == "" {
 		// Not a Lifeline node, or a proxy in between.
 		eb.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
 	}

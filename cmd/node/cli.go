@@ -58,6 +58,7 @@ Usage:
   lifeline restore [--data DIR] FILE
   lifeline compact [--data DIR]
   lifeline vouch   [--api URL] OLD NEW
+  lifeline doctor  [--api URL] [--data DIR] [--json]
   lifeline admin-token [--data DIR]
   lifeline version
 
@@ -81,6 +82,8 @@ keys and messages for good, at once (a kit about to be seized); a running
 node does it itself and stops. backup writes a running node's store and keys
 to one file; restore makes an empty data directory that node again. compact shrinks a
 stopped node's store file to what it holds.
+doctor checks the installed node, one line per part (config, data, disk,
+clock, radios, peers, hubs, access point), each with the command that fixes it.
 admin-token prints the token that makes someone the node's operator from
 another machine or the app's operator page (root or the node's user may read
 it). "lifeline CMD -h" shows a
@@ -147,6 +150,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		f = c.compact
 	case "vouch":
 		f = c.vouch
+	case "doctor":
+		f = c.doctor
 	case "admin-token":
 		f = c.adminToken
 	case "version", "--version":
