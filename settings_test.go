@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -246,6 +247,7 @@ func TestSettingsPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	hub := fakeHub(t)
+	began := time.Now()
 	v, err = operator.ChangeSettings(ctx, api.SettingsChange{Name: &name, Hubs: &[]string{hub}, RadioPreset: ptr("ShortFast"),
 		MeshKey: &api.MeshKeyChange{Generate: true}})
 	if err != nil {
@@ -260,6 +262,7 @@ func TestSettingsPage(t *testing.T) {
 		st, err = operator.Status(ctx)
 		return err == nil && st.Name == name
 	})
+	t.Logf("from the change to the status with the new name: %v", time.Since(began).Round(time.Millisecond))
 	if st.ID != n.node.ID().String() || st.Status == nil || st.Status.Uplink.Hubs != 1 || !st.Status.Private {
 		t.Fatalf("status after the restart: id %s (was %s), mesh %+v", st.ID, n.node.ID(), st.Status)
 	}
