@@ -1149,6 +1149,7 @@ func TestPhoneOperatorSettings(t *testing.T) {
 	p.SetValue("#kit-name", name)
 	p.SetValue("#kit-region", "IN865")
 	p.SetValue("#kit-hubs", "\n"+fakeHub(t)+"\n")
+	p.Eval(`document.querySelector('#operator h3').scrollIntoView()`, nil)
 	screenshot(p, "operator-settings-en.png")
 	p.Click("#kit-save")
 	p.WaitText("#kit-result", "the kit restarts")
@@ -1182,5 +1183,6 @@ func TestPhoneOperatorSettings(t *testing.T) {
 		t.Fatalf("Arabic: page, hubs, label and name directions %v, want rtl, ltr, rtl, auto (the name in its own script's)", dirs)
 	}
 	ar.WaitText("#kit-settings", "حفظ وإعادة تشغيل العُدّة")
+	ar.Eval(`document.querySelector('#operator h3').scrollIntoView()`, nil)
 	screenshot(ar, "operator-settings-ar.png")
 }
