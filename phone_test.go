@@ -1052,11 +1052,7 @@ func TestPhoneKeyChangeVouched(t *testing.T) {
 func TestPhoneOperatorWipe(t *testing.T) {
 	dir := t.TempDir()
 	n, url := phoneNode(t, func(c *lifeline.Config) { c.DataDir = dir })
-	tok, err := os.ReadFile(filepath.Join(dir, lifeline.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
+	token := adminToken(t, dir)
 
 	// The node's own machine is its operator's.
 	local := phone(t, n, "")
@@ -1125,11 +1121,7 @@ func TestPhoneOperatorWipe(t *testing.T) {
 func TestPhoneOperatorSettings(t *testing.T) {
 	dir := t.TempDir()
 	n, url := phoneNode(t, func(c *lifeline.Config) { c.DataDir = dir })
-	tok, err := os.ReadFile(filepath.Join(dir, lifeline.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
+	token := adminToken(t, dir)
 	signIn := func(lang string) *browsertest.Browser {
 		p := browsertest.Start(t, browsertest.Options{AllowHosts: []string{n.node.APIAddr()}, OldPhone: true, Lang: lang,
 			Headers: map[string]string{"X-Forwarded-For": "10.42.0.23"}})
@@ -1185,4 +1177,14 @@ func TestPhoneOperatorSettings(t *testing.T) {
 	ar.WaitText("#kit-settings", "حفظ وإعادة تشغيل العُدّة")
 	ar.Eval(`document.querySelector('#operator h3').scrollIntoView()`, nil)
 	screenshot(ar, "operator-settings-ar.png")
+}
+
+// adminToken reads the admin token a node made in its data directory dir.
+func adminToken(t *testing.T, dir string) string {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(dir, lifeline.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(tok))
 }

@@ -193,15 +193,11 @@ func TestSettingsPage(t *testing.T) {
 	dir := t.TempDir()
 	n := startNodeWith(t, dir, nil)
 	ctx := ctxT(t)
-	tok, err := os.ReadFile(filepath.Join(dir, lifeline.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Requests from the kit's Wi-Fi, as a proxy would say it: not the
 	// node's own machine.
 	remote := &http.Client{Transport: headerTransport{"X-Forwarded-For": "10.42.0.23"}}
 	stranger := &api.Client{BaseURL: n.client.BaseURL, HTTP: remote}
-	operator := &api.Client{BaseURL: n.client.BaseURL, HTTP: remote, Token: strings.TrimSpace(string(tok))}
+	operator := &api.Client{BaseURL: n.client.BaseURL, HTTP: remote, Token: adminToken(t, dir)}
 	wrong := &api.Client{BaseURL: n.client.BaseURL, HTTP: remote, Token: strings.Repeat("0", 64)}
 
 	if _, err := stranger.Settings(ctx); statusOf(err) != http.StatusForbidden {
