@@ -188,7 +188,8 @@ func TestSettingsName(t *testing.T) {
 // restarts with it in its process: same identity and messages, the new
 // name and hubs. The mesh key never leaves the node. A change whose run
 // fails at once (kit mode on an address the machine does not have) is
-// undone, and the page says why.
+// undone, and the page says why. A key the page made that nothing names
+// any more is destroyed, at the next start at the latest.
 func TestSettingsPage(t *testing.T) {
 	dir := t.TempDir()
 	n := startNodeWith(t, dir, nil)
@@ -349,6 +350,19 @@ func TestSettingsPage(t *testing.T) {
 	if len(st.Settings) != 0 || st.ID != n.node.ID().String() {
 		t.Fatalf("after the reset: %+v", st)
 	}
+	if keys, _ := filepath.Glob(filepath.Join(dir, "meshkey-*.key")); len(keys) != 1 {
+		t.Fatalf("the page's key destroyed before its trial ended: %v", keys)
+	}
+	// The next start, with no change on trial, destroys the keys the
+	// page made that nothing names.
+	if err := n.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, dir)
+	waitFor(t, "the page's unused key destroyed", func() bool {
+		keys, _ := filepath.Glob(filepath.Join(dir, "meshkey-*.key"))
+		return len(keys) == 0
+	})
 }
 
 // headerTransport adds headers to every request.
