@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"time"
 
 	"lifeline/store"
@@ -15,10 +18,12 @@ import (
 // A backup is a tar archive of what a node needs to be itself again, its
 // files under their names in the data directory: the store (a consistent
 // copy of a running node's, see store.Backup), the store key it is sealed
-// with, and the node's identity. It holds keys: keep it as private as the
-// data directory (lifeline backup writes it 0600). The admin token is left
-// out (a restored node makes a new one), and so is the mesh key, which
-// lives in the config.
+// with, and the node's identity; and, when the operator's page made them,
+// its settings and the mesh keys it put in the data directory. It holds
+// keys: keep it as private as the data directory (lifeline backup writes it
+// 0600). The admin token is left out (a restored node makes a new one), and
+// so is a mesh key the config names, which lives outside the data
+// directory with the config.
 
 // backupFiles are the names a backup holds, in the order written: the
 // store, then its key (store.FilesOf), then the node's identity.
@@ -40,8 +45,16 @@ func WriteBackup(st *store.Store, dataDir string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range backupFiles()[1:] { // the store's key and the node's: small files, read whole
+	names := backupFiles()[1:] // the store's key and the node's: small files, read whole
+	optional := map[string]bool{}
+	for _, name := range pageFiles(dataDir) {
+		names, optional[name] = append(names, name), true
+	}
+	for _, name := range names {
 		b, err := readSecretFile(name, filepath.Join(dataDir, name), maxBackupSecret)
+		if errors.Is(err, os.ErrNotExist) && optional[name] {
+			continue // gone since the listing: a change on the page
+		}
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
@@ -79,7 +92,7 @@ func Restore(dataDir string, r io.Reader) (store.Stats, error) {
 		if err != nil {
 			return store.Stats{}, fmt.Errorf("restore: not a backup: %w", err)
 		}
-		known := false
+		known := isPageFile(h.Name)
 		for _, n := range backupFiles() {
 			known = known || h.Name == n
 		}
@@ -108,6 +121,9 @@ func Restore(dataDir string, r io.Reader) (store.Stats, error) {
 			return store.Stats{}, fmt.Errorf("restore: the backup lacks %s", n)
 		}
 	}
+	if err := ownLikeDir(dataDir, slices.Collect(maps.Keys(got))); err != nil {
+		return store.Stats{}, fmt.Errorf("restore: %w", err)
+	}
 	st, err := store.Open(filepath.Join(dataDir, StoreFile), store.Options{})
 	if err != nil {
 		return store.Stats{}, fmt.Errorf("restore: the restored store does not open: %w", err)
@@ -117,4 +133,41 @@ func Restore(dataDir string, r io.Reader) (store.Stats, error) {
 		return stats, fmt.Errorf("restore: %w", err)
 	}
 	return stats, nil
+}
+
+// pageFiles are the files the operator's page keeps in dataDir that a
+// backup carries: its settings and the mesh keys it made or was given.
+func pageFiles(dataDir string) []string {
+	var out []string
+	if _, err := os.Stat(filepath.Join(dataDir, SettingsFile)); err == nil {
+		out = append(out, SettingsFile)
+	}
+	keys, _ := filepath.Glob(filepath.Join(dataDir, meshKeyPrefix+"*"+meshKeySuffix))
+	for _, k := range keys {
+		out = append(out, filepath.Base(k))
+	}
+	return out
+}
+
+// isPageFile reports whether name is one of pageFiles' names.
+func isPageFile(name string) bool { return name == SettingsFile || isPageMeshKey(name) }
+
+// ownLikeDir gives the restored files the data directory's owner: restore
+// runs as root (sudo lifeline restore --data /var/lib/lifeline), and the
+// node runs as its own user, which must be able to open them.
+func ownLikeDir(dataDir string, names []string) error {
+	fi, err := os.Stat(dataDir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	for _, n := range names {
+		if err := os.Lchown(filepath.Join(dataDir, n), int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"lifeline"
@@ -94,5 +95,51 @@ func TestBackupUnderLoad(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(other), "escaped")); err == nil {
 		t.Fatal("a file was written out of the data directory")
+	}
+}
+
+// TestBackupCarriesPageSettings: what the operator's page set (the
+// settings and a mesh key it made) is in the backup and comes back with
+// the restore, owned like the data directory, as restore runs as root for
+// a node that runs as its own user.
+func TestBackupCarriesPageSettings(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root, to restore for another user (CI runs as root)")
+	}
+	src := t.TempDir()
+	n := startNode(t, src)
+	if err := os.WriteFile(filepath.Join(src, lifeline.SettingsFile), []byte(`{"version": 1, "name": "Camp B"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(src, "meshkey-0123456789abcdef.key")
+	if err := os.WriteFile(key, []byte("not read by the backup's check\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if err := n.client.Backup(ctxT(t), &archive); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lifeline.Restore(dir, bytes.NewReader(archive.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{lifeline.SettingsFile, "meshkey-0123456789abcdef.key", lifeline.StoreFile, lifeline.IdentityFile} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s not restored: %v", name, err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 4242 || st.Gid != 4242 || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s restored as %d:%d %v, want 4242:4242 -rw-------", name, st.Uid, st.Gid, fi.Mode())
+		}
+	}
+	s, err := lifeline.LoadSettings(dir)
+	if err != nil || s.Name == nil || *s.Name != "Camp B" {
+		t.Fatalf("restored settings: %+v, %v", s, err)
 	}
 }

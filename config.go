@@ -130,6 +130,11 @@ type Config struct {
 	// whatever priority a stranger claims (docs/SECURITY.md).
 	Members []string `json:"members" toml:"members"`
 
+	// Name is the node's name, shown to the people on the kit (status and
+	// the app) so they know which kit they are on: at most MaxNodeName
+	// bytes, one line, no invisible characters. Optional.
+	Name string `json:"name,omitempty" toml:"name,omitempty"`
+
 	// Kit, when set, makes the node a kit (docs/KIT.md): phones that join
 	// its Wi-Fi find the app by themselves. The app and the API listen on
 	// the kit's address at port 80 (besides APIAddr), a DNS on its port 53
@@ -148,6 +153,9 @@ type Config struct {
 	ClockSynced func() bool `json:"-" toml:"-"`
 	// NoSync skips fsync in the store: for tests only, a crash loses data.
 	NoSync bool `json:"-" toml:"-"`
+	// CommandLine names the settings given on the command line (Setting*
+	// names): the operator's page (Settings) does not override them.
+	CommandLine []string `json:"-" toml:"-"`
 }
 
 // KitConfig is the kit mode's setting, one line: "kit": {"address": "wlan0"}.
@@ -243,6 +251,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.Kit.validate(c); err != nil {
+		return err
+	}
+	if err := checkNodeName(c.Name); err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(c.APIAddr)

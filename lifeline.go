@@ -48,6 +48,12 @@ type Node struct {
 	// Set once before ready is closed, read-only after.
 	apiAddr string
 	id      message.PublicKey
+
+	mu sync.Mutex
+	// trial is the change of settings on probation, if any (settingspage.go).
+	trial *trial
+	// settingsErr says why the last change of settings was undone.
+	settingsErr string
 }
 
 // New checks cfg and returns a node that has not started: nothing is read,
@@ -97,14 +103,52 @@ func (n *Node) ID() message.PublicKey {
 // the node. On return everything it started has stopped and the store is
 // closed. It returns nil after a shutdown asked for by ctx. Run may be
 // called once.
-func (n *Node) Run(ctx context.Context) (err error) {
+//
+// The settings of the operator's page (SettingsFile in the data directory)
+// apply on top of the config. When the page changes them, the node stops
+// its parts and starts again with them, in this call: same identity and
+// clock, the store reopened, the API on the same address. Should the new
+// settings fail at start, the previous ones are put back (settingspage.go).
+func (n *Node) Run(ctx context.Context) error {
 	if !n.ran.CompareAndSwap(false, true) {
 		return errors.New("lifeline: Node.Run called twice")
 	}
-	cfg := n.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	clk, err := newClock(n.cfg, n.injectedClock)
+	if err != nil {
+		return err
+	}
+	n.clock = clk
+	if st := clk.Status(); st.Quality == clock.Floor {
+		n.log.Warn("the system clock is earlier than this node has ever run: counting from the last known time until a hub, peer, phone or GPS tells the time",
+			"system", n.cfg.Now().UTC().Format(time.RFC3339), "floor", st.Floor.UTC().Format(time.RFC3339))
+	}
+	for {
+		cfg, s, applied, err := n.effectiveConfig()
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			n.log.Info("settings from the operator's page override the config", "settings", applied, "file", filepath.Join(cfg.DataDir, SettingsFile))
+		}
+		began := time.Now()
+		err = n.run(ctx, cfg, s, applied)
+		if errors.Is(err, errRestart) {
+			n.log.Info("restarting with the settings of the operator's page")
+			continue
+		}
+		if n.revertTrial(ctx, err, began) {
+			continue
+		}
+		return err
+	}
+}
+
+// run is one run of the node with cfg, the config with the page's
+// settings s applied (applied names them).
+func (n *Node) run(ctx context.Context, cfg Config, s Settings, applied []string) (err error) {
 	id, created, err := LoadOrCreateIdentity(filepath.Join(cfg.DataDir, IdentityFile))
 	if err != nil {
 		return err
@@ -116,15 +160,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	clk, err := newClock(cfg, n.injectedClock)
-	if err != nil {
-		return err
-	}
-	n.clock = clk
-	if st := clk.Status(); st.Quality == clock.Floor {
-		n.log.Warn("the system clock is earlier than this node has ever run: counting from the last known time until a hub, peer, phone or GPS tells the time",
-			"system", cfg.Now().UTC().Format(time.RFC3339), "floor", st.Floor.UTC().Format(time.RFC3339))
-	}
+	clk := n.clock
 	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{
 		Quota:     cfg.Quota,
 		MaxAge:    time.Duration(cfg.Retention),
@@ -233,6 +269,13 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		// The kit's name leads to the app: the API answers to it.
 		hosts = append(slices.Clone(hosts), kitMode.Name())
 	}
+	restart := make(chan struct{})
+	var restartOnce sync.Once
+	page := &settingsPage{n: n, cur: s, eff: cfg, applied: applied,
+		restart: func() { restartOnce.Do(func() { close(restart) }) }}
+	if meshKey != nil {
+		page.fingerprint = MeshKeyFingerprint(meshKey)
+	}
 	srv, err := api.New(api.Options{
 		Store:    st,
 		Identity: id,
@@ -257,13 +300,19 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		Wipe:           wipe,
 		Backup:         func(w io.Writer) error { return WriteBackup(st, cfg.DataDir, w) },
 		Kit:            kitStatus(kitMode),
+		Name:           cfg.Name,
+		Settings:       page,
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.APIAddr)
+	apiAddr := cfg.APIAddr
+	if n.apiAddr != "" {
+		apiAddr = n.apiAddr // a restart: where clients know the API is
+	}
+	ln, err := net.Listen("tcp", apiAddr)
 	if err != nil {
-		return fmt.Errorf("API address %s: %w", cfg.APIAddr, err)
+		return fmt.Errorf("API address %s: %w", apiAddr, err)
 	}
 	// Subscribe before anything can arrive, so no direct message misses
 	// its receipt.
@@ -317,6 +366,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		}
 	})
 	start("receipts", func(ctx context.Context) error { rc.run(ctx); return nil })
+	keepKey := ""
+	if filepath.Dir(cfg.MeshKeyFile) == filepath.Clean(cfg.DataDir) {
+		keepKey = filepath.Base(cfg.MeshKeyFile)
+	}
+	start("settings", func(ctx context.Context) error { return n.settingsLoop(ctx, restart, keepKey) })
 	start("reports", func(ctx context.Context) error { n.recordUplink(ctx, st, id, reports); return nil })
 	for i, s := range stations {
 		start(fmt.Sprintf("radio %s", cfg.Radios[i].Device), s.Run)
@@ -342,9 +396,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		start("kit", func(ctx context.Context) error { return kitMode.Run(ctx, serve) })
 	}
 
-	n.apiAddr, n.id = ln.Addr().String(), id.Public()
-	close(n.ready)
-	n.log.Info("lifeline node running", "id", id.Public(), "api", "http://"+n.apiAddr, "mesh", m.Addrs(), "data", cfg.DataDir, "version", Version)
+	if n.apiAddr == "" {
+		n.apiAddr, n.id = ln.Addr().String(), id.Public()
+		close(n.ready)
+	}
+	n.log.Info("lifeline node running", "id", id.Public(), "name", cfg.Name, "api", "http://"+n.apiAddr, "mesh", m.Addrs(), "data", cfg.DataDir, "version", Version)
 
 	<-ctx.Done()
 	wg.Wait()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -1051,11 +1052,7 @@ func TestPhoneKeyChangeVouched(t *testing.T) {
 func TestPhoneOperatorWipe(t *testing.T) {
 	dir := t.TempDir()
 	n, url := phoneNode(t, func(c *lifeline.Config) { c.DataDir = dir })
-	tok, err := os.ReadFile(filepath.Join(dir, lifeline.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
+	token := adminToken(t, dir)
 
 	// The node's own machine is its operator's.
 	local := phone(t, n, "")
@@ -1114,4 +1111,80 @@ func TestPhoneOperatorWipe(t *testing.T) {
 			t.Errorf("%s after the wipe: %v", f, err)
 		}
 	}
+}
+
+// TestPhoneOperatorSettings: the operator, on a phone on the kit's Wi-Fi,
+// enters the admin token, changes the kit's name and radio region on the
+// kit settings form and saves; the form says the kit restarts, then that
+// the settings apply, and the status screen shows the new name. The same
+// form in Arabic runs right to left, with the addresses left to right.
+func TestPhoneOperatorSettings(t *testing.T) {
+	dir := t.TempDir()
+	n, url := phoneNode(t, func(c *lifeline.Config) { c.DataDir = dir })
+	token := adminToken(t, dir)
+	signIn := func(lang string) *browsertest.Browser {
+		p := browsertest.Start(t, browsertest.Options{AllowHosts: []string{n.node.APIAddr()}, OldPhone: true, Lang: lang,
+			Headers: map[string]string{"X-Forwarded-For": "10.42.0.23"}})
+		p.Navigate(url + "#/operator")
+		p.SetValue("#admin-token", token)
+		p.Click("form.stack button[type=submit]")
+		p.WaitVisible("#kit-settings #kit-name")
+		return p
+	}
+	p := signIn("")
+	var region string
+	p.Eval(`document.getElementById('kit-region').value`, &region)
+	if region != "EU868" {
+		t.Fatalf("the region shown: %q, want the default EU868", region)
+	}
+	const name = "Camp B, school"
+	p.SetValue("#kit-name", name)
+	p.SetValue("#kit-region", "IN865")
+	p.SetValue("#kit-hubs", "\n"+fakeHub(t)+"\n")
+	p.Eval(`document.querySelector('#operator h3').scrollIntoView()`, nil)
+	screenshot(p, "operator-settings-en.png")
+	p.Click("#kit-save")
+	p.WaitText("#kit-result", "the kit restarts")
+	p.WaitText("#kit-result", "Applied")
+	p.Eval(`document.getElementById('kit-region').value`, &region)
+	if region != "IN865" {
+		t.Fatalf("the region after saving: %q", region)
+	}
+	p.Click(`nav a[href="#/status"]`)
+	p.WaitText("#kit-name-shown", name)
+
+	ctx := ctxT(t)
+	st, err := n.client.Status(ctx)
+	if err != nil || st.Name != name || st.ID != n.node.ID().String() || !slices.Contains(st.Settings, "radio_region") || st.Status.Uplink.Hubs != 1 {
+		t.Fatalf("the node's status: %+v, %v", st, err)
+	}
+	v, err := n.client.Settings(ctx)
+	if err != nil || v.RadioRegion != "IN865" || v.Name != name {
+		t.Fatalf("the node's settings: %+v, %v", v, err)
+	}
+
+	// A phone that is not the operator's sees the name, not the form.
+	other := phone(t, n, "")
+	other.Navigate(url + "#/status")
+	other.WaitText("#kit-name-shown", name)
+
+	ar := signIn("ar")
+	var dirs []string
+	ar.Eval(`[document.documentElement.dir, document.getElementById('kit-hubs').dir, getComputedStyle(document.querySelector('label[for=kit-name]')).direction, document.getElementById('kit-name').dir]`, &dirs)
+	if !slices.Equal(dirs, []string{"rtl", "ltr", "rtl", "auto"}) {
+		t.Fatalf("Arabic: page, hubs, label and name directions %v, want rtl, ltr, rtl, auto (the name in its own script's)", dirs)
+	}
+	ar.WaitText("#kit-settings", "حفظ وإعادة تشغيل العُدّة")
+	ar.Eval(`document.querySelector('#operator h3').scrollIntoView()`, nil)
+	screenshot(ar, "operator-settings-ar.png")
+}
+
+// adminToken reads the admin token a node made in its data directory dir.
+func adminToken(t *testing.T, dir string) string {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(dir, lifeline.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(tok))
 }

@@ -31,6 +31,11 @@ func Wipe(dataDir, meshKeyFile string) error {
 	if meshKeyFile != "" {
 		secrets = append(secrets, meshKeyFile)
 	}
+	// The mesh keys the operator's page made, and its settings (they
+	// name the hubs).
+	pageKeys, _ := filepath.Glob(filepath.Join(dataDir, meshKeyPrefix+"*"+meshKeySuffix))
+	secrets = append(secrets, pageKeys...)
+	secrets = append(secrets, filepath.Join(dataDir, SettingsFile))
 	var errs []error
 	for _, p := range secrets {
 		errs = append(errs, destroySecretFile(p))

@@ -144,6 +144,12 @@ type Options struct {
 	// Kit reports the kit mode for GET /api/v1/status and /metrics; nil
 	// when the node is not a kit.
 	Kit func() KitStatus
+	// Name is the node's name, in GET /api/v1/status for everyone: which
+	// kit a phone is on. Empty if it has none.
+	Name string
+	// Settings, if set, serves the operator's settings page (GET and PUT
+	// /api/v1/settings; settings.go).
+	Settings Settings
 	// ReadTimeout bounds reading a request, body included (Serve): a
 	// client that sends its body slower is answered 408. 30s if zero.
 	ReadTimeout time.Duration
@@ -333,6 +339,7 @@ func (s *Server) routes() {
 		"/api/v1/events":         {{"GET", s.events}},
 		"/api/v1/outages":        {{"GET", s.getOutages}},
 		"/api/v1/time":           {{"POST", s.limited(s.postTime)}},
+		"/api/v1/settings":       {{"GET", s.localOnly(s.getSettings)}, {"PUT", s.localOnly(s.putSettings)}},
 	} {
 		allow := make([]string, 0, len(rs))
 		for _, r := range rs {

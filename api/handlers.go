@@ -41,7 +41,13 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		k := s.opts.Kit()
 		kit = &k
 	}
+	var fromPage []string
+	if s.opts.Settings != nil && s.trusted(r) {
+		fromPage = s.opts.Settings.Settings().FromPage
+	}
 	writeJSON(w, http.StatusOK, Status{
+		Name:           s.opts.Name,
+		Settings:       fromPage,
 		Kit:            kit,
 		Status:         ms,
 		Radio:          radios,

@@ -15,6 +15,14 @@ type Status struct {
 	// ID is the node's public key, 64 hex digits.
 	ID      string `json:"id"`
 	Version string `json:"version"`
+	// Name is the node's name, so people know which kit they are on;
+	// absent if it has none. Show it isolated (a <bdi>): it may be in any
+	// script, but never holds control or bidi formatting characters.
+	Name string `json:"name,omitempty"`
+	// Settings lists, for the operator only, the settings that the
+	// operator's page set (GET /api/v1/settings): they override the
+	// config file.
+	Settings []string `json:"settings,omitempty"`
 	// Messages and Bytes are what the store holds; Quota is its byte limit
 	// (0: none). Evicted and Expired count removals since it was created.
 	Messages int64 `json:"messages"`

@@ -325,6 +325,13 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			cfg.Kit = &k
 		}
 	})
+	// What the command line sets, the operator's page does not change
+	// (lifeline.Settings).
+	fs.Visit(func(f *flag.Flag) {
+		if name, ok := pageSetting(f.Name); ok {
+			cfg.CommandLine = append(cfg.CommandLine, name)
+		}
+	})
 	if len(radios) > 0 {
 		cfg.Radios = nil
 		for _, dev := range radios {
@@ -393,6 +400,24 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	}
 	return err
+}
+
+// pageSetting names the setting of the operator's settings page that a
+// flag of run sets, if any.
+func pageSetting(flag string) (string, bool) {
+	switch flag {
+	case "hub":
+		return lifeline.SettingHubs, true
+	case "mesh-key":
+		return lifeline.SettingMeshKey, true
+	case "kit":
+		return lifeline.SettingKit, true
+	case "radio-region":
+		return lifeline.SettingRadioRegion, true
+	case "radio-preset":
+		return lifeline.SettingRadioPreset, true
+	}
+	return "", false
 }
 
 func (c *cli) send(ctx context.Context, args []string) error {
@@ -591,9 +616,17 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	if st.Quota > 0 {
 		quota = fmt.Sprintf("%d bytes (%.1f%% used)", st.Quota, 100*float64(st.Bytes)/float64(st.Quota))
 	}
+	if st.Name != "" {
+		fmt.Fprintf(c.stdout, "name      %s\n", st.Name)
+	}
 	fmt.Fprintf(c.stdout, "node      %s\nversion   %s\nuptime    %s\nmessages  %d (%d bytes)\nquota     %s\nremoved   %d expired, %d evicted\nclock     %s\n",
 		st.ID, st.Version, time.Duration(st.UptimeS)*time.Second, st.Messages, st.Bytes, quota, st.Expired, st.Evicted,
 		clockLine(st.Time, st.Clock))
+	if len(st.Settings) > 0 {
+		// A technician editing the config file must not be puzzled.
+		fmt.Fprintf(c.stdout, "settings  %s set on the operator's page (%s in the data directory): they override the config file\n",
+			strings.Join(st.Settings, ", "), lifeline.SettingsFile)
+	}
 	if m := st.Status; m != nil {
 		private := ""
 		if m.Private {

@@ -139,9 +139,15 @@ func TestJSONLogs(t *testing.T) {
 func TestBackupCommands(t *testing.T) {
 	var out, errb lockedBuffer
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go run(ctx, []string{"run", "--data", t.TempDir(), "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"},
-		strings.NewReader(""), &out, &errb)
+	stopped := make(chan struct{})
+	// Stopped before the data directory is removed: a node stopping
+	// writes its clock there.
+	defer func() { cancel(); <-stopped }()
+	go func() {
+		defer close(stopped)
+		run(ctx, []string{"run", "--data", t.TempDir(), "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"},
+			strings.NewReader(""), &out, &errb)
+	}()
 	var url string
 	for deadline := time.Now().Add(30 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
 		if _, after, ok := strings.Cut(out.String(), "listening on "); ok {

@@ -178,6 +178,7 @@ async function connect(statusP, after) {
   }
   S.node = st;
   S.skew = st.time - Date.now();
+  showKitName(st);
   tellTime(st);
   S.defaultChannel = st.default_channel || 'general';
   Promise.resolve(after).then(() => follow(st)).catch((e) => console.warn('connect', e));
@@ -1007,6 +1008,10 @@ async function renderStatus() {
     row(t('status_clock'), fmtTime(st.time) + (st.clock ? ' · ' + t('clock_from_' + st.clock.source) : ''));
     if (Math.abs(S.skew) > 5 * 60e3) row(t('status_phone_clock'), t('clock_off', { phone: fmtTime(Date.now()) }));
   }
+  if (st && st.name) {
+    // Which kit this is, in whatever script its operator wrote it.
+    rows.unshift(h('dt', { text: t('status_kit_name') }), h('dd', { id: 'kit-name-shown' }, h('bdi', { text: kitName(st) })));
+  }
   const dl = h('dl', { class: 'status' }, rows);
   screen(t('status'), false, dl);
   if (S.online) {
@@ -1138,6 +1143,9 @@ function operatorSection() {
   const out = h('p', { id: 'wipe-result', role: 'status' });
   return h('section', { id: 'operator', class: 'stack' },
     h('h2', { text: t('op_title') }),
+    h('h3', { text: t('op_kit_title') }),
+    kitSettings(),
+    h('h3', { text: t('op_wipe') }),
     h('p', { text: t('op_wipe_why') }),
     h('label', { for: 'wipe-confirm', text: t('op_wipe_type', { phrase: t('op_wipe_phrase') }) }), confirmBox,
     h('button', {
@@ -1160,6 +1168,129 @@ function operatorSection() {
       },
     }, t('op_wipe')),
     out);
+}
+
+// kitName is the node's name as shown: the node refuses invisible
+// characters in it, and the page strips them again, as from people's names.
+const kitName = (st) => String((st && st.name) || '').replace(BIDI, '');
+
+// showKitName puts the kit's name in the tab's title: which kit this is.
+function showKitName(st) {
+  document.title = kitName(st) ? kitName(st) + ' · Lifeline' : 'Lifeline';
+}
+
+// SETTINGS are the settings on the kit settings form, by their API names.
+const SETTINGS = ['name', 'radio_region', 'radio_preset', 'hubs', 'mesh_key', 'kit'];
+
+// kitSettings is the operator's form for the kit's settings (GET and PUT
+// /api/v1/settings): filled once the node has answered. Saving restarts
+// the node, which the form waits for.
+function kitSettings() {
+  const box = h('div', { id: 'kit-settings', class: 'stack', 'aria-busy': 'true' }, h('p', { class: 'notice', text: '…' }));
+  api('settings', asOperator('settings', {})).then((r) => r.json())
+    .then((v) => fillKitSettings(box, v))
+    .catch((e) => replace(box, h('p', { class: 'err', role: 'alert', text: t('op_kit_failed', { why: e.message }) })));
+  return box;
+}
+
+function fillKitSettings(box, v) {
+  const fixed = (k) => (v.command_line || []).indexOf(k) >= 0;
+  // A setting the node's command line fixes is shown, not changed.
+  const field = (k, el, note = true) => {
+    if (!fixed(k)) return el;
+    el.disabled = true;
+    el.setAttribute('aria-describedby', 'fixed-' + k);
+    return note ? [el, h('p', { class: 'notice', id: 'fixed-' + k, text: t('op_kit_fixed') })] : el;
+  };
+  const options = (list, cur) => list.map((x) => h('option', { value: x, selected: x === cur }, x));
+  const name = h('input', { id: 'kit-name', dir: 'auto', maxlength: 64, autocomplete: 'off', value: v.name || '' });
+  const region = h('select', { id: 'kit-region' }, options(v.choices.regions, v.radio_region));
+  const preset = h('select', { id: 'kit-preset' }, options(v.choices.presets, v.radio_preset));
+  // Addresses and keys are Latin letters: left to right in any language.
+  const hubs = h('textarea', { id: 'kit-hubs', dir: 'ltr', rows: 3, autocapitalize: 'none', spellcheck: 'false' });
+  hubs.value = (v.hubs || []).join('\n');
+  const mk = v.mesh_key || {};
+  const keyState = h('p', { id: 'kit-meshkey-state' }, mk.set ? [t('op_kit_meshkey_set'), ' ', h('code', { text: mk.fingerprint || '' })] : t('op_kit_meshkey_none'));
+  const keyText = h('textarea', { id: 'kit-meshkey-text', dir: 'ltr', rows: 3, autocapitalize: 'none', spellcheck: 'false', placeholder: '/key/swarm/psk/1.0.0/', 'aria-label': t('op_kit_meshkey_text') });
+  keyText.hidden = true;
+  const keyAction = h('select', { id: 'kit-meshkey', onchange: () => { keyText.hidden = keyAction.value !== 'paste'; } },
+    h('option', { value: '' }, t('op_kit_meshkey_keep')),
+    h('option', { value: 'generate' }, t('op_kit_meshkey_new')),
+    h('option', { value: 'paste' }, t('op_kit_meshkey_paste')),
+    mk.set ? h('option', { value: 'off' }, t('op_kit_meshkey_off')) : null);
+  const kit = v.kit || {};
+  const kitOn = h('input', { id: 'kit-on', type: 'checkbox', checked: !!kit.on });
+  const kitAddr = h('input', { id: 'kit-address', dir: 'ltr', autocapitalize: 'none', autocomplete: 'off', placeholder: 'wlan0', value: kit.address || '' });
+  const out = h('p', { id: 'kit-result', role: 'status', 'aria-live': 'polite' });
+  if (v.last_error) out.textContent = t('op_kit_undone', { why: v.last_error });
+  const form = h('form', {
+    class: 'stack',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const ch = {};
+      const hubList = hubs.value.split('\n').map((x) => x.trim()).filter((x) => x);
+      if (name.value.trim() !== (v.name || '')) ch.name = name.value.trim();
+      if (region.value !== v.radio_region) ch.radio_region = region.value;
+      if (preset.value !== v.radio_preset) ch.radio_preset = preset.value;
+      if (hubList.join('\n') !== (v.hubs || []).join('\n')) ch.hubs = hubList;
+      if (keyAction.value === 'generate') ch.mesh_key = { generate: true };
+      if (keyAction.value === 'off') ch.mesh_key = { off: true };
+      if (keyAction.value === 'paste') ch.mesh_key = { key: keyText.value.trim() };
+      if (kitOn.checked !== !!kit.on || (kitOn.checked && kitAddr.value.trim() !== (kit.address || ''))) {
+        ch.kit = { on: kitOn.checked, address: kitOn.checked ? kitAddr.value.trim() : '', name: kit.name || '' };
+      }
+      for (const k of SETTINGS) if (fixed(k)) delete ch[k];
+      if (!Object.keys(ch).length) { out.textContent = t('op_kit_nothing'); return; }
+      const body = JSON.stringify(ch);
+      let want;
+      try {
+        want = await (await api('settings', asOperator('settings', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body }))).json();
+      } catch (e) {
+        out.textContent = t('op_kit_failed', { why: e.message });
+        return;
+      }
+      keyText.value = ''; // the key stays on the kit
+      out.textContent = t('op_kit_applying');
+      form.setAttribute('aria-busy', 'true');
+      const got = await kitRestarted(want);
+      form.removeAttribute('aria-busy');
+      if (!got) { out.textContent = t('op_kit_applying'); return; }
+      fillKitSettings(box, got);
+      const res = $('#kit-result');
+      if (res && !got.last_error) res.textContent = t('op_kit_applied');
+      // The node's status again: its name.
+      api('status').then((r) => r.json()).then((st) => { S.node = st; showKitName(st); }, () => null);
+    },
+  },
+  h('p', { text: t('op_kit_why') }),
+  h('label', { for: 'kit-name', text: t('op_kit_name') }), field('name', name),
+  h('label', { for: 'kit-region', text: t('op_kit_region') }), field('radio_region', region),
+  h('label', { for: 'kit-preset', text: t('op_kit_preset') }), field('radio_preset', preset),
+  h('label', { for: 'kit-hubs', text: t('op_kit_hubs') }), field('hubs', hubs),
+  h('label', { for: 'kit-meshkey', text: t('op_kit_meshkey') }), keyState, field('mesh_key', keyAction), keyText,
+  h('label', { class: 'check', for: 'kit-on' }, field('kit', kitOn, false), ' ', t('op_kit_mode')),
+  h('label', { for: 'kit-address', text: t('op_kit_address') }), field('kit', kitAddr),
+  h('button', { type: 'submit', id: 'kit-save' }, t('op_kit_save')),
+  out);
+  box.removeAttribute('aria-busy');
+  replace(box, form);
+}
+
+// kitRestarted waits, up to a minute, for the node to run with the
+// settings in want (the answer to the change), or to say it undid them;
+// it returns the settings then, null if the node did not come back.
+async function kitRestarted(want) {
+  const same = (a, b) => a.name === b.name && a.radio_region === b.radio_region && a.radio_preset === b.radio_preset &&
+    (a.hubs || []).join() === (b.hubs || []).join() && !!a.mesh_key.set === !!b.mesh_key.set &&
+    (a.mesh_key.fingerprint || '') === (b.mesh_key.fingerprint || '') && !!a.kit.on === !!b.kit.on;
+  for (let end = Date.now() + 60e3; Date.now() < end;) {
+    await new Promise((ok) => setTimeout(ok, 500));
+    try {
+      const v = await (await api('settings', asOperator('settings', {}))).json();
+      if (same(v, want) || v.last_error) return v;
+    } catch (e) { /* restarting */ }
+  }
+  return null;
 }
 
 // renderOperatorSignIn takes the admin token, checks it with the node, and
