@@ -121,7 +121,7 @@ deb:
 DEB_CACHE ?= $(CURDIR)/.cache/deb
 test-deb:
 	$(GO) vet -tags deb ./packaging/...
-	LIFELINE_DEB_CACHE=$(DEB_CACHE) $(GO) test -tags deb -count=1 -timeout 20m -v -run TestDebianPackages ./packaging/build
+	LIFELINE_DEB_CACHE=$(DEB_CACHE) $(GO) test -tags deb -count=1 -timeout 30m -v -run TestDebianPackages ./packaging/build
 
 fmt:
 	gofmt -w .
