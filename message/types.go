@@ -3,6 +3,7 @@ package message
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -117,6 +118,10 @@ type PublicKey [32]byte
 // String returns the key as 64 lowercase hex digits.
 func (k PublicKey) String() string { return hex.EncodeToString(k[:]) }
 
+// LogValue logs the key as its hex, also in JSON logs (which would
+// otherwise print 32 numbers).
+func (k PublicKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
 // ParsePublicKey parses 64 hex digits.
 func ParsePublicKey(s string) (PublicKey, error) {
 	var k PublicKey
@@ -131,6 +136,9 @@ type ID [32]byte
 
 // String returns the ID as 64 lowercase hex digits.
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// LogValue logs the id as its hex, also in JSON logs.
+func (id ID) LogValue() slog.Value { return slog.StringValue(id.String()) }
 
 // ParseID parses 64 hex digits.
 func ParseID(s string) (ID, error) {
