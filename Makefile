@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 DATA     ?= ./data
 API      ?= 127.0.0.1:7777
 
-.PHONY: all build run test bench fuzz cross check vet fmt clean screenshots web vendor-js deb test-deb
+.PHONY: all build run test test-arm bench fuzz cross check vet fmt clean screenshots web vendor-js deb test-deb
 
 all: build
 
@@ -54,6 +54,52 @@ test: vet
 	$(GO) test -race -timeout $(TIMEOUT) ./...
 	cd interop && $(GO) vet ./... && $(GO) test -timeout $(TIMEOUT) ./...
 	cd firmware-bridge/boards && $(GO) vet ./... && $(GO) test -race -timeout $(TIMEOUT) ./...
+
+# The kit's platforms, tested rather than only compiled: the suite
+# cross-compiled for each and run under qemu-user, which binfmt_misc starts
+# for any ARM program (.ci/arm-emulation sets it up; this fails, never
+# skips, where it is not). So go test runs the ARM test binaries as its own,
+# and what they start is ARM too: tests re-executing themselves, and the
+# lifeline binary the end-to-end tests build (their go build inherits
+# GOARCH). Each runs on its board's CPU (QEMU_CPU): an armv7 instruction in
+# the armv6 build is an illegal instruction here as on a Pi Zero.
+# LIFELINE_TEST_SLOWDOWN stretches the tests' waits (never what they
+# assert) for emulation, several times slower than the host.
+#
+# armv6 and arm64 run every package: 32-bit is where a kit differs from
+# the host (int is 32 bits; 64-bit atomics need 8-byte alignment, checked
+# at run time by Go on arm, in our code and every dependency's), and arm64
+# brings other assembly (crypto) and is quick to emulate. armv7 differs
+# from armv6 only in the instructions chosen, so for time it runs the
+# envelope's crypto and the real binary end to end (TestEndToEnd: the
+# kit's binary, built for the board, serving, meshing, stopping).
+# Measured with -count=1 on the 2-core machine, build cache warm: armv6
+# 3m28s, armv7 20s, arm64 1m56s (5m44s in all) when it was quiet; while 4
+# other builds ran (load 10-14) armv6 took 8-11 min, armv7 about 4 and
+# arm64 2. A cold build cache adds about 3 min an arch (go test -c of the
+# tree for armv6: 2m55s).
+# Not run under emulation (every arch):
+#  - web/browsertest and TestPhone*: they drive the host's Chromium; the
+#    node's side of them is what the api and end-to-end tests run.
+#  - web/build: the app's bundler runs where the app is built, not on kits.
+#  - TestMDNSAcrossNamespaces: qemu-user 7.2 does not translate the
+#    MCAST_JOIN_GROUP socket option (ENOPROTOOPT), so nothing under it can
+#    join a multicast group; the mDNS code is the same Go on every arch.
+ARM_TIMEOUT  ?= 25m
+ARM_SLOWDOWN ?= 5
+ARM_SKIP     := ^TestPhone|^TestMDNSAcrossNamespaces$$
+ARM_ALL      = $(shell $(GO) list ./... | grep -v -e '^lifeline/web/browsertest$$' -e '^lifeline/web/build')
+ARM_E2E      := ^TestEndToEnd$$
+ARM_TEST      = CGO_ENABLED=0 GOOS=linux LIFELINE_TEST_SLOWDOWN=$(ARM_SLOWDOWN) $(GO) test -timeout $(ARM_TIMEOUT) -skip '$(ARM_SKIP)'
+test-arm:
+	@bash .ci/arm-emulation --check
+	@echo "== armv6 (arm1176: Pi Zero, Pi 1)"
+	GOARCH=arm GOARM=6 QEMU_CPU=arm1176 $(ARM_TEST) $(ARM_ALL)
+	@echo "== armv7 (cortex-a7: Pi 2, and 32-bit systems on later Pis)"
+	GOARCH=arm GOARM=7 QEMU_CPU=cortex-a7 $(ARM_TEST) ./message/...
+	GOARCH=arm GOARM=7 QEMU_CPU=cortex-a7 $(ARM_TEST) -run '$(ARM_E2E)' ./cmd/node
+	@echo "== arm64 (cortex-a53: Pi 3, Pi Zero 2)"
+	GOARCH=arm64 QEMU_CPU=cortex-a53 $(ARM_TEST) $(ARM_ALL)
 
 # The phone app's main screens at 412×915, English and Arabic, for the
 # README and docs/screenshots: the browser tests take them when asked.

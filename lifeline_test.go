@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,9 +62,9 @@ func startNodeWith(t testing.TB, dir string, edit func(*lifeline.Config)) *start
 	case err := <-s.done:
 		cancel()
 		t.Fatalf("node did not start: %v", err)
-	case <-time.After(20 * time.Second):
+	case <-time.After(stretch(20 * time.Second)):
 		cancel()
-		t.Fatal("node not ready within 20s")
+		t.Fatalf("node not ready within %s", stretch(20*time.Second))
 	}
 	s.client = &api.Client{BaseURL: "http://" + n.APIAddr()}
 	t.Cleanup(func() {
@@ -83,15 +85,15 @@ func (s *started) shutdown() error {
 			close(s.done)
 		}
 		return err
-	case <-time.After(20 * time.Second):
-		return errors.New("Run did not return within 20s of cancel")
+	case <-time.After(stretch(20 * time.Second)):
+		return fmt.Errorf("Run did not return within %s of cancel", stretch(20*time.Second))
 	}
 }
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(stretch(10 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -101,9 +103,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), stretch(20*time.Second))
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// stretch is d, or d times LIFELINE_TEST_SLOWDOWN where the tests run
+// slower than on the machine their waits were written for: make test-arm
+// sets it, as everything runs emulated there (qemu-user), several times
+// slower. Only waits and timing slack stretch, never what is asserted.
+func stretch(d time.Duration) time.Duration {
+	if f, err := strconv.Atoi(os.Getenv("LIFELINE_TEST_SLOWDOWN")); err == nil && f > 1 {
+		return d * time.Duration(f)
+	}
+	return d
 }
 
 // Two nodes in one process: a direct message from A reaches B (carried by

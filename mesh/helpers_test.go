@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -51,6 +53,7 @@ func fill(t testing.TB, st *store.Store, author *message.Identity, n int, prefix
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
+	within = stretch(within)
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -58,6 +61,17 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stretch is d, or d times LIFELINE_TEST_SLOWDOWN where the tests run
+// slower than on the machine their waits were written for: make test-arm
+// sets it, as everything runs emulated there (qemu-user), several times
+// slower. Only waits and timing slack stretch, never what is asserted.
+func stretch(d time.Duration) time.Duration {
+	if f, err := strconv.Atoi(os.Getenv("LIFELINE_TEST_SLOWDOWN")); err == nil && f > 1 {
+		return d * time.Duration(f)
+	}
+	return d
 }
 
 func count(st *store.Store) int64 { return st.Stats().Messages }

@@ -86,7 +86,7 @@ func (s *Store) openLog(applied uint64) error {
 	for len(ops) > 0 {
 		n := min(len(ops), maxApply)
 		for _, o := range ops[:n] {
-			s.pending[o.env.ID()] = struct{}{}
+			s.pending[o.env.ID()] = o
 			s.pendingBytes += logicalSize(o.env)
 		}
 		s.commit(ops[:n])
@@ -277,7 +277,7 @@ func (s *Store) logBatch(batch []*op) {
 			// Durable: from now on reads wait for these, and Puts of the
 			// same messages are duplicates.
 			for _, o := range logged {
-				s.pending[o.env.ID()] = struct{}{}
+				s.pending[o.env.ID()] = o
 			}
 			s.log.logged = logged[len(logged)-1].lsn
 		}

@@ -31,25 +31,41 @@ type Record struct {
 
 // Get returns the message with the given ID, or an error wrapping
 // ErrNotFound.
+//
+// A message acknowledged but not in the database (logged and held while
+// the disk is full, see space.go) is returned too: Get looks in the
+// database, then among the pending, then in the database again, since one
+// applied after the first look's snapshot is no longer pending. (The held
+// messages alone were not enough: while a retry committed them they were
+// neither held nor stored, and Get called them missing.)
 func (s *Store) Get(id message.ID) (*Record, error) {
 	s.settle()
+	rec, err := s.getStored(id)
+	if errors.Is(err, ErrNotFound) {
+		if held := s.pendingRecord(id); held != nil {
+			return held, nil
+		}
+		rec, err = s.getStored(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get: %w", viewErr(err))
+	}
+	return rec, nil
+}
+
+// getStored reads the message with the given ID from the database.
+func (s *Store) getStored(id message.ID) (*Record, error) {
 	var rec *Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMsg).Get(id[:])
 		if v == nil {
-			if rec = s.heldRecord(id); rec != nil {
-				return nil // acknowledged, waiting for disk space
-			}
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 		var err error
 		rec, _, err = decodeRecord(s.seal, v)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("store: get: %w", viewErr(err))
-	}
-	return rec, nil
+	return rec, err
 }
 
 // Has reports whether the message with the given ID is stored.

@@ -104,11 +104,7 @@ func (s *Store) stall(err error, o *op) {
 }
 
 func (s *Store) holdLocked(o *op) {
-	s.held = append(s.held, o)
-	if s.heldByID == nil {
-		s.heldByID = make(map[message.ID]*op)
-	}
-	s.heldByID[o.env.ID()] = o
+	s.held = append(s.held, o) // still pending: Get finds it there
 }
 
 // holdWhileStalled takes from batch, while the store is stalled, what
@@ -161,7 +157,7 @@ func (s *Store) retryHeld() {
 		s.walMu.Unlock()
 		return // surely still full: a failed commit costs writes
 	}
-	s.held, s.heldByID, s.stalled = nil, nil, nil
+	s.held, s.stalled = nil, nil
 	s.walMu.Unlock()
 	for len(held) > 0 {
 		n := min(len(held), maxApply)
@@ -177,12 +173,13 @@ func (s *Store) isStalled() bool {
 	return s.stalled != nil
 }
 
-// heldRecord is the held message id, if any: acknowledged, not yet in the
-// database.
-func (s *Store) heldRecord(id message.ID) *Record {
+// pendingRecord is the message id if it is logged and not yet applied
+// (held while the disk is full, or waiting for the applier): acknowledged,
+// not yet in the database.
+func (s *Store) pendingRecord(id message.ID) *Record {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	o := s.heldByID[id]
+	o := s.pending[id]
 	if o == nil {
 		return nil
 	}

@@ -198,6 +198,44 @@ func TestNoSpaceRecovers(t *testing.T) {
 	reopenHolding(t, path, Options{Now: clk.Now}, acked)
 }
 
+// TestGetFindsLoggedWhileStalled: a message logged (so acknowledged) but
+// neither stored nor held yet while the store is stalled is found by Get.
+// The applier holds a failed batch's messages one at a time, and later
+// ones when it takes them from its queue: under emulation (make test-arm)
+// it was slow enough for TestNoSpaceRecovers to read one in between and be
+// told it was missing. The state is made by hand: no timing reaches it
+// reliably.
+func TestGetFindsLoggedWhileStalled(t *testing.T) {
+	clk := newClock()
+	s, err := Open(filepath.Join(t.TempDir(), "store.db"), Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stored := text(t, identity(1), "general", "stored", clk.Now())
+	mustPut(t, s, stored)
+	logged := text(t, identity(1), "general", "logged, not yet held", clk.Now())
+	s.walMu.Lock()
+	s.stalled = fmt.Errorf("%w: as if the disk were full", ErrNoSpace)
+	s.pending[logged.ID()] = &op{kind: opPut, env: logged, received: clk.Now().UnixMilli()}
+	s.walMu.Unlock()
+	defer func() {
+		s.walMu.Lock()
+		s.stalled = nil
+		delete(s.pending, logged.ID())
+		s.walMu.Unlock()
+	}()
+	for _, e := range []*message.Envelope{stored, logged} {
+		rec, err := s.Get(e.ID())
+		if err != nil || rec.Envelope.ID() != e.ID() {
+			t.Fatalf("Get(%s) while stalled: %v, %v", e.ID(), rec, err)
+		}
+	}
+	if _, err := s.Get(text(t, identity(1), "general", "never put", clk.Now()).ID()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of a message never put: %v, want ErrNotFound", err)
+	}
+}
+
 // TestOpenOnFullDisk: a node restarting on a full disk opens its store and
 // serves reads, including messages acknowledged before a crash and still
 // in the log; writes are refused with ErrNoSpace until there is room, and

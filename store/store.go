@@ -129,20 +129,19 @@ type Store struct {
 	// readers waiting for the applier (walCond).
 	walMu        sync.Mutex
 	walCond      *sync.Cond
-	pending      map[message.ID]struct{} // logged, not yet applied
-	unlogged     map[message.ID]int      // Puts handed to the applier unlogged, not yet applied
-	pendingBytes int64                   // logical bytes of pending
-	refused      int64                   // logged messages refused for room when applied
-	replayed     int64                   // log records applied by Open
-	broken       error                   // see brokenErr
-	brokenCh     chan struct{}           // closed when broken is set
-	stalled      error                   // see space.go; nil when not stalled
-	held         []*op                   // logged, committing them failed for lack of space, in log order
-	heldByID     map[message.ID]*op      // held, by message id
-	toApply      []*op                   // handed from the logger to the applier, in order
-	hurry        bool                    // toApply holds a request whose caller waits for the commit
-	urgent       int                     // goroutines waiting for the applier (settle, the logger)
-	logDone      bool                    // the logger has stopped: toApply only shrinks now
+	pending      map[message.ID]*op // logged (so acknowledged), not yet applied: see pendingRecord
+	unlogged     map[message.ID]int // Puts handed to the applier unlogged, not yet applied
+	pendingBytes int64              // logical bytes of pending
+	refused      int64              // logged messages refused for room when applied
+	replayed     int64              // log records applied by Open
+	broken       error              // see brokenErr
+	brokenCh     chan struct{}      // closed when broken is set
+	stalled      error              // see space.go; nil when not stalled
+	held         []*op              // logged, committing them failed for lack of space, in log order
+	toApply      []*op              // handed from the logger to the applier, in order
+	hurry        bool               // toApply holds a request whose caller waits for the commit
+	urgent       int                // goroutines waiting for the applier (settle, the logger)
+	logDone      bool               // the logger has stopped: toApply only shrinks now
 	applierDone  bool
 
 	subMu sync.Mutex
@@ -182,7 +181,7 @@ func Open(path string, opts Options) (*Store, error) {
 		s.now = time.Now
 	}
 	s.walCond = sync.NewCond(&s.walMu)
-	s.pending = make(map[message.ID]struct{})
+	s.pending = make(map[message.ID]*op)
 	s.unlogged = make(map[message.ID]int)
 	s.kick = make(chan struct{}, 1)
 	s.brokenCh = make(chan struct{})
