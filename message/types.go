@@ -3,8 +3,8 @@ package message
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"strings"
 	"unicode/utf8"
 )
