@@ -105,8 +105,7 @@ func loadClock(path string) (savedClock, error) {
 }
 
 // saveClock writes the clock's time and last stamp, replacing the file
-// whole (a temporary file renamed over it), so a power cut leaves the old
-// or the new one.
+// whole (replaceFile).
 func saveClock(path string, c *clock.Clock) error {
 	sc := savedClock{Saved: c.Now().UnixMilli()}
 	if last := c.LastStamp(); !last.IsZero() {
@@ -116,11 +115,7 @@ func saveClock(path string, c *clock.Clock) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("save clock: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := replaceFile(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("save clock: %w", err)
 	}
 	return nil

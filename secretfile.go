@@ -117,3 +117,38 @@ func destroySecretFile(path string) error {
 	}
 	return nil
 }
+
+// replaceFile writes b to path, mode 0600, replacing it whole: a temporary
+// file in the same directory, synced, renamed over path, and the directory
+// synced, so a power cut leaves the old file or the new one. For the small
+// files the node rewrites (its settings, its saved clock); secrets are
+// written once, by writeSecretFile, which never replaces.
+func replaceFile(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.Write(b)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // the new name durable; best effort
+		d.Close()
+	}
+	return nil
+}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -153,30 +152,8 @@ func saveSettings(dataDir string, s Settings) error {
 		return err
 	}
 	path := filepath.Join(dataDir, SettingsFile)
-	tmp, err := os.CreateTemp(dataDir, ".settings-*.tmp")
-	if err != nil {
-		return fmt.Errorf("save settings: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(append(b, '\n'))
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := replaceFile(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("save settings %s: %w", path, err)
-	}
-	if d, err := os.Open(dataDir); err == nil {
-		_ = d.Sync() // the new name durable; best effort
-		d.Close()
 	}
 	return nil
 }

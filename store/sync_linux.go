@@ -19,9 +19,17 @@ func fdatasync(f *os.File) error {
 // diskFree is the space an unprivileged writer may still use on the
 // filesystem holding dir; false if it cannot tell.
 func diskFree(dir string) (int64, bool) {
+	free, _, ok := DiskSpace(dir)
+	return free, ok
+}
+
+// DiskSpace is the space an unprivileged writer may still use on the
+// filesystem holding dir, and its size; false if it cannot tell. What the
+// store checks before logging (Options.MinFree), for others to report.
+func DiskSpace(dir string) (free, size int64, ok bool) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return int64(st.Bavail) * int64(st.Bsize), true
+	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), true
 }

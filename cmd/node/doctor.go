@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"lifeline"
@@ -247,9 +246,8 @@ func (c *cli) doctor(ctx context.Context, args []string) error {
 			f.DataDirErr = err
 		}
 	}
-	var sfs syscall.Statfs_t
-	if err := syscall.Statfs(f.DataDir, &sfs); err == nil {
-		f.DiskFree, f.DiskSize = sfs.Bavail*uint64(sfs.Bsize), sfs.Blocks*uint64(sfs.Bsize)
+	if free, size, ok := store.DiskSpace(f.DataDir); ok {
+		f.DiskFree, f.DiskSize = uint64(free), uint64(size)
 	}
 	cl, err := c.client(*apiURL)
 	if err != nil {
