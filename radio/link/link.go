@@ -5,6 +5,7 @@
 package link
 
 import (
+	"maps"
 	"sync"
 	"time"
 )
@@ -36,6 +37,38 @@ type Status struct {
 	LastRSSI  int       `json:"last_rssi,omitempty"`
 	LastSNR   float64   `json:"last_snr,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
+	// Errors counts what the device reported as failed, by its meaning
+	// ("queue full", "duty-cycle limit", ...).
+	Errors map[string]int `json:"errors,omitempty"`
+	// Warning is a problem with the device's setup the operator should
+	// fix, said as what to do ("the device drops Lifeline's packets: set
+	// its rebroadcast mode to ALL").
+	Warning string `json:"warning,omitempty"`
+	// Board is the device's own account of the channel, where it gives
+	// one.
+	Board *BoardStats `json:"board,omitempty"`
+}
+
+// BoardStats is what a board reports of its airtime and the channel.
+type BoardStats struct {
+	// AirtimeShort and AirtimeLong: the share of time it transmitted,
+	// over its short window (seconds) and its long one (an hour).
+	AirtimeShort float64 `json:"airtime_short"`
+	AirtimeLong  float64 `json:"airtime_long"`
+	// ChannelShort and ChannelLong: the share of time the channel was
+	// busy (anyone transmitting).
+	ChannelShort float64   `json:"channel_short"`
+	ChannelLong  float64   `json:"channel_long"`
+	NoiseFloor   int       `json:"noise_floor_dbm,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+// CountError adds one to the device's count of err (a meaning).
+func (s *Status) CountError(meaning string) {
+	if s.Errors == nil {
+		s.Errors = map[string]int{}
+	}
+	s.Errors[meaning]++
 }
 
 // Live is a driver's status as it changes, safe for concurrent use: the
@@ -52,7 +85,15 @@ func NewLive(s Status) *Live { return &Live{s: s} }
 func (l *Live) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.s
+	s := l.s
+	if s.Errors != nil {
+		s.Errors = maps.Clone(s.Errors)
+	}
+	if s.Board != nil {
+		b := *s.Board
+		s.Board = &b
+	}
+	return s
 }
 
 // Update changes the status under the lock.

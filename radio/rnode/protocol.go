@@ -29,11 +29,35 @@ const (
 	CmdReady      = 0x0F
 	CmdStatRSSI   = 0x23 // u8, RSSI + 157 dBm
 	CmdStatSNR    = 0x24 // int8, quarter dB
+	// CmdStatCHTM: channel time, 11 bytes, sent by ESP32 and nRF52
+	// boards after every transmission: short- and long-term airtime and
+	// channel load (u16 BE each, 1/100 %), current RSSI, noise floor (u8
+	// each, + 157 dBm) and interference (u8).
+	CmdStatCHTM   = 0x25
+	CmdStatPHYPRM = 0x26 // the modem's physical parameters, after configuration
+	CmdStatCSMA   = 0x28 // the board's listen-before-talk state
 	CmdPlatform   = 0x48
 	CmdMCU        = 0x49
 	CmdFWVersion  = 0x50
 	CmdReset      = 0x55
 	CmdError      = 0x90
+)
+
+// Error codes the board sends with CmdError, with RNode's meanings.
+const (
+	ErrorInitRadio    = 0x01 // the radio did not start
+	ErrorTxFailed     = 0x02 // a transmission failed
+	ErrorEEPROMLocked = 0x03
+	ErrorQueueFull    = 0x04
+	ErrorMemoryLow    = 0x05
+	ErrorModemTimeout = 0x06 // the modem did not answer
+)
+
+// Platforms a board reports (CmdPlatform).
+const (
+	PlatformAVR   = 0x90 // no channel statistics: the host computes airtime
+	PlatformESP32 = 0x80
+	PlatformNRF52 = 0x70
 )
 
 // Values of some commands.

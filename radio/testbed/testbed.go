@@ -1,6 +1,7 @@
 // Package testbed is a radio testbed without radios: the simulated air
-// (radio/air) with a firmware-bridge core for each board, each behind a
-// pseudo-terminal. A node opens the terminal's path through tarm/serial
+// (radio/air) with a simulated device for each board (Lifeline's own
+// firmware, the firmware-bridge core, or a simulation of another firmware:
+// see Device), each behind a pseudo-terminal. A node opens the terminal's path through tarm/serial
 // exactly as it opens /dev/ttyUSB0, configures the board over the RNode
 // protocol, and sends and hears frames that cross the simulated air with
 // real airtime, loss, collisions and half-duplex radios, in real time.
@@ -27,19 +28,85 @@ import (
 
 // Testbed is the air and the boards on it.
 type Testbed struct {
-	mu     sync.Mutex // guards the air, the boards and every core
-	air    *air.Air
-	boards []*Board
-	kick   chan struct{}
-	dir    string // the stable paths: board-N, a link to the terminal
+	mu       sync.Mutex // guards the air, the boards and every device
+	air      *air.Air
+	boards   []*Board
+	firmware []Firmware // of each board
+	kick     chan struct{}
+	dir      string // the stable paths: board-N, a link to the terminal
 }
 
-// Board is one simulated board: its firmware core, its transceiver on the
+// Device is the firmware of a simulated board as the testbed drives it:
+// the host's bytes go in, the device's answers come out, and the air
+// reaches it through the Radio it was made with. Every method is called
+// under the testbed's lock, with the time.
+type Device interface {
+	// Boot is what the device writes when it powers up.
+	Boot(now time.Time) []byte
+	// FromHost takes bytes the host wrote and returns the answer.
+	FromHost(now time.Time, p []byte) []byte
+	// Listening reports whether the receiver is on: a frame that ends
+	// while it is off (or before the host switched the radio on) is not
+	// heard, as with a real transceiver in standby.
+	Listening() bool
+	// Received is a frame heard from the air.
+	Received(now time.Time, frame []byte, rssi int, snr float64) []byte
+	// TxDone reports the end of the transmission the device started.
+	TxDone(now time.Time) []byte
+	// Poll lets the device act on time: start what it queued, fire its
+	// timers. It is called every few milliseconds.
+	Poll(now time.Time) []byte
+}
+
+// Radio is a device's transceiver on the simulated air.
+type Radio interface {
+	// Transmit puts frame on air for airtime; the testbed calls the
+	// device's TxDone when it ends. A device transmits one frame at a
+	// time.
+	Transmit(now time.Time, airtime time.Duration, frame []byte)
+	// Busy reports a transmission the device's radio hears at now
+	// (channel activity detection).
+	Busy(now time.Time) bool
+}
+
+// Firmware makes a device around its radio: one for every board, and a
+// fresh one each time a board is plugged back in.
+type Firmware func(r Radio) Device
+
+// LifelineBoard is Lifeline's own board firmware, firmware-bridge.
+func LifelineBoard(r Radio) Device {
+	d := &bridgeDevice{radio: r}
+	d.core = bridge.New(d, bridge.MCUHost, 4096)
+	return d
+}
+
+// bridgeDevice is the firmware-bridge core as a Device.
+type bridgeDevice struct {
+	core  *bridge.Core
+	radio Radio
+	set   bridge.Settings
+}
+
+func (d *bridgeDevice) Apply(s bridge.Settings) bridge.Settings { d.set = s; return s }
+func (d *bridgeDevice) Transmit(now time.Time, p []byte) {
+	d.radio.Transmit(now, d.core.Airtime(len(p)), p)
+}
+func (d *bridgeDevice) Busy(now time.Time) bool                 { return d.radio.Busy(now) }
+func (d *bridgeDevice) Boot(time.Time) []byte                   { return d.core.Boot() }
+func (d *bridgeDevice) FromHost(now time.Time, p []byte) []byte { return d.core.FromHost(now, p) }
+func (d *bridgeDevice) Listening() bool                         { return d.set.On }
+func (d *bridgeDevice) Received(now time.Time, f []byte, rssi int, snr float64) []byte {
+	return d.core.Received(now, f, rssi, snr)
+}
+func (d *bridgeDevice) TxDone(now time.Time) []byte { return d.core.TxDone(now) }
+func (d *bridgeDevice) Poll(now time.Time) []byte   { d.core.Poll(now); return nil }
+
+// Board is one simulated board: its firmware, its transceiver on the
 // air, and the pseudo-terminal it is plugged in through.
 type Board struct {
 	index  int
 	tb     *Testbed
-	core   *bridge.Core
+	dev    Device
 	chip   *chip
 	master *os.File
 	slave  *os.File
@@ -92,17 +159,13 @@ func MaxWindowUse(txs []Transmission, window time.Duration) time.Duration {
 // chip is the board's transceiver on the simulated air.
 type chip struct {
 	b        *Board
-	set      bridge.Settings
 	sending  bool
 	ends     time.Time
 	sent     []Transmission
 	received int
 }
 
-func (c *chip) Apply(s bridge.Settings) bridge.Settings { c.set = s; return s }
-
-func (c *chip) Transmit(now time.Time, p []byte) {
-	d := c.b.core.Airtime(len(p))
+func (c *chip) Transmit(now time.Time, d time.Duration, p []byte) {
 	c.b.tb.air.Transmit(c.b.index, now, d, p)
 	c.sending, c.ends = true, now.Add(d)
 	c.sent = append(c.sent, Transmission{Start: now, Airtime: d, Frame: append([]byte(nil), p...)})
@@ -110,15 +173,24 @@ func (c *chip) Transmit(now time.Time, p []byte) {
 
 func (c *chip) Busy(now time.Time) bool { return c.b.tb.air.Busy(c.b.index, now) }
 
-// New returns a testbed of n boards, none of which hear each other yet
-// (see Link and Line), whose air draws its randomness from seed.
+// New returns a testbed of n Lifeline boards, none of which hear each
+// other yet (see Link and Line), whose air draws its randomness from seed.
 func New(n int, seed uint64) (*Testbed, error) {
+	fw := make([]Firmware, n)
+	for i := range fw {
+		fw[i] = LifelineBoard
+	}
+	return NewWith(fw, seed)
+}
+
+// NewWith returns a testbed with a board for each firmware, in order.
+func NewWith(firmware []Firmware, seed uint64) (*Testbed, error) {
 	dir, err := os.MkdirTemp("", "lifeline-testbed-")
 	if err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
-	tb := &Testbed{air: air.New(seed), kick: make(chan struct{}, 1), dir: dir}
-	for i := range n {
+	tb := &Testbed{air: air.New(seed), kick: make(chan struct{}, 1), dir: dir, firmware: firmware}
+	for i := range firmware {
 		b, err := tb.plug(i)
 		if err != nil {
 			tb.Close()
@@ -211,8 +283,8 @@ func (tb *Testbed) plug(i int) (*Board, error) {
 	}
 	go b.writer()
 	b.chip = &chip{b: b}
-	b.core = bridge.New(b.chip, bridge.MCUHost, 4096)
-	b.write(b.core.Boot())
+	b.dev = tb.firmware[i](b.chip)
+	b.write(b.dev.Boot(time.Now()))
 	go b.read()
 	return b, nil
 }
@@ -241,7 +313,7 @@ func OpenTerminal() (master, slave *os.File, err error) {
 	return os.NewFile(uintptr(fd), "ptmx"), slave, nil
 }
 
-// read feeds the host's bytes to the core.
+// read feeds the host's bytes to the device.
 func (b *Board) read() {
 	defer close(b.done)
 	buf := make([]byte, 1024)
@@ -251,7 +323,7 @@ func (b *Board) read() {
 			return
 		}
 		b.tb.mu.Lock()
-		out := b.core.FromHost(time.Now(), buf[:n])
+		out := b.dev.FromHost(time.Now(), buf[:n])
 		b.tb.mu.Unlock()
 		b.write(out)
 		b.tb.wake()
@@ -319,11 +391,11 @@ func (tb *Testbed) step(now time.Time) {
 	tb.mu.Lock()
 	for _, d := range tb.air.Until(now) {
 		b := tb.boards[d.To]
-		if b.off {
+		if b.off || !b.dev.Listening() {
 			continue
 		}
 		b.chip.received++
-		outs = append(outs, out{b, b.core.Received(d.At, d.Frame, -95, 7.5)})
+		outs = append(outs, out{b, b.dev.Received(d.At, d.Frame, -95, 7.5)})
 	}
 	for _, b := range tb.boards {
 		if b.off {
@@ -331,9 +403,9 @@ func (tb *Testbed) step(now time.Time) {
 		}
 		if b.chip.sending && !b.chip.ends.After(now) {
 			b.chip.sending = false
-			outs = append(outs, out{b, b.core.TxDone(b.chip.ends)})
+			outs = append(outs, out{b, b.dev.TxDone(b.chip.ends)})
 		}
-		b.core.Poll(now)
+		outs = append(outs, out{b, b.dev.Poll(now)})
 	}
 	tb.mu.Unlock()
 	for _, o := range outs {
