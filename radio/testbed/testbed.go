@@ -440,3 +440,13 @@ func (tb *Testbed) Close() error {
 	errs = append(errs, os.RemoveAll(tb.dir))
 	return errors.Join(errs...)
 }
+
+// FirmwareNamed returns the firmware people choose by name in `lifeline
+// testbed --devices`: lifeline (our board).
+func FirmwareNamed(name string) (Firmware, error) {
+	switch name {
+	case "lifeline":
+		return LifelineBoard, nil
+	}
+	return nil, fmt.Errorf("testbed: unknown device %q: want lifeline", name)
+}
