@@ -442,11 +442,13 @@ func (tb *Testbed) Close() error {
 }
 
 // FirmwareNamed returns the firmware people choose by name in `lifeline
-// testbed --devices`: lifeline (our board).
+// testbed --devices`: lifeline (our board), meshtastic (a Meshtastic device, EU_868 LongFast).
 func FirmwareNamed(name string) (Firmware, error) {
 	switch name {
 	case "lifeline":
 		return LifelineBoard, nil
+	case "meshtastic":
+		return MeshtasticDevice(MeshtasticOptions{})
 	}
-	return nil, fmt.Errorf("testbed: unknown device %q: want lifeline", name)
+	return nil, fmt.Errorf("testbed: unknown device %q: want lifeline or meshtastic", name)
 }
