@@ -19,6 +19,7 @@ type meshTx struct {
 	seq       uint64    // arrival, for first in first out within a priority
 	notBefore time.Time // its contention delay: not sent before
 	drawn     bool      // notBefore is set (an own packet's is drawn when it reaches the head of the queue)
+	end       time.Time // on air until then
 	own       bool      // from the host: refusals are reported to it
 	relay     bool      // a rebroadcast of someone else's packet
 }
@@ -91,7 +92,7 @@ func (d *meshtasticDevice) fromHost(now time.Time, p *meshpb.MeshPacket) {
 	// queue until the hour allows it ("will stop sending data when it
 	// reaches the hourly limit and will start again when it is allowed
 	// to do so", LoRa config, Override Duty Cycle Limit).
-	if d.duty != nil && d.duty.Wait(now, tx.airtime) != 0 {
+	if d.duty != nil && d.duty.Wait(d.free(now), tx.airtime) != 0 {
 		refuse(meshpb.Routing_DUTY_CYCLE_LIMIT)
 		return
 	}
@@ -109,6 +110,16 @@ func (d *meshtasticDevice) fromHost(now time.Time, p *meshpb.MeshPacket) {
 		d.pending[p.Id] = &meshAckWait{tx: tx}
 	}
 	d.queueStatus(errnoOK, p.Id)
+}
+
+// free is when the radio is free to send: now, or the end of its
+// transmission. The duty cycle is judged from there: at now, a
+// transmission still on air counts only for the part of it already sent.
+func (d *meshtasticDevice) free(now time.Time) time.Time {
+	if d.sending != nil && d.sending.end.After(now) {
+		return d.sending.end
+	}
+	return now
 }
 
 func (d *meshtasticDevice) enqueue(tx *meshTx) {
@@ -181,6 +192,7 @@ func (d *meshtasticDevice) Poll(now time.Time) []byte {
 	}
 	d.unqueue(next)
 	d.sending = next
+	next.end = now.Add(next.airtime)
 	d.radio.Transmit(now, next.airtime, next.frame)
 	d.used(now.Add(next.airtime), next.airtime)
 	return d.flush()
