@@ -380,3 +380,48 @@ func TestMeshtasticIgnoresOtherRadios(t *testing.T) {
 		t.Fatalf("%d packets reached the host, want only the one on its channel", n)
 	}
 }
+
+// TestMeshtasticFiltersOnTheAir: in a line 0-1-2 whose middle device is
+// in CORE_PORTNUMS_ONLY, a text crosses it and a PRIVATE_APP packet does
+// not (neither delivered to its host nor relayed); a payload over 233
+// bytes is refused with TOO_LARGE and the packet's id.
+func TestMeshtasticFiltersOnTheAir(t *testing.T) {
+	o := shortFast(MeshtasticOptions{NodeSeed: 4})
+	core := o
+	core.RebroadcastMode = "CORE_PORTNUMS_ONLY"
+	tb := meshTestbed(t, o, core, o)
+	tb.Line(0)
+	hosts := []*meshHost{openMeshHost(t, tb.Path(0)), openMeshHost(t, tb.Path(1)), openMeshHost(t, tb.Path(2))}
+	for i, h := range hosts {
+		h.handshake(uint32(i + 1))
+	}
+	packet := func(id uint32, data *meshpb.Data) *meshpb.ToRadio {
+		return &meshpb.ToRadio{PayloadVariant: &meshpb.ToRadio_Packet{Packet: &meshpb.MeshPacket{To: meshBroadcast, Id: id, HopLimit: 1,
+			PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: data}}}}
+	}
+	text := &meshpb.Data{Portnum: meshpb.PortNum_TEXT_MESSAGE_APP, Payload: []byte("core")}
+	hosts[0].send(packet(0x51, private("lifeline")), packet(0x52, text), packet(0x53, private(string(make([]byte, meshMaxPayload+1)))))
+	if r := hosts[0].waitFor("the refusal", routingAbout(0x53)); routingError(t, r) != meshpb.Routing_TOO_LARGE {
+		t.Fatalf("234 bytes: %v", routingError(t, r))
+	}
+	hosts[2].waitFor("the text relayed by 1", packetWithID(0x52))
+	// 1 heard the PRIVATE_APP packet before the text: had it kept it for
+	// relaying, it would still be in its queue or on air.
+	tb.mu.Lock()
+	d := tb.boards[1].dev.(*meshtasticDevice)
+	left := len(d.queue)
+	tb.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("1 holds %d packets to relay", left)
+	}
+	hosts[1].roundTrip(9)
+	hosts[2].roundTrip(9)
+	for i, h := range hosts[1:] {
+		if h.count(packetWithID(0x51)) != 0 || h.count(packetWithID(0x52)) != 1 {
+			t.Fatalf("host %d: PRIVATE_APP %d times, text %d times", i+1, h.count(packetWithID(0x51)), h.count(packetWithID(0x52)))
+		}
+	}
+	if n := len(tb.Sent(1)); n != 1 {
+		t.Fatalf("1 sent %d frames, want the text", n)
+	}
+}
