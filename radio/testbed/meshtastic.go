@@ -279,6 +279,7 @@ type meshtasticDevice struct {
 type meshNode struct {
 	lastHeard time.Time
 	snr       float64
+	hops      uint32 // hops away when last heard
 }
 
 type meshUse struct {
@@ -372,9 +373,8 @@ func (d *meshtasticDevice) sendConfig(now time.Time, nonce uint32) {
 	d.write(&meshpb.FromRadio{PayloadVariant: &meshpb.FromRadio_NodeInfo{NodeInfo: &meshpb.NodeInfo{
 		Num: d.node, User: d.user(), LastHeard: uint32(now.Unix())}}})
 	for num, n := range d.nodes {
-		hops := uint32(0)
 		d.write(&meshpb.FromRadio{PayloadVariant: &meshpb.FromRadio_NodeInfo{NodeInfo: &meshpb.NodeInfo{
-			Num: num, Snr: float32(n.snr), LastHeard: uint32(n.lastHeard.Unix()), HopsAway: &hops}}})
+			Num: num, Snr: float32(n.snr), LastHeard: uint32(n.lastHeard.Unix()), HopsAway: &n.hops}}})
 	}
 	configs := []*meshpb.Config{
 		{PayloadVariant: &meshpb.Config_Device{Device: &meshpb.Config_DeviceConfig{

@@ -56,9 +56,7 @@ func (d *meshtasticDevice) fromHost(now time.Time, p *meshpb.MeshPacket) {
 	case len(data.Payload) > meshMaxPayload:
 		refuse(meshpb.Routing_TOO_LARGE)
 		return
-	case d.cfg.region == meshpb.Config_LoRaConfig_UNSET || d.opts.TxDisabled:
-		// "As long as [the region] is not set, the node ... [will] not
-		// transmit any packets" (LoRa config, Region).
+	case !d.transmits():
 		d.queueStatus(errnoDisabled, p.Id)
 		return
 	case data.Portnum == meshpb.PortNum_TEXT_MESSAGE_APP && !d.lastText.IsZero() && now.Sub(d.lastText) < meshTextInterval:
@@ -120,6 +118,13 @@ func (d *meshtasticDevice) free(now time.Time) time.Time {
 		return d.sending.end
 	}
 	return now
+}
+
+// transmits reports whether the device may transmit at all: not with
+// transmit disabled, nor without a region ("As long as this is not set,
+// the node ... [will] not transmit any packets", LoRa config, Region).
+func (d *meshtasticDevice) transmits() bool {
+	return d.cfg.region != meshpb.Config_LoRaConfig_UNSET && !d.opts.TxDisabled
 }
 
 func (d *meshtasticDevice) enqueue(tx *meshTx) {
@@ -310,9 +315,10 @@ func (d *meshtasticDevice) remember(from, id uint32) bool {
 
 // heard notes a node in the node database, forgetting the one heard
 // longest ago when it is full; it reports whether the node was known.
-func (d *meshtasticDevice) heard(now time.Time, num uint32, snr float64) bool {
+func (d *meshtasticDevice) heard(now time.Time, p *airPacket, snr float64) bool {
+	num, hops := p.from, p.hopStart-p.hopLimit
 	if n, ok := d.nodes[num]; ok {
-		n.lastHeard, n.snr = now, snr
+		n.lastHeard, n.snr, n.hops = now, snr, hops
 		return true
 	}
 	if len(d.nodes) >= meshNodeDB {
@@ -324,7 +330,7 @@ func (d *meshtasticDevice) heard(now time.Time, num uint32, snr float64) bool {
 		}
 		delete(d.nodes, oldest)
 	}
-	d.nodes[num] = &meshNode{lastHeard: now, snr: snr}
+	d.nodes[num] = &meshNode{lastHeard: now, snr: snr, hops: hops}
 	return false
 }
 
@@ -349,7 +355,7 @@ func (d *meshtasticDevice) Received(now time.Time, frame []byte, rssi int, snr f
 		d.heardAgain(now, p)
 		return d.flush()
 	}
-	known := d.heard(now, p.from, snr)
+	known := d.heard(now, p, snr)
 	if p.channelHash != d.cfg.hash {
 		// Another channel, whose key the device lacks: not for its host;
 		// in mode ALL it still relays it ("rebroadcast ALL messages from
@@ -412,7 +418,7 @@ func (d *meshtasticDevice) ack(now time.Time, p *airPacket) {
 		channelHash: d.cfg.hash, relayNode: byte(d.node),
 		data: &meshpb.Data{Portnum: meshpb.PortNum_ROUTING_APP, Payload: routingBody(meshpb.Routing_NONE), RequestId: p.id}}
 	frame, err := a.encode()
-	if err != nil || len(d.queue) >= meshTxQueue {
+	if err != nil || len(d.queue) >= meshTxQueue || !d.transmits() {
 		return
 	}
 	d.remember(d.node, a.id)
@@ -450,7 +456,7 @@ func (d *meshtasticDevice) infrastructure() bool {
 // Meshtastic's blog, September 2025): ROUTER and REPEATER in the early
 // one, 2^CWmin slots long; the others after it.
 func (d *meshtasticDevice) rebroadcast(now time.Time, p *airPacket, snr float64) {
-	if p.hopLimit == 0 {
+	if p.hopLimit == 0 || !d.transmits() {
 		return // "Packets with a hop limit of zero are discarded after processing"
 	}
 	if p.nextHop != 0 && p.nextHop != byte(d.node) {

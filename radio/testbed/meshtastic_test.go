@@ -540,3 +540,29 @@ func TestMeshtasticDutyCycleUnit(t *testing.T) {
 		t.Fatalf("%v on air in a window of %v", used, window)
 	}
 }
+
+// TestMeshtasticTransmitDisabled: with transmit disabled (or no region)
+// the device still hears and delivers, relays nothing, and refuses the
+// host's packets (QueueStatus res ERRNO_DISABLED); the nodes it heard are
+// in the node database it sends with its config.
+func TestMeshtasticTransmitDisabled(t *testing.T) {
+	for _, o := range []MeshtasticOptions{{TxDisabled: true}, {Region: "UNSET"}} {
+		u := newUnitDevice(t, shortFast(o))
+		u.connect()
+		u.hear(u.neighbour(0x8000, 1, 2, 3, private("heard")), 0)
+		u.sendPacket(&meshpb.MeshPacket{Id: 2, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private("mine")}})
+		u.run(quiet)
+		if u.find(packetWithID(1)) == nil || len(u.radio.sent) != 0 {
+			t.Fatalf("%+v: delivered %v, sent %d", o, u.find(packetWithID(1)) != nil, len(u.radio.sent))
+		}
+		if qs := u.find(func(m *meshpb.FromRadio) bool { return m.GetQueueStatus().GetMeshPacketId() == 2 }); qs.GetQueueStatus().GetRes() != errnoDisabled {
+			t.Fatalf("%+v: %v", o, qs)
+		}
+		u.connect()
+		u.send(&meshpb.ToRadio{PayloadVariant: &meshpb.ToRadio_WantConfigId{WantConfigId: 78}})
+		n := u.find(func(m *meshpb.FromRadio) bool { return m.GetNodeInfo().GetNum() == 0x8000 })
+		if n == nil || n.GetNodeInfo().GetHopsAway() != 1 {
+			t.Fatalf("%+v: the node heard is %v", o, n)
+		}
+	}
+}
