@@ -69,8 +69,9 @@ type MeshtasticOptions struct {
 	// config but never with config_complete_id, as one that hangs
 	// midway, for the host's tests.
 	NeverCompleteConfig bool
-	// AnnounceReboot writes FromRadio.rebooted after the boot log.
-	AnnounceReboot bool
+	// QuietBoot leaves out the FromRadio.rebooted a device writes after
+	// its boot log, as a device whose transport does not send it.
+	QuietBoot bool
 	// APITimeout is how long the device keeps a silent host's API open: 15
 	// minutes unless set (a host must send a heartbeat more often: "after
 	// 15 minutes of inactivity ... the radio will consider the connection
@@ -98,7 +99,8 @@ const (
 	meshMaxRetransmit = 3
 	// meshTextInterval: text messages from the host, at most one per 2 s
 	// (Meshtastic's airtime fairness rate limit, Routing.Error
-	// RATE_LIMIT_EXCEEDED).
+	// RATE_LIMIT_EXCEEDED). Firmware 2.7 brought it; the simulated 2.6
+	// keeps it, so that hosts are tested against it.
 	meshTextInterval = 2 * time.Second
 	meshAPITimeout   = 15 * time.Minute
 	meshUtilWindow   = time.Minute // channel utilisation is measured over this
@@ -290,7 +292,8 @@ type meshUse struct {
 func (d *meshtasticDevice) Listening() bool { return true }
 
 // Boot writes what a device prints on its serial port when it starts: its
-// debug log, as text. Meshtastic's log lines may hold any UTF-8 (the em
+// debug log, as text, and a frame saying it rebooted; then nothing until a
+// host asks. Meshtastic's log lines may hold any UTF-8 (the em
 // dash below has a 0x94 byte, the first byte of a frame's start); a host
 // must find frames by their whole header.
 func (d *meshtasticDevice) Boot(now time.Time) []byte {
@@ -298,7 +301,10 @@ func (d *meshtasticDevice) Boot(now time.Time) []byte {
 	d.logf("INFO  | ??:??:?? 0 \r\n\r\n//\\ E S H T /\\ S T / C\r\n\r\n")
 	d.logf("INFO  | ??:??:?? 0 Booted — firmware %s, node !%08x, region %s, preset %s", d.cfg.version, d.node, d.cfg.region, d.cfg.preset)
 	d.logf("DEBUG | ??:??:?? 0 [RadioIf] Slot time %d ms, preamble %d symbols", slotTime(d.cfg.modem).Milliseconds(), d.cfg.modem.Preamble)
-	if d.opts.AnnounceReboot {
+	if !d.opts.QuietBoot {
+		// "Sent to tell clients the radio has just rebooted ... currently
+		// just used for the serial console" (FromRadio.rebooted): a host
+		// that had the device configured starts over.
 		d.write(&meshpb.FromRadio{PayloadVariant: &meshpb.FromRadio_Rebooted{Rebooted: true}})
 	}
 	return d.flush()

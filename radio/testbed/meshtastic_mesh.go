@@ -4,6 +4,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"lifeline/radio/meshtastic/meshpb"
 )
 
@@ -68,8 +70,26 @@ func (d *meshtasticDevice) fromHost(now time.Time, p *meshpb.MeshPacket) {
 		to = meshBroadcast
 	}
 	// The host's hop limit is kept: "If unset treated as zero (no
-	// forwarding, send to direct neighbor nodes only)" (MeshPacket.hop_limit).
+	// forwarding, send to direct neighbor nodes only)" (MeshPacket.hop_limit),
+	// unless the packet wants an ACK, which a zero-hop packet could not
+	// have from its flood: then the device's own hop limit (as Meshtastic's
+	// client authors found, meshmonitor pull request #4479).
 	hops := min(p.HopLimit, meshMaxHops)
+	if hops == 0 && p.WantAck {
+		hops = d.cfg.hopLimit
+	}
+	// The firmware adds a bitfield to the Data of every packet it
+	// originates: bit 0 "ok to MQTT" (lora.config_ok_to_mqtt, off here),
+	// bit 1 want response ("A Meshtastic Packet Over the Air",
+	// meshtastic.org/docs/overview; firmware pull request #4643). Two
+	// more bytes on air: 232 or 233 bytes of payload no longer fit a
+	// LoRa frame and are refused TOO_LARGE.
+	data = proto.CloneOf(data)
+	bits := uint32(0)
+	if data.WantResponse {
+		bits |= 2
+	}
+	data.Bitfield = &bits
 	a := &airPacket{to: to, from: d.node, id: p.Id, hopLimit: hops, hopStart: hops, wantAck: p.WantAck,
 		channelHash: d.cfg.hash, relayNode: byte(d.node), data: data}
 	frame, err := a.encode()

@@ -215,7 +215,10 @@ func TestMeshtasticHandshakeOverTerminal(t *testing.T) {
 		t.Fatalf("%d frames after a heartbeat and a refused packet, want 2", after-before)
 	}
 
+	rebooted := func(m *meshpb.FromRadio) bool { return m.GetRebooted() }
+	before = h.count(rebooted)
 	tb.Reset(0)
+	waitUntil(t, "the device saying it rebooted", func() bool { return h.count(rebooted) > before })
 	h.handshake(5678)
 	if h.count(func(m *meshpb.FromRadio) bool { return m.GetMyInfo() != nil }) != 2 {
 		t.Fatal("the config was not sent again after the reset")
@@ -315,7 +318,7 @@ func TestMeshtasticDutyCycleOnAir(t *testing.T) {
 	tb := meshTestbed(t, MeshtasticOptions{Preset: "MEDIUM_FAST", DutyCycleWindow: window})
 	h := openMeshHost(t, tb.Path(0))
 	h.handshake(1)
-	payload := private(string(make([]byte, 80))) // about 0.28 s at MediumFast: one fits 0.3 s
+	payload := private(string(make([]byte, 70))) // 0.27 s at MediumFast: one fits 0.3 s
 	two := func(id uint32) *meshpb.ToRadio {
 		return &meshpb.ToRadio{PayloadVariant: &meshpb.ToRadio_Packet{Packet: &meshpb.MeshPacket{Id: id,
 			PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: payload}}}}

@@ -47,6 +47,10 @@ func newUnitDevice(t *testing.T, o MeshtasticOptions) *unitDevice {
 	u := &unitDevice{t: t, radio: &airRecorder{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	u.d = fw(u.radio).(*meshtasticDevice)
 	u.take(u.d.Boot(u.now))
+	if rebooted := len(u.got) == 1 && u.got[0].GetRebooted(); rebooted == o.QuietBoot || len(u.text) < 100 {
+		t.Fatalf("booting wrote %d frames (rebooted: %v) and %q", len(u.got), rebooted, u.text)
+	}
+	u.got, u.text = nil, nil
 	return u
 }
 
@@ -280,7 +284,8 @@ func TestMeshtasticQueue(t *testing.T) {
 	}
 }
 
-// TestMeshtasticRefusals: a payload over 233 bytes, a second text within
+// TestMeshtasticRefusals: a payload over 231 bytes (233 and the 2-byte
+// bitfield the firmware adds overflow the frame), a second text within
 // 2 s, an encrypted packet from the host, a channel not set up: each is
 // answered with a ROUTING_APP error carrying the packet's id, and nothing
 // goes on air.
@@ -296,7 +301,9 @@ func TestMeshtasticRefusals(t *testing.T) {
 		want meshpb.Routing_Error
 	}{
 		{&meshpb.MeshPacket{Id: 1, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private(string(make([]byte, 234)))}}, meshpb.Routing_TOO_LARGE},
-		{&meshpb.MeshPacket{Id: 2, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private(string(make([]byte, 233)))}}, meshpb.Routing_NONE},
+		{&meshpb.MeshPacket{Id: 8, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private(string(make([]byte, 233)))}}, meshpb.Routing_TOO_LARGE},
+		{&meshpb.MeshPacket{Id: 9, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private(string(make([]byte, 232)))}}, meshpb.Routing_TOO_LARGE},
+		{&meshpb.MeshPacket{Id: 2, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private(string(make([]byte, 231)))}}, meshpb.Routing_NONE},
 		{&meshpb.MeshPacket{Id: 3, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: text("hello")}}, meshpb.Routing_NONE},
 		{&meshpb.MeshPacket{Id: 4, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: text("again")}}, meshpb.Routing_RATE_LIMIT_EXCEEDED},
 		{&meshpb.MeshPacket{Id: 5, PayloadVariant: &meshpb.MeshPacket_Encrypted{Encrypted: []byte{1, 2, 3}}}, meshpb.Routing_BAD_REQUEST},
@@ -326,7 +333,14 @@ func TestMeshtasticRefusals(t *testing.T) {
 	u.run(quiet)
 	ids := map[uint32]bool{}
 	for _, tr := range u.radio.sent {
-		ids[sentPacket(t, tr).id] = true
+		p := sentPacket(t, tr)
+		ids[p.id] = true
+		if p.data.Bitfield == nil {
+			t.Fatalf("packet %d went without the firmware's bitfield", p.id)
+		}
+		if p.id == 2 && len(tr.Frame) != meshMaxFrame {
+			t.Fatalf("231 bytes of payload took a frame of %d bytes, want %d", len(tr.Frame), meshMaxFrame)
+		}
 	}
 	if len(ids) != 3 || !ids[2] || !ids[3] || !ids[7] {
 		t.Fatalf("on air: %v, want 2, 3 and 7", ids)
