@@ -102,16 +102,16 @@ func (u *unitDevice) hear(p *airPacket, snr float64) {
 	u.take(u.d.Received(u.now, f, -101, snr))
 }
 
-// run moves time on by d, in steps of a millisecond, ending transmissions
-// as the testbed does.
+// run moves time on by d, in the testbed's steps (tick), ending
+// transmissions as the testbed does.
 func (u *unitDevice) run(d time.Duration) {
 	end := u.now.Add(d)
 	for u.now.Before(end) {
-		u.now = u.now.Add(time.Millisecond)
+		u.now = u.now.Add(min(tick, end.Sub(u.now)))
 		if tx := u.d.sending; tx != nil {
 			last := u.radio.sent[len(u.radio.sent)-1]
-			if !last.Start.Add(last.Airtime).After(u.now) {
-				u.take(u.d.TxDone(u.now))
+			if ends := last.Start.Add(last.Airtime); !ends.After(u.now) {
+				u.take(u.d.TxDone(ends))
 			}
 		}
 		u.take(u.d.Poll(u.now))
