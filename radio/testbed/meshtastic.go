@@ -44,7 +44,7 @@ import (
 type MeshtasticOptions struct {
 	Region          string // lora.region: "EU_868" unless set; "UNSET" transmits nothing
 	Preset          string // lora.modem_preset: "LONG_FAST" unless set
-	HopLimit        int    // lora.hop_limit, 1..7: what the device's own answers (ACKs) start with; 3 unless set
+	HopLimit        int    // lora.hop_limit, 1..7, for the device's ACKs and a host's acknowledged zero-hop packet; 3 unless set
 	Role            string // device.role: "CLIENT" unless set
 	RebroadcastMode string // device.rebroadcast_mode: "ALL" unless set
 	// Channel is the primary channel's name; empty, the default channel,

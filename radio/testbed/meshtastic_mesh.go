@@ -64,6 +64,12 @@ func (d *meshtasticDevice) fromHost(now time.Time, p *meshpb.MeshPacket) {
 	case data.Portnum == meshpb.PortNum_TEXT_MESSAGE_APP && !d.lastText.IsZero() && now.Sub(d.lastText) < meshTextInterval:
 		refuse(meshpb.Routing_RATE_LIMIT_EXCEEDED)
 		return
+	case p.To == d.node:
+		// For the device itself (admin messages, mostly): handled there,
+		// never on air. The simulation has no admin module and does
+		// nothing with it.
+		d.queueStatus(errnoOK, p.Id)
+		return
 	}
 	to := p.To
 	if to == 0 {

@@ -288,7 +288,7 @@ func TestMeshtasticQueue(t *testing.T) {
 // bitfield the firmware adds overflow the frame), a second text within
 // 2 s, an encrypted packet from the host, a channel not set up: each is
 // answered with a ROUTING_APP error carrying the packet's id, and nothing
-// goes on air.
+// goes on air; nor does a packet for the device itself.
 func TestMeshtasticRefusals(t *testing.T) {
 	u := newUnitDevice(t, shortFast(MeshtasticOptions{}))
 	u.connect()
@@ -308,6 +308,7 @@ func TestMeshtasticRefusals(t *testing.T) {
 		{&meshpb.MeshPacket{Id: 4, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: text("again")}}, meshpb.Routing_RATE_LIMIT_EXCEEDED},
 		{&meshpb.MeshPacket{Id: 5, PayloadVariant: &meshpb.MeshPacket_Encrypted{Encrypted: []byte{1, 2, 3}}}, meshpb.Routing_BAD_REQUEST},
 		{&meshpb.MeshPacket{Id: 6, Channel: 3, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private("x")}}, meshpb.Routing_NO_CHANNEL},
+		{&meshpb.MeshPacket{Id: 10, To: u.d.node, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: &meshpb.Data{Portnum: meshpb.PortNum_ADMIN_APP, Payload: []byte{0x08, 0x01}}}}, meshpb.Routing_NONE},
 	} {
 		u.sendPacket(c.p)
 		r := u.find(routingAbout(c.p.Id))
