@@ -232,6 +232,18 @@ func MeshtasticDevice(o MeshtasticOptions) (Firmware, error) {
 	}, nil
 }
 
+// meshtasticWithPreset is a default device at another modem preset, named
+// as in the .proto (SHORT_FAST) or as the apps and Lifeline's config name
+// it (ShortFast): `lifeline testbed --devices meshtastic:ShortFast`.
+func meshtasticWithPreset(name string) (Firmware, error) {
+	for preset, p := range meshPresets {
+		if p.name == name {
+			name = preset.String()
+		}
+	}
+	return MeshtasticDevice(MeshtasticOptions{Preset: name})
+}
+
 // meshNodeNumber is a board's node number: never 0, never the broadcast
 // address, the same for the same seed and place.
 func meshNodeNumber(seed uint64, index int) uint32 {

@@ -517,6 +517,21 @@ func TestMeshtasticConfig(t *testing.T) {
 		t.Fatal("a device that never completes its config completed it")
 	}
 
+	for name, want := range map[string]meshpb.Config_LoRaConfig_ModemPreset{
+		"meshtastic": meshpb.Config_LoRaConfig_LONG_FAST, "meshtastic:ShortFast": meshpb.Config_LoRaConfig_SHORT_FAST,
+		"meshtastic:MEDIUM_SLOW": meshpb.Config_LoRaConfig_MEDIUM_SLOW,
+	} {
+		fw, err := FirmwareNamed(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := fw(&airRecorder{}).(*meshtasticDevice); d.cfg.preset != want || d.cfg.region != meshpb.Config_LoRaConfig_EU_868 {
+			t.Errorf("%s: %v in %v", name, d.cfg.preset, d.cfg.region)
+		}
+	}
+	if _, err := FirmwareNamed("meshtastic:Fastest"); err == nil {
+		t.Error("meshtastic:Fastest accepted")
+	}
 	for _, bad := range []MeshtasticOptions{{Region: "EU868"}, {Preset: "LongFast"}, {HopLimit: 8}, {PSK: []byte{1, 2}}, {Role: "BOSS"}} {
 		if _, err := MeshtasticDevice(bad); err == nil {
 			t.Errorf("%+v accepted", bad)

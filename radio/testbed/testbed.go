@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -442,8 +443,12 @@ func (tb *Testbed) Close() error {
 }
 
 // FirmwareNamed returns the firmware people choose by name in `lifeline
-// testbed --devices`: lifeline (our board), meshtastic (a Meshtastic device, EU_868 LongFast).
+// testbed --devices`: lifeline (our board), meshtastic (a Meshtastic device,
+// EU_868 LongFast; meshtastic:ShortFast at another preset).
 func FirmwareNamed(name string) (Firmware, error) {
+	if preset, ok := strings.CutPrefix(name, "meshtastic:"); ok {
+		return meshtasticWithPreset(preset)
+	}
 	switch name {
 	case "lifeline":
 		return LifelineBoard, nil
