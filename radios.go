@@ -132,11 +132,15 @@ func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey [
 	case "kiss":
 		l = tnc.NewDriver(tnc.Config{Path: rc.Device, Airtime: modem.Airtime, Logger: log})
 	default:
+		// RNode firmware (and ours) sets its own preamble; the airtime
+		// arithmetic must count the one on air.
+		modem.Preamble = lora.RNodePreamble(modem.Bandwidth, modem.SpreadingFactor, modem.CodingRate)
 		l = rnode.NewDriver(rnode.DriverConfig{
 			Path: rc.Device,
 			Radio: rnode.Config{Frequency: region.Frequency, Bandwidth: uint32(modem.Bandwidth), TxPower: int8(rc.TxPower),
 				SF: uint8(modem.SpreadingFactor), CR: uint8(modem.CodingRate), LongTermLimit: lim},
-			Logger: log,
+			Airtime: modem.Airtime,
+			Logger:  log,
 		})
 	}
 	return radio.NewStation(l, st, radio.StationConfig{

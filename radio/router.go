@@ -34,6 +34,10 @@ type RouterConfig struct {
 	Tag    uint16
 	Region lora.Region
 	Modem  lora.Modem
+	// MaxFrame is the most the link carries in one frame: MaxFrame if
+	// 0, at least MinFrame (254 through an RNode, which takes a byte for
+	// its header; 233 through Meshtastic).
+	MaxFrame int
 	// Hops is the hop limit of the floods this node starts; DefaultHops
 	// if 0.
 	Hops uint8
@@ -220,13 +224,17 @@ func NewRouter(cfg RouterConfig) *Router {
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 256
 	}
-	full := cfg.Modem.Airtime(MaxFrame)
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = MaxFrame
+	}
+	cfg.MaxFrame = min(max(cfg.MaxFrame, MinFrame), MaxFrame)
+	full := cfg.Modem.Airtime(cfg.MaxFrame)
 	if cfg.RelayDelay <= 0 {
 		cfg.RelayDelay = 2 * full
 	}
-	lay, tag := openAir, 0
+	lay, tag := newLayout(cfg.MaxFrame, false), 0
 	if len(cfg.AirKey) > 0 {
-		lay, tag = keyedAir, TagSize
+		lay, tag = newLayout(cfg.MaxFrame, true), TagSize
 	}
 	if cfg.RepairEvery == 0 {
 		// Digests take at most a tenth of the budget: every 2 minutes

@@ -61,6 +61,11 @@ func NewStation(l Link, st *store.Store, cfg StationConfig) *Station {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Router.Messages = storeMessages{st}
+	if m, ok := l.(interface{ MaxFrame() int }); ok && cfg.Router.MaxFrame == 0 {
+		// A link that carries less than a LoRa frame (an RNode keeps a
+		// byte for its header, Meshtastic 233): fragments fit it.
+		cfg.Router.MaxFrame = m.MaxFrame()
+	}
 	return &Station{link: l, store: st, log: cfg.Logger, region: cfg.Router.Region, preset: cfg.Preset,
 		router: NewRouter(cfg.Router)}
 }

@@ -119,3 +119,20 @@ var Regions = map[string]Region{
 	"IN865":   {Name: "IN865", Frequency: 865062500, MaxPower: 30, DutyCycle: 1, Window: time.Hour},
 	"AS923":   {Name: "AS923", Frequency: 923200000, MaxPower: 16, DutyCycle: 0.01, Window: time.Hour},
 }
+
+// RNodePreamble is the preamble RNode firmware sets for a modulation, in
+// symbols: long enough to last a target time, 24 ms (6 ms above 30 kb/s),
+// and never under 18 symbols. Boards speaking the RNode protocol (RNodes,
+// and Lifeline's own firmware) all send it, so that their receivers,
+// which wake on a preamble, hear each other; and the host's airtime
+// arithmetic must count it. As documented for RNode firmware and the
+// Reticulum interfaces that mirror it.
+func RNodePreamble(bandwidth, sf, cr int) int {
+	symbol := float64(int(1)<<sf) / float64(bandwidth) * 1000 // ms
+	bitrate := float64(sf) * (4 / float64(cr)) / (symbol / 1000)
+	target := 24.0
+	if bitrate > 30000 {
+		target -= 18
+	}
+	return max(18, int(math.Ceil(target/symbol)))
+}
