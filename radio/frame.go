@@ -51,7 +51,7 @@ import (
 // node without the key refuses the flag as a reserved bit, so it drops a
 // keyed mesh's frames at once instead of relaying them.
 const (
-	MaxFrame     = 255 // a LoRa payload
+	MaxFrame = 255 // a LoRa payload
 	// MinFrame is the smallest frame a link may carry (RouterConfig.
 	// MaxFrame): a Meshtastic packet's payload. Through an RNode a frame
 	// is 254 bytes (the board takes one for its header).
