@@ -777,8 +777,9 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 // testbed runs simulated LoRa boards in a line until Ctrl-C: each on a
 // pseudo-terminal that `lifeline run --radio` opens like a real port.
 func (c *cli) testbed(ctx context.Context, args []string) error {
-	fs := c.flags("testbed", "[--boards N] [--loss FRACTION] [--seed N]")
+	fs := c.flags("testbed", "[--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N]")
 	boards := fs.Int("boards", 3, "how many boards, in a line: each hears only its neighbours")
+	devices := fs.String("devices", "lifeline", "what the boards are, in order, the last repeated: lifeline (our firmware), rnode (an RNode with firmware 1.86), meshtastic (a Meshtastic device)")
 	loss := fs.Float64("loss", 0.1, "the fraction of frames lost on each link")
 	seed := fs.Uint64("seed", 1, "seed of the air's randomness (loss and collisions)")
 	pos, err := parse(fs, args)
@@ -791,16 +792,32 @@ func (c *cli) testbed(ctx context.Context, args []string) error {
 	if *boards < 1 || *boards > 64 || *loss < 0 || *loss >= 1 {
 		return usagef("testbed: want 1 to 64 boards and a loss from 0 to below 1")
 	}
-	tb, err := testbed.New(*boards, *seed)
+	kinds := strings.Split(*devices, ",")
+	if len(kinds) > *boards {
+		return usagef("testbed: %d devices named for %d boards", len(kinds), *boards)
+	}
+	firmware := make([]testbed.Firmware, *boards)
+	names := make([]string, *boards)
+	for i := range firmware {
+		names[i] = strings.TrimSpace(kinds[min(i, len(kinds)-1)])
+		if firmware[i], err = testbed.FirmwareNamed(names[i]); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	tb, err := testbed.NewWith(firmware, *seed)
 	if err != nil {
 		return err
 	}
 	defer tb.Close()
 	tb.Line(*loss)
 	for i := range *boards {
-		fmt.Fprintf(c.stdout, "board %d: %s\n", i, tb.Path(i))
+		fmt.Fprintf(c.stdout, "board %d (%s): %s\n", i, names[i], tb.Path(i))
 	}
-	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s\n", tb.Path(0))
+	driver := ""
+	if names[0] == "meshtastic" {
+		driver = " --radio-driver meshtastic"
+	}
+	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s%s\n", tb.Path(0), driver)
 	return tb.Run(ctx)
 }
 
