@@ -53,9 +53,10 @@ import (
 const (
 	MaxFrame = 255 // a LoRa payload
 	// MinFrame is the smallest frame a link may carry (RouterConfig.
-	// MaxFrame): a Meshtastic packet's payload. Through an RNode a frame
-	// is 254 bytes (the board takes one for its header).
-	MinFrame     = 233
+	// MaxFrame): what a Meshtastic packet holds (radio/meshtastic).
+	// Through an RNode a frame is 254 bytes (the board takes one for its
+	// header).
+	MinFrame     = 231
 	frameVersion = 1
 	wholeHeader  = 2
 	fragHeader   = 8

@@ -36,7 +36,7 @@ type RouterConfig struct {
 	Modem  lora.Modem
 	// MaxFrame is the most the link carries in one frame: MaxFrame if
 	// 0, at least MinFrame (254 through an RNode, which takes a byte for
-	// its header; 233 through Meshtastic).
+	// its header; 231 through Meshtastic).
 	MaxFrame int
 	// Hops is the hop limit of the floods this node starts; DefaultHops
 	// if 0.
