@@ -139,8 +139,7 @@ func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey [
 			Path: rc.Device,
 			Radio: rnode.Config{Frequency: region.Frequency, Bandwidth: uint32(modem.Bandwidth), TxPower: int8(rc.TxPower),
 				SF: uint8(modem.SpreadingFactor), CR: uint8(modem.CodingRate), LongTermLimit: lim},
-			Airtime: modem.Airtime,
-			Logger:  log,
+			Logger: log,
 		})
 	}
 	return radio.NewStation(l, st, radio.StationConfig{

@@ -34,6 +34,11 @@ type RouterConfig struct {
 	Tag    uint16
 	Region lora.Region
 	Modem  lora.Modem
+	// Airtime is what a frame of n bytes costs on air through the link,
+	// when that is more than Modem says: a board's own header (RNode's
+	// byte), a device's packet around it (Meshtastic's). Modem.Airtime if
+	// nil.
+	Airtime func(n int) time.Duration
 	// MaxFrame is the most the link carries in one frame: MaxFrame if
 	// 0, at least MinFrame (254 through an RNode, which takes a byte for
 	// its header; 231 through Meshtastic).
@@ -228,7 +233,10 @@ func NewRouter(cfg RouterConfig) *Router {
 		cfg.MaxFrame = MaxFrame
 	}
 	cfg.MaxFrame = min(max(cfg.MaxFrame, MinFrame), MaxFrame)
-	full := cfg.Modem.Airtime(cfg.MaxFrame)
+	if cfg.Airtime == nil {
+		cfg.Airtime = cfg.Modem.Airtime
+	}
+	full := cfg.Airtime(cfg.MaxFrame)
 	if cfg.RelayDelay <= 0 {
 		cfg.RelayDelay = 2 * full
 	}
@@ -241,7 +249,7 @@ func NewRouter(cfg RouterConfig) *Router {
 		// at 10 %, every 9 at 1 % (LongFast).
 		cfg.RepairEvery = 2 * time.Minute
 		if d := cfg.Region.DutyCycle; d > 0 && d < 1 {
-			digest := cfg.Modem.Airtime(digestHeader + InitialSymbols*reconcile.SymbolSize + tag)
+			digest := cfg.Airtime(digestHeader + InitialSymbols*reconcile.SymbolSize + tag)
 			cfg.RepairEvery = max(cfg.RepairEvery, time.Duration(10*float64(digest)/d))
 		}
 	}
@@ -263,7 +271,7 @@ func NewRouter(cfg RouterConfig) *Router {
 		// A partial message waits for repair to bring the rest: a few
 		// rounds, since an answer may be cut short by the answer budget.
 		reasm: NewReassembler(32, max(10*time.Minute, 4*cfg.RepairEvery)),
-		sched: NewScheduler(cfg.Region, cfg.Modem, cfg.MaxQueue),
+		sched: newScheduler(cfg.Region, cfg.Airtime, cfg.MaxQueue),
 		lay:   lay,
 		peers: map[uint16]*peerRound{},
 		wants: map[string]*want{},
@@ -808,7 +816,7 @@ func (r *Router) sendSymbols(now time.Time, start, n int, answer bool) {
 	if err != nil {
 		return
 	}
-	if answer && !r.answers.take(now, now, r.cfg.Modem.Airtime(len(b))) {
+	if answer && !r.answers.take(now, now, r.cfg.Airtime(len(b))) {
 		r.stats.Limited++
 		return
 	}
@@ -983,7 +991,7 @@ func (r *Router) sendRepair(now, at time.Time, id message.ID, mask uint32) bool 
 			queued = true
 			continue
 		}
-		if !r.answers.take(now, at, r.cfg.Modem.Airtime(len(b))) {
+		if !r.answers.take(now, at, r.cfg.Airtime(len(b))) {
 			r.stats.Limited++
 			break
 		}

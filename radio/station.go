@@ -66,6 +66,11 @@ func NewStation(l Link, st *store.Store, cfg StationConfig) *Station {
 		// byte for its header, Meshtastic 233): fragments fit it.
 		cfg.Router.MaxFrame = m.MaxFrame()
 	}
+	if a, ok := l.(interface{ Airtime(n int) time.Duration }); ok && cfg.Router.Airtime == nil {
+		// What the link adds on air (a board's header, a device's
+		// packet) counts against the budget too.
+		cfg.Router.Airtime = a.Airtime
+	}
 	return &Station{link: l, store: st, log: cfg.Logger, region: cfg.Router.Region, preset: cfg.Preset,
 		router: NewRouter(cfg.Router)}
 }

@@ -9,6 +9,7 @@ import (
 
 	"lifeline/radio/kiss"
 	"lifeline/radio/link"
+	"lifeline/radio/lora"
 	"lifeline/radio/serialport"
 )
 
@@ -26,13 +27,7 @@ type DriverConfig struct {
 	// Answer bounds the wait for the board to finish the handshake; 5 s
 	// if zero.
 	Answer time.Duration
-	// Airtime is the time a frame of n bytes takes on air at Radio's
-	// settings (with RNode's preamble, lora.RNodePreamble). A board that
-	// does not report the end of its transmissions (AVR boards, and
-	// firmware that says no platform) is taken to have ended each frame
-	// its airtime after the host handed it over; nil: at once.
-	Airtime func(n int) time.Duration
-	Logger  *slog.Logger
+	Logger *slog.Logger
 }
 
 // Driver keeps an RNode session running on a serial port: it opens the
@@ -41,11 +36,12 @@ type DriverConfig struct {
 // misbehaves, reports the link down and reopens it with backoff. It sends
 // LEAVE when it stops.
 type Driver struct {
-	cfg  DriverConfig
-	log  *slog.Logger
-	rx   chan link.Packet
-	tx   chan []byte
-	done chan time.Time
+	cfg   DriverConfig
+	modem lora.Modem
+	log   *slog.Logger
+	rx    chan link.Packet
+	tx    chan []byte
+	done  chan time.Time
 
 	live *link.Live
 }
@@ -76,7 +72,12 @@ func NewDriver(cfg DriverConfig) *Driver {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger, rx: make(chan link.Packet, rxQueue), tx: make(chan []byte, txQueue),
+	bw, sf, cr := int(cfg.Radio.Bandwidth), int(cfg.Radio.SF), int(cfg.Radio.CR)
+	modem := lora.Modem{Bandwidth: bw, SpreadingFactor: sf, CodingRate: cr, Preamble: 18}
+	if modem.Validate() == nil {
+		modem.Preamble = lora.RNodePreamble(bw, sf, cr)
+	} // else the board refuses the settings, and nothing is sent to time
+	return &Driver{cfg: cfg, modem: modem, log: cfg.Logger, rx: make(chan link.Packet, rxQueue), tx: make(chan []byte, txQueue),
 		done: make(chan time.Time, txQueue), live: link.NewLive(link.Status{Driver: "rnode", Device: cfg.Path, State: "down", Since: time.Now()})}
 }
 
@@ -89,6 +90,13 @@ func (d *Driver) Received() <-chan link.Packet { return d.rx }
 // not, as its airtime says: the host's duty-cycle accounting follows the
 // air, not the serial line, and it hands the board one frame at a time.
 func (d *Driver) Done() <-chan time.Time { return d.done }
+
+// Airtime is what a frame of n bytes costs on air through the board: with
+// RNode's header byte before it, at the modulation the driver sets and
+// RNode's preamble for it. A board that does not report the end of its
+// transmissions (AVR boards, and firmware that says no platform) is taken
+// to have ended each frame this long after the host handed it over.
+func (d *Driver) Airtime(n int) time.Duration { return d.modem.Airtime(n + 1) }
 
 // MaxFrame is the most the node should send in one frame: MaxFrame.
 func (d *Driver) MaxFrame() int { return MaxFrame }
@@ -182,11 +190,7 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 			}
 			d.live.Update(func(st *link.Status) { st.Sent++ })
 			if !s.ReportsEnds() {
-				air := serialSlack
-				if d.cfg.Airtime != nil {
-					air += d.cfg.Airtime(len(p))
-				}
-				ends.push(time.Now().Add(air))
+				ends.push(time.Now().Add(serialSlack + d.Airtime(len(p))))
 			}
 		case b := <-port.Incoming():
 			for _, f := range deframer.Feed(b) {
