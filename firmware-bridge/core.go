@@ -628,9 +628,6 @@ func (c *Core) toHost(data []byte, rssi int, snr float64) []byte {
 // byte included) at the current settings.
 func (c *Core) Airtime(n int) time.Duration { return c.modem().Airtime(n) }
 
-// Settings returns what the radio applied.
-func (c *Core) Settings() Settings { return c.set }
-
 // Queued is how many frames and bytes wait.
 func (c *Core) Queued() (frames, bytes int) { return len(c.queue), c.queued }
 
