@@ -398,9 +398,11 @@ func PreambleSymbols(bw uint32, sf uint8) int {
 	return max(n, minPreambleSymbols)
 }
 
-// slot is the CSMA slot: 12 symbols, within 24 and 100 ms.
+// slot is the CSMA slot: 12 symbols, within 24 and 100 ms, in whole
+// milliseconds, the unit RNode reports it in (and keeps it in, as we read
+// its millisecond constants).
 func (c *Core) slot() time.Duration {
-	return min(max(slotSymbols*symbol(c.set.Bandwidth, c.set.SF), minSlot), maxSlot)
+	return min(max(slotSymbols*symbol(c.set.Bandwidth, c.set.SF), minSlot), maxSlot).Truncate(time.Millisecond)
 }
 
 // difs is the wait after a busy channel clears before the contention

@@ -360,7 +360,7 @@ func TestPreamble(t *testing.T) {
 // sending.
 func TestBusyChannelContention(t *testing.T) {
 	core, c, now := ready(t, 4096)
-	const slot = 98304 * time.Microsecond // 12 symbols of 8.192 ms
+	const slot = 98 * time.Millisecond // 12 symbols of 8.192 ms, in whole ms
 	core.FromHost(now, data([]byte("wait")))
 	c.busy = true
 	if w := core.Poll(now); w != slot || len(c.sent) != 0 {

@@ -202,7 +202,7 @@ func TestStepPollsWhenAsked(t *testing.T) {
 	h := newHost(t, cfg)
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	h.exchange(l, now, h.s.Start()...)
-	const slot = 98304 * time.Microsecond
+	const slot = 98 * time.Millisecond
 
 	radio.busy = true
 	f, _ := h.s.Transmit([]byte("wait for it"))

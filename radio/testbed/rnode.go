@@ -277,9 +277,10 @@ func (d *rnodeDevice) modemChanged() {
 	}
 }
 
-// slot is the CSMA slot: 12 symbols, at least 24 ms, at most 100.
+// slot is the CSMA slot: 12 symbols, at least 24 ms, at most 100, in
+// whole milliseconds (RNode's unit for it).
 func (d *rnodeDevice) slot() time.Duration {
-	return min(max(12*d.symbol(), 24*time.Millisecond), 100*time.Millisecond)
+	return min(max(12*d.symbol(), 24*time.Millisecond), 100*time.Millisecond).Truncate(time.Millisecond)
 }
 
 func (d *rnodeDevice) physical(out []byte) []byte {
@@ -295,7 +296,7 @@ func (d *rnodeDevice) physical(out []byte) []byte {
 	put(float64(d.preamble))
 	put(float64((time.Duration(d.preamble) * ts).Milliseconds()))
 	put(float64(d.slot().Milliseconds()))
-	put(float64(2 * d.slot().Milliseconds()))
+	put(float64((2 * d.slot()).Milliseconds()))
 	out = kiss.Append(out, rnStatPHYPRM, p)
 	return kiss.Append(out, rnStatCSMA, []byte{1, 0, 15})
 }

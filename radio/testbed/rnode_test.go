@@ -354,3 +354,106 @@ func TestSharedAir(t *testing.T) {
 		receive(t, rnodeA, "RNode to RNode") // board 0 hears board 1 too
 	}
 }
+
+// TestOurBoardMatchesRNode: configured alike and sending alike, our board
+// and the simulated RNode report the same modem timing (STAT_PHYPRM,
+// STAT_CSMA) and the same airtime (STAT_CHTM), and put frames of the same
+// lengths on air with the same split flags: two readings of RNode, one
+// the other's check.
+func TestOurBoardMatchesRNode(t *testing.T) {
+	for _, bw := range []uint32{125000, 250000, 500000} {
+		for sf := uint8(7); sf <= 12; sf++ {
+			cfg := fast
+			cfg.Bandwidth, cfg.SF = bw, sf
+			type run struct {
+				stats []kiss.Frame
+				air   []Transmission
+			}
+			var runs [2]run
+			for i, fw := range []Firmware{LifelineBoard, RNodeBoard(RNodeOptions{})} {
+				r := &quiet{}
+				dev := fw(r)
+				now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+				s := rnode.NewSession(cfg)
+				_, seen := host(t, s, dev, now, s.Start()...)
+				for _, f := range seen {
+					if f.Command == rnode.CmdStatPHYPRM || f.Command == rnode.CmdStatCSMA {
+						runs[i].stats = append(runs[i].stats, f)
+					}
+				}
+				for _, n := range []int{1, 254, 255, 508} {
+					dev.FromHost(now, dataFrame(make([]byte, n)))
+					dev.Poll(now)
+					for k := len(runs[i].air); k < len(r.sent); k++ { // each frame on air, the second half started by the first's end
+						now = now.Add(r.sent[k].Airtime)
+						runs[i].air = r.sent[:k+1]
+						for _, f := range decode(t, dev.TxDone(now)) {
+							if f.Command == rnode.CmdStatCHTM {
+								runs[i].stats = append(runs[i].stats, kiss.Frame{Command: f.Command, Data: f.Data[:4]}) // the airtime
+							}
+						}
+					}
+				}
+			}
+			ours, ref := runs[0], runs[1]
+			if len(ours.stats) != len(ref.stats) || len(ours.air) != len(ref.air) || len(ref.air) != 6 {
+				t.Fatalf("%d Hz SF%d: %d and %d statistics, %d and %d frames on air", bw, sf, len(ours.stats), len(ref.stats), len(ours.air), len(ref.air))
+			}
+			for i := range ours.stats {
+				a, b := ours.stats[i], ref.stats[i]
+				if a.Command != b.Command || !bytes.Equal(a.Data, b.Data) {
+					t.Errorf("%d Hz SF%d: ours %#x % x, RNode %#x % x", bw, sf, a.Command, a.Data, b.Command, b.Data)
+				}
+			}
+			for i := range ours.air {
+				a, b := ours.air[i], ref.air[i]
+				if len(a.Frame) != len(b.Frame) || a.Frame[0]&0x0F != b.Frame[0]&0x0F || a.Airtime != b.Airtime {
+					t.Errorf("%d Hz SF%d frame %d: ours %d bytes %#x %v, RNode %d bytes %#x %v", bw, sf, i, len(a.Frame), a.Frame[0], a.Airtime, len(b.Frame), b.Frame[0], b.Airtime)
+				}
+			}
+		}
+	}
+}
+
+// FuzzRNodeDevice: whatever the host writes and the air brings, the
+// simulated RNode answers in well-formed KISS and never passes on more
+// than 508 bytes.
+func FuzzRNodeDevice(f *testing.F) {
+	s := rnode.NewSession(fast)
+	var start []byte
+	for _, fr := range s.Start() {
+		start = kiss.Append(start, fr.Command, fr.Data)
+	}
+	f.Add(start, []byte{0x71, 1, 2}, []byte{0x71, 3})
+	f.Add([]byte{0xC0, 0x06, 0x01, 0xC0, 0xC0, 0x00, 0xDB, 0xDC, 0xC0, 0xC0, 0x0F, 0xC0}, []byte{0x00}, []byte{})
+	f.Fuzz(func(t *testing.T, in, airA, airB []byte) {
+		r := &quiet{}
+		dev := RNodeBoard(RNodeOptions{})(r)
+		now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+		d := kiss.NewDeframer(rnode.MaxFrame)
+		var frames []kiss.Frame
+		frames = append(frames, d.Feed(dev.FromHost(now, kiss.Append(nil, rnode.CmdRadioState, []byte{1})))...)
+		frames = append(frames, d.Feed(dev.FromHost(now, in))...)
+		for _, p := range [][]byte{airA, airB} {
+			frames = append(frames, d.Feed(dev.Received(now, p[:min(len(p), 255)], -100, 1))...)
+		}
+		for range 3 {
+			dev.Poll(now)
+			now = now.Add(time.Minute)
+			frames = append(frames, d.Feed(dev.TxDone(now))...)
+		}
+		if d.BadEscape+d.TooLong != 0 {
+			t.Fatal("malformed output")
+		}
+		for _, fr := range frames {
+			if fr.Command == rnode.CmdData && len(fr.Data) > 508 {
+				t.Fatalf("%d bytes to the host", len(fr.Data))
+			}
+		}
+		for _, x := range r.sent {
+			if len(x.Frame) > 255 {
+				t.Fatalf("%d bytes on air", len(x.Frame))
+			}
+		}
+	})
+}
