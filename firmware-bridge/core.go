@@ -486,15 +486,15 @@ func (c *Core) Poll(now time.Time) time.Duration {
 	if second != nil {
 		total += c.modem().Airtime(len(second))
 	}
-	w := max(c.short.Wait(now, total), c.long.Wait(now, total))
-	if w > 0 {
-		return w
+	ws, wl := c.short.Wait(now, total), c.long.Wait(now, total)
+	if ws >= 0 && wl >= 0 && max(ws, wl) > 0 {
+		return max(ws, wl)
 	}
 	c.queue = c.queue[1:]
 	c.queued -= len(next)
-	if w < 0 { // longer than a whole window's budget: it would wait for ever
+	if ws < 0 || wl < 0 { // longer than a whole window's budget: it would wait for ever
 		c.Stats.OverBudget++
-		return 0
+		return c.Poll(now) // the next one may go (at most MaxQueuedFrames deep)
 	}
 	c.transmit(now, first, air)
 	c.rest = second

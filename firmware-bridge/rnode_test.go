@@ -438,3 +438,22 @@ func FuzzSplitRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// TestOverBudget: a frame longer than a whole window of the host's airtime
+// limit would wait for ever; it is dropped, counted, and the next goes.
+func TestOverBudget(t *testing.T) {
+	core, c, now := ready(t, 4096)
+	// 0.01 % of 15 s is 1.5 ms: no frame fits the short-term window.
+	core.FromHost(now, kiss.Append(nil, rnode.CmdSTALock, []byte{0x00, 0x01}))
+	core.FromHost(now, data(pattern(100)))
+	core.FromHost(now, data(pattern(10)))
+	core.Poll(now)
+	if len(c.sent) != 0 || core.Stats.OverBudget != 2 {
+		t.Fatalf("sent %d, stats %+v", len(c.sent), core.Stats)
+	}
+	core.FromHost(now, kiss.Append(nil, rnode.CmdSTALock, []byte{0x27, 0x10})) // 100 %
+	core.FromHost(now, data(pattern(10)))
+	if core.Poll(now); len(c.sent) != 1 {
+		t.Fatalf("sent %d after the limit was lifted", len(c.sent))
+	}
+}

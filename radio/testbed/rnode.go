@@ -337,13 +337,13 @@ func (d *rnodeDevice) Poll(now time.Time) []byte {
 	for _, f := range frames {
 		total += d.airtime(len(f))
 	}
-	w := max(d.short.Wait(now, total), d.long.Wait(now, total))
-	if w > 0 {
+	ws, wl := d.short.Wait(now, total), d.long.Wait(now, total)
+	if ws > 0 && wl >= 0 || wl > 0 && ws >= 0 {
 		return nil
 	}
 	d.queue = d.queue[1:]
 	d.queued -= len(data)
-	if w < 0 { // more than a whole window allows: it would never go
+	if ws < 0 || wl < 0 { // more than a whole window allows: it would never go
 		return nil
 	}
 	d.send(now, frames[0])

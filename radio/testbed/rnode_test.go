@@ -204,6 +204,25 @@ func TestRNodeAirtimeLock(t *testing.T) {
 	}
 }
 
+// TestRNodeOverBudget: a frame no window of the lock can hold is dropped,
+// not held for ever, and the long-term limit's leeway does not let it by.
+func TestRNodeOverBudget(t *testing.T) {
+	cfg := fast
+	cfg.ShortTermLimit, cfg.LongTermLimit = 0.0001, 0.5 // 1.5 ms in 15 s
+	dev, r, _, now := ready(t, RNodeOptions{}, cfg)
+	dev.FromHost(now, dataFrame(make([]byte, 10)))
+	dev.Poll(now)
+	dev.Poll(now)
+	if len(r.sent) != 0 {
+		t.Fatalf("%d frames sent over the lock", len(r.sent))
+	}
+	dev.FromHost(now, kiss.Append(nil, rnode.CmdSTALock, []byte{0x27, 0x10})) // 100 %
+	dev.FromHost(now, dataFrame(make([]byte, 10)))
+	if dev.Poll(now); len(r.sent) != 1 {
+		t.Fatalf("%d frames sent once the lock was lifted (the first dropped)", len(r.sent))
+	}
+}
+
 // TestRNodeQueue: 6144 bytes or 200 frames; more is dropped without an
 // answer, and so is anything over 508 bytes or sent while the radio is
 // off.
