@@ -409,8 +409,8 @@ func dataPacket(from uint32, port meshpb.PortNum, payload []byte) *meshpb.FromRa
 func TestReceive(t *testing.T) {
 	s := ready(t, Config{})
 	events, _ := feed(s, t0,
-		dataPacket(0x55, meshpb.PortNum_TEXT_MESSAGE_APP, []byte("hello")),    // a person's text: not ours
-		dataPacket(deviceNode, meshpb.PortNum_PRIVATE_APP, []byte("echo")),    // our own
+		dataPacket(0x55, meshpb.PortNum_TEXT_MESSAGE_APP, []byte("hello")),     // a person's text: not ours
+		dataPacket(deviceNode, meshpb.PortNum_PRIVATE_APP, []byte("echo")),     // our own
 		dataPacket(0x55, meshpb.PortNum_PRIVATE_APP, []byte("lifeline frame")), // another kit's
 		&meshpb.FromRadio{PayloadVariant: &meshpb.FromRadio_Packet{Packet: &meshpb.MeshPacket{From: 0x56, PayloadVariant: &meshpb.MeshPacket_Encrypted{Encrypted: []byte{1, 2}}}}},
 	)
@@ -433,7 +433,9 @@ func TestWarnings(t *testing.T) {
 	}{
 		{name: "as documented", cfg: Config{Region: "EU868", Preset: "LongFast"}},
 		{name: "custom modem equal to the preset", cfg: Config{Region: "EU868", Preset: "LongFast"},
-			lora: func(l *meshpb.Config_LoRaConfig) { l.UsePreset, l.Bandwidth, l.SpreadFactor, l.CodingRate = false, 250, 11, 5 }},
+			lora: func(l *meshpb.Config_LoRaConfig) {
+				l.UsePreset, l.Bandwidth, l.SpreadFactor, l.CodingRate = false, 250, 11, 5
+			}},
 		{name: "region", cfg: Config{Region: "US915", Preset: "LongFast"},
 			want: []string{"region is EU_868, the node's US915: meshtastic --set lora.region US"}},
 		{name: "region unset", cfg: Config{Region: "EU868"},
