@@ -400,7 +400,12 @@ func (s *Session) Handle(now time.Time, m *meshpb.FromRadio) ([]Event, []*meshpb
 }
 
 func (s *Session) rebooted(now time.Time) ([]Event, []*meshpb.ToRadio) {
-	return []Event{{Kind: EventRebooted}}, s.Start(now)
+	events := []Event{{Kind: EventRebooted}}
+	if s.flight != nil {
+		// Whatever the device held is gone with its restart.
+		events = append(events, Event{Kind: EventTxDone, At: now})
+	}
+	return events, s.Start(now)
 }
 
 func (s *Session) queueStatus(now time.Time, q *meshpb.QueueStatus) []Event {

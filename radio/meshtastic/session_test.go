@@ -155,7 +155,7 @@ func TestRebootMidSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			events, out := s.Handle(t0.Add(time.Second), reboot)
-			if !has(events, EventRebooted) || s.State() != Configuring {
+			if !has(events, EventRebooted) || !has(events, EventTxDone) || s.State() != Configuring {
 				t.Fatalf("events %v, state %s", kinds(events), s.State())
 			}
 			nonce := wantConfigID(t, out)
