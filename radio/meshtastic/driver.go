@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"lifeline/radio/link"
+	"lifeline/radio/lora"
 	"lifeline/radio/meshtastic/meshpb"
 	"lifeline/radio/serialport"
 )
@@ -44,6 +46,11 @@ type Driver struct {
 	tx   chan []byte
 	done chan time.Time
 	live *link.Live
+
+	// modem is the device's modulation, as last configured (the node's
+	// preset before any device said).
+	mu    sync.Mutex
+	modem lora.Modem
 }
 
 // rxQueue and txQueue bound the frames waiting each way.
@@ -55,8 +62,20 @@ func NewDriver(cfg DriverConfig) *Driver {
 		cfg.Logger = slog.Default()
 	}
 	return &Driver{cfg: cfg, log: cfg.Logger, rx: make(chan link.Packet, rxQueue), tx: make(chan []byte, txQueue),
-		done: make(chan time.Time, txQueue),
-		live: link.NewLive(link.Status{Driver: "meshtastic", Device: cfg.Path, State: "down", Since: time.Now()})}
+		done:  make(chan time.Time, txQueue),
+		live:  link.NewLive(link.Status{Driver: "meshtastic", Device: cfg.Path, State: "down", Since: time.Now()}),
+		modem: NewSession(cfg.Session).Modem()}
+}
+
+// Airtime is how long a frame of n bytes occupies the channel through the
+// device: Meshtastic's header and Data around it (AirBytes), with the
+// device's modulation. It is more than the node's own reckoning of n
+// bytes, by 23 or 24 bytes and by the modulation if the device's differs:
+// a duty-cycle budget kept by the node must count this.
+func (d *Driver) Airtime(n int) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.modem.Airtime(AirBytes(n))
 }
 
 // MaxFrame is the largest frame Send takes (MaxPayload).
@@ -162,6 +181,9 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 		if err := write(out); err != nil {
 			return err
 		}
+		d.mu.Lock()
+		d.modem = s.Modem()
+		d.mu.Unlock()
 		d.live.Update(func(st *link.Status) {
 			st.Warning = s.Warning()
 			if f := s.Firmware(); f != "" {

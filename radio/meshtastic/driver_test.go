@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"lifeline/radio/lora"
 	"lifeline/radio/meshtastic"
 	"lifeline/radio/meshtastic/meshpb"
 	"lifeline/radio/testbed"
@@ -207,6 +208,10 @@ func TestDriverThroughPTY(t *testing.T) {
 	st := d.Status()
 	if st.Driver != "meshtastic" || st.Device != path || st.Firmware != "2.7.15.567b8ea" || st.Warning != "" {
 		t.Fatalf("status %+v", st)
+	}
+	shortFast := lora.Modem{Bandwidth: 250000, SpreadingFactor: 7, CodingRate: 5, Preamble: 16}
+	if got, want := d.Airtime(100), shortFast.Airtime(124); got != want {
+		t.Errorf("a 100-byte frame takes %v through the device, want %v (124 bytes on air)", got, want)
 	}
 	if _, _, _, _, woken := dev.state(); !woken {
 		t.Error("the driver did not wake the device before its first frame")

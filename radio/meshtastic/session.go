@@ -262,11 +262,13 @@ func (s *Session) Transmit(now time.Time, payload []byte) (*meshpb.ToRadio, erro
 // Data protobuf as the firmware sends it (Transmit's fields and the
 // bitfield it adds), by the Semtech formula with a 16-symbol preamble.
 func (s *Session) Airtime(n int) time.Duration {
-	return s.modem().Airtime(airBytes(n))
+	return s.Modem().Airtime(AirBytes(n))
 }
 
-// airBytes is the LoRa payload of a PRIVATE_APP packet carrying n bytes.
-func airBytes(n int) int {
+// AirBytes is the LoRa payload of a PRIVATE_APP packet carrying a
+// Lifeline frame of n bytes: 24 bytes more than the frame from 128 bytes
+// on (23 below).
+func AirBytes(n int) int {
 	data := 3 + 2 // the port (tag, 256 as a varint); the bitfield (tag, value)
 	if n > 0 {
 		data += 1 + protoVarintLen(uint64(n)) + n
@@ -283,7 +285,10 @@ func protoVarintLen(v uint64) int {
 	return n
 }
 
-func (s *Session) modem() lora.Modem {
+// Modem is the device's modulation, as its LoRa config says (the node's
+// preset until it did; LongFast if neither is known), with Meshtastic's
+// 16-symbol preamble.
+func (s *Session) Modem() lora.Modem {
 	if s.lora != nil {
 		if m, ok := deviceModem(s.lora); ok {
 			return m

@@ -235,20 +235,20 @@ func TestTransmitPacket(t *testing.T) {
 	d := proto.Clone(p.GetDecoded()).(*meshpb.Data)
 	d.Bitfield = proto.Uint32(1)
 	b, _ := proto.Marshal(d)
-	if got := airHeader + len(b); got != 255 || airBytes(MaxPayload) != 255 {
-		t.Fatalf("on air: %d bytes, reckoned %d; want 255", got, airBytes(MaxPayload))
+	if got := airHeader + len(b); got != 255 || AirBytes(MaxPayload) != 255 {
+		t.Fatalf("on air: %d bytes, reckoned %d; want 255", got, AirBytes(MaxPayload))
 	}
 	for _, n := range []int{1, 50, 127, 128, 200} {
 		b, _ := proto.Marshal(&meshpb.Data{Portnum: meshpb.PortNum_PRIVATE_APP, Payload: make([]byte, n), Bitfield: proto.Uint32(0)})
-		if airBytes(n) != airHeader+len(b) {
-			t.Errorf("%d bytes: reckoned %d on air, encoded %d", n, airBytes(n), airHeader+len(b))
+		if AirBytes(n) != airHeader+len(b) {
+			t.Errorf("%d bytes: reckoned %d on air, encoded %d", n, AirBytes(n), airHeader+len(b))
 		}
 	}
 }
 
 func TestDoneIsAcceptancePlusAirtime(t *testing.T) {
 	s := ready(t, Config{})
-	air := lora.ModemPresets["LongFast"].Airtime(airBytes(100)) // the device's modem, 16-symbol preamble
+	air := lora.ModemPresets["LongFast"].Airtime(AirBytes(100)) // the device's modem, 16-symbol preamble
 	if s.Airtime(100) != air {
 		t.Fatalf("airtime %v, want %v", s.Airtime(100), air)
 	}
@@ -281,7 +281,7 @@ func TestAirtimeFollowsDevice(t *testing.T) {
 	lc := loraConfig()
 	lc.ModemPreset = meshpb.Config_LoRaConfig_SHORT_TURBO
 	feed(s, t0, configStream(nonce, lc, &meshpb.Config_DeviceConfig{})...)
-	want := lora.Modem{Bandwidth: 500000, SpreadingFactor: 7, CodingRate: 5, Preamble: 16}.Airtime(airBytes(100))
+	want := lora.Modem{Bandwidth: 500000, SpreadingFactor: 7, CodingRate: 5, Preamble: 16}.Airtime(AirBytes(100))
 	if s.Airtime(100) != want {
 		t.Fatalf("airtime %v, want %v (ShortTurbo)", s.Airtime(100), want)
 	}
