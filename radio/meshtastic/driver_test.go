@@ -3,6 +3,7 @@ package meshtastic_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,6 +166,25 @@ func (d *device) unplug() {
 	<-d.done
 }
 
+// lockedBuffer is a log destination safe for the driver's goroutine and
+// the test's.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -186,8 +206,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestDriverThroughPTY(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meshtastic")
 	dev := plugDevice(t, path, meshpb.Config_DeviceConfig_ALL)
+	logs := &lockedBuffer{}
 	d := meshtastic.NewDriver(meshtastic.DriverConfig{Path: path, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
-		Session: meshtastic.Config{Region: "EU868", Preset: "ShortFast", Heartbeat: 300 * time.Millisecond}})
+		Session: meshtastic.Config{Region: "EU868", Preset: "ShortFast", Heartbeat: 300 * time.Millisecond},
+		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if d.MaxFrame() != meshtastic.MaxPayload {
 		t.Fatalf("MaxFrame %d", d.MaxFrame())
 	}
@@ -258,6 +280,11 @@ func TestDriverThroughPTY(t *testing.T) {
 	}
 
 	waitFor(t, "heartbeats", func() bool { _, _, hb, _, _ := dev.state(); return hb >= 2 })
+	// The device's log between frames is read past, and logged at debug
+	// level.
+	if l := logs.String(); !strings.Contains(l, `level=DEBUG msg="meshtastic device log"`) || !strings.Contains(l, `line="DEBUG | [Router] sent to phone"`) {
+		t.Errorf("the device's log is not in the driver's debug log:\n%s", l)
+	}
 
 	// The device reboots: the driver asks for its configuration again and
 	// carries on.

@@ -82,6 +82,13 @@ func deviceModem(c *meshpb.Config_LoRaConfig) (lora.Modem, bool) {
 	return m, m.Validate() == nil
 }
 
+// sameModulation reports whether two radios hear each other: the same
+// bandwidth, spreading factor and coding rate (a receiver takes any
+// preamble at least as long as its own).
+func sameModulation(a, b lora.Modem) bool {
+	return a.Bandwidth == b.Bandwidth && a.SpreadingFactor == b.SpreadingFactor && a.CodingRate == b.CodingRate
+}
+
 // modemName says what a device's LoRa config sets, for a warning.
 func modemName(c *meshpb.Config_LoRaConfig) string {
 	if c.GetUsePreset() {
@@ -164,8 +171,7 @@ func warnings(cfg Config, lc *meshpb.Config_LoRaConfig, dc *meshpb.Config_Device
 		}
 		if node, ok := lora.ModemPresets[cfg.Preset]; ok {
 			dev, known := deviceModem(lc)
-			node.Preamble = preamble
-			if !known || dev != node {
+			if !known || !sameModulation(dev, node) {
 				w = append(w, fmt.Sprintf("the device's modem is %s, the node's %s: meshtastic --set lora.use_preset true --set lora.modem_preset %s",
 					modemName(lc), cfg.Preset, Presets[cfg.Preset]))
 			}
