@@ -183,10 +183,19 @@ func (s *Session) Warning() string { return s.warning }
 // with a fresh nonce. What was in flight is forgotten.
 func (s *Session) Start(now time.Time) []*meshpb.ToRadio {
 	s.nonce = s.nonZero()
+	for s.nonce == nonceConfigOnly || s.nonce == nonceNodesOnly {
+		s.nonce = s.nonZero()
+	}
 	s.state, s.began, s.quiet = Configuring, now, now
 	s.flight, s.free = nil, -1
 	return []*meshpb.ToRadio{{PayloadVariant: &meshpb.ToRadio_WantConfigId{WantConfigId: s.nonce}}}
 }
+
+// Two want_config_id values ask the firmware for part of its answer:
+// 69420 leaves out the other nodes (firmware pull request #3949), 69421
+// sends only them, without the config (pull request #6792). A random
+// nonce must be neither.
+const nonceConfigOnly, nonceNodesOnly = 69420, 69421
 
 func (s *Session) nonZero() uint32 {
 	for {

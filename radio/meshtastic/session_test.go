@@ -118,6 +118,14 @@ func TestHandshake(t *testing.T) {
 	}
 }
 
+func TestNonceAvoidsSpecialValues(t *testing.T) {
+	values := []uint32{0, 69421, 69420, 5}
+	s := NewSession(Config{Random: func() uint32 { v := values[0]; values = values[1:]; return v }})
+	if nonce := wantConfigID(t, s.Start(t0)); nonce != 5 {
+		t.Fatalf("nonce %d", nonce)
+	}
+}
+
 func TestNeverCompletesFails(t *testing.T) {
 	s := newTestSession(Config{ConfigTimeout: 10 * time.Second})
 	nonce := wantConfigID(t, s.Start(t0))
