@@ -170,6 +170,16 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 	timer := time.NewTimer(time.Until(s.Next()))
 	defer timer.Stop()
 	handle := func(events []Event, out []*meshpb.ToRadio) error {
+		// What the device said of itself first: the events' logs tell it.
+		d.mu.Lock()
+		d.modem = s.Modem()
+		d.mu.Unlock()
+		d.live.Update(func(st *link.Status) {
+			st.Warning = s.Warning()
+			if f := s.Firmware(); f != "" {
+				st.Firmware = f
+			}
+		})
 		for _, ev := range events {
 			if err := d.event(ev); err != nil {
 				return err
@@ -181,15 +191,6 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 		if err := write(out); err != nil {
 			return err
 		}
-		d.mu.Lock()
-		d.modem = s.Modem()
-		d.mu.Unlock()
-		d.live.Update(func(st *link.Status) {
-			st.Warning = s.Warning()
-			if f := s.Firmware(); f != "" {
-				st.Firmware = f
-			}
-		})
 		d.live.SetState(s.State().String())
 		return nil
 	}

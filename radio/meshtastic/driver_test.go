@@ -281,8 +281,9 @@ func TestDriverThroughPTY(t *testing.T) {
 
 	waitFor(t, "heartbeats", func() bool { _, _, hb, _, _ := dev.state(); return hb >= 2 })
 	// The device's log between frames is read past, and logged at debug
-	// level.
-	if l := logs.String(); !strings.Contains(l, `level=DEBUG msg="meshtastic device log"`) || !strings.Contains(l, `line="DEBUG | [Router] sent to phone"`) {
+	// level; readiness is logged with the firmware.
+	if l := logs.String(); !strings.Contains(l, `msg="radio ready"`) || !strings.Contains(l, "firmware=2.7.15.567b8ea") ||
+		!strings.Contains(l, `level=DEBUG msg="meshtastic device log"`) || !strings.Contains(l, `line="DEBUG | [Router] sent to phone"`) {
 		t.Errorf("the device's log is not in the driver's debug log:\n%s", l)
 	}
 
