@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 DATA     ?= ./data
 API      ?= 127.0.0.1:7777
 
-.PHONY: all build run test test-arm bench fuzz cross check vet fmt clean screenshots web vendor-js deb test-deb
+.PHONY: all build run test test-arm bench fuzz cross check vet fmt clean screenshots web vendor-js deb test-deb meshtastic-proto
 
 all: build
 
@@ -44,6 +44,27 @@ web:
 # updating them: the build never needs npm.
 vendor-js:
 	cd web/vendor-src && npm ci --no-audit --no-fund && $(GO) run build.go
+
+# The Go for Meshtastic's serial API (radio/meshtastic/meshpb, commit it),
+# generated from the npm package @meshtastic/protobufs, whose dist/mod.js
+# holds the .proto files as embedded descriptors (the descset program
+# extracts them), by Debian's protoc and protoc-gen-go at the version of
+# google.golang.org/protobuf in go.mod, installed into .cache. Only for
+# updating them: the build never needs npm or protoc.
+MESHTASTIC_PROTOBUFS ?= 2.7.18
+MESHPB               := radio/meshtastic/meshpb
+meshtastic-proto:
+	@command -v protoc >/dev/null || { echo "protoc is missing: apt-get install protobuf-compiler"; exit 1; }
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	pgg=$$($(GO) list -m -f '{{.Version}}' google.golang.org/protobuf); \
+	bin=$(CURDIR)/.cache/protoc-gen-go/$$pgg; \
+	GOBIN=$$bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$$pgg; \
+	(cd "$$tmp" && npm pack --silent @meshtastic/protobufs@$(MESHTASTIC_PROTOBUFS) >/dev/null && tar xzf meshtastic-protobufs-$(MESHTASTIC_PROTOBUFS).tgz); \
+	files=$$($(GO) run ./$(MESHPB)/internal/descset -js "$$tmp/package/dist/mod.js" -out "$$tmp/set.binpb" meshtastic/mesh.proto); \
+	rm -f $(MESHPB)/*.pb.go; \
+	protoc --plugin=protoc-gen-go=$$bin/protoc-gen-go --descriptor_set_in="$$tmp/set.binpb" \
+	  --go_out=. --go_opt=module=lifeline $$(for f in $$files; do printf -- '--go_opt=M%s=lifeline/$(MESHPB);meshpb ' "$$f"; done) $$files; \
+	echo "$(MESHPB): generated from @meshtastic/protobufs@$(MESHTASTIC_PROTOBUFS) by protoc-gen-go $$pgg: $$(echo $$files)"
 
 # interop/ is its own module (it pulls in independent implementations that
 # must stay out of lifeline's go.mod), so it is tested from its directory.
