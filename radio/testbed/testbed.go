@@ -454,7 +454,7 @@ func (tb *Testbed) Close() error {
 // FirmwareNamed returns the firmware people choose by name in `lifeline
 // testbed --devices`: lifeline (our board), rnode (RNode firmware 1.86 on
 // an ESP32 board), rnode-avr (the same on an AVR board, which sends no
-// channel statistics).
+// channel statistics), meshtastic (a Meshtastic device, EU_868 LongFast).
 func FirmwareNamed(name string) (Firmware, error) {
 	switch name {
 	case "lifeline":
@@ -463,6 +463,8 @@ func FirmwareNamed(name string) (Firmware, error) {
 		return RNodeBoard(RNodeOptions{}), nil
 	case "rnode-avr":
 		return RNodeBoard(RNodeOptions{Platform: RNodeAVR}), nil
+	case "meshtastic":
+		return MeshtasticDevice(MeshtasticOptions{})
 	}
-	return nil, fmt.Errorf("testbed: unknown device %q: want lifeline, rnode or rnode-avr", name)
+	return nil, fmt.Errorf("testbed: unknown device %q: want lifeline, rnode, rnode-avr or meshtastic", name)
 }
