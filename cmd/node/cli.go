@@ -40,7 +40,7 @@ Usage:
                    [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]...
                    [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]...
                    [--probe DURATION] [--retention DURATION] [--radio DEVICE]...
-                   [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE]
+                   [--radio-driver rnode|meshtastic|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
   lifeline status  [--api URL] [--json]
@@ -222,7 +222,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE] [--default-channel NAME] [--kit INTERFACE|ADDRESS] [--log text|json] [-v]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|meshtastic|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE] [--default-channel NAME] [--kit INTERFACE|ADDRESS] [--log text|json] [-v]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -263,7 +263,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	})
 	gpsDevice := fs.String("gps", "", "GPS receiver's serial `device` (NMEA, 9600 baud): the node's clock follows it")
-	radioDriver := fs.String("radio-driver", "", "radio `driver`: rnode (an RNode or Lifeline board, the default) or kiss (a plain KISS TNC)")
+	radioDriver := fs.String("radio-driver", "", "radio `driver`: rnode (an RNode or Lifeline board, the default), meshtastic (a Meshtastic device) or kiss (a plain KISS TNC)")
 	radioRegion := fs.String("radio-region", "", "radio `region`: EU868 (default), EU868-1, US915, AU915, IN865, AS923")
 	radioPreset := fs.String("radio-preset", "", "radio modem `preset`: LongFast (default), LongSlow, LongModerate, MediumFast, MediumSlow, ShortFast, ShortSlow")
 	defChannel := fs.String("default-channel", "", "the `channel` the phone app opens for a first-time visitor (default general)")
@@ -779,7 +779,7 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 func (c *cli) testbed(ctx context.Context, args []string) error {
 	fs := c.flags("testbed", "[--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N]")
 	boards := fs.Int("boards", 3, "how many boards, in a line: each hears only its neighbours")
-	devices := fs.String("devices", "lifeline", "what the boards are, in order, the last repeated: lifeline (our firmware), rnode (an RNode with firmware 1.86), meshtastic (a Meshtastic device)")
+	devices := fs.String("devices", "lifeline", "what the boards are, in order, the last repeated: lifeline (our firmware), rnode (an RNode with firmware 1.86), rnode-avr (the same on an AVR board), meshtastic (a Meshtastic device: EU_868, LongFast)")
 	loss := fs.Float64("loss", 0.1, "the fraction of frames lost on each link")
 	seed := fs.Uint64("seed", 1, "seed of the air's randomness (loss and collisions)")
 	pos, err := parse(fs, args)

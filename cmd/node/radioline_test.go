@@ -56,6 +56,11 @@ func radioLine(t *testing.T, bin string, devices []string, driver string) {
 	firmware := make([]testbed.Firmware, n)
 	for i, name := range devices {
 		fw, err := testbed.FirmwareNamed(name)
+		if name == "meshtastic" {
+			// A Meshtastic device is set up on itself: here to the
+			// preset the nodes use.
+			fw, err = testbed.MeshtasticDevice(testbed.MeshtasticOptions{Preset: "SHORT_FAST"})
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
