@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -681,8 +683,22 @@ func printRadio(w io.Writer, r radio.StationStatus) {
 		board += ", firmware " + r.Firmware
 	}
 	fmt.Fprintf(w, "radio     %s %s since %s (%s), %s %s\n", r.Device, r.State, r.Since.Local().Format(time.TimeOnly), board, r.Region, r.Preset)
+	if r.Warning != "" {
+		fmt.Fprintf(w, "  setup   %s\n", r.Warning)
+	}
 	if r.LastError != "" {
 		fmt.Fprintf(w, "  error   %s\n", r.LastError)
+	}
+	if len(r.Errors) > 0 {
+		var parts []string
+		for _, meaning := range slices.Sorted(maps.Keys(r.Errors)) {
+			parts = append(parts, fmt.Sprintf("%s %d", meaning, r.Errors[meaning]))
+		}
+		fmt.Fprintf(w, "  errors  %s\n", strings.Join(parts, ", "))
+	}
+	if b := r.Board; b != nil {
+		fmt.Fprintf(w, "  board   says %.1f%% airtime (%.1f%% over the hour), channel busy %.1f%% (%.1f%%)\n",
+			100*b.AirtimeShort, 100*b.AirtimeLong, 100*b.ChannelShort, 100*b.ChannelLong)
 	}
 	s := r.Router.Scheduler
 	fmt.Fprintf(w, "  air     %v of %v used in the last %v; %d queued", s.Used.Round(time.Millisecond), s.Budget, s.Window, s.Queue)
