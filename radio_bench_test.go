@@ -178,7 +178,7 @@ func benchRadioBacklog(b *testing.B, fw testbed.Firmware, driver string) {
 	var txs []testbed.Transmission
 	for _, tx := range tb.Sent(0) {
 		if !tx.Start.Before(start) && tx.Start.Before(end) {
-			used += tx.Airtime
+			used += min(tx.Airtime, end.Sub(tx.Start)) // the part inside the span
 			txs = append(txs, tx)
 		}
 	}
