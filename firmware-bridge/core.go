@@ -358,20 +358,18 @@ func (c *Core) command(now time.Time, f kiss.Frame, out []byte) []byte {
 
 // apply gives the radio s with the preamble RNode uses for its modem.
 func (c *Core) apply(s Settings) {
-	s.Preamble = PreambleSymbols(s.Bandwidth, s.SF)
+	s.Preamble = PreambleSymbols(s.Bandwidth, s.SF, s.CR)
 	c.set = c.radio.Apply(s)
 	if c.set.Preamble == 0 { // a radio that does not say keeps what it was given
 		c.set.Preamble = s.Preamble
 	}
 }
 
-// RNode's preamble and CSMA timing (RNode_Firmware 1.86, Config.h).
+// RNode's CSMA timing (RNode_Firmware 1.86, Config.h).
 const (
-	minPreambleSymbols = 18
-	preambleTarget     = 24 * time.Millisecond
-	slotSymbols        = 12
-	minSlot            = 24 * time.Millisecond
-	maxSlot            = 100 * time.Millisecond
+	slotSymbols = 12
+	minSlot     = 24 * time.Millisecond
+	maxSlot     = 100 * time.Millisecond
 	// contentionWindow is the number of slots a board waits at most after
 	// the channel clears: RNode's first band (CSMA_CW_PER_BAND_WINDOWS).
 	contentionWindow = 15
@@ -386,16 +384,10 @@ func symbol(bw uint32, sf uint8) time.Duration {
 }
 
 // PreambleSymbols is the preamble RNode sends: as many symbols as last
-// 24 ms, and never fewer than 18. (RNode shortens the target on links
-// over 30 kbps, which LoRa reaches only at SF5 and SF6 on 500 kHz; the
-// core does not.)
-func PreambleSymbols(bw uint32, sf uint8) int {
-	ts := symbol(bw, sf)
-	if ts <= 0 {
-		return minPreambleSymbols
-	}
-	n := int((preambleTarget + ts - 1) / ts)
-	return max(n, minPreambleSymbols)
+// 24 ms, and never fewer than 18 (lora.RNodePreamble, which the node's
+// airtime arithmetic uses too).
+func PreambleSymbols(bw uint32, sf, cr uint8) int {
+	return lora.RNodePreamble(int(bw), int(sf), int(cr))
 }
 
 // slot is the CSMA slot: 12 symbols, within 24 and 100 ms, in whole

@@ -35,7 +35,7 @@ var cfg = rnode.Config{Frequency: 869525000, Bandwidth: 250000, TxPower: 14, SF:
 // the session settles; it returns the session's events.
 func connect(t *testing.T, s *rnode.Session, core *bridge.Core, now time.Time) []rnode.Event {
 	t.Helper()
-	host := kiss.NewDeframer(rnode.MaxFrame)
+	host := kiss.NewDeframer(rnode.MaxKISS)
 	var events []rnode.Event
 	out := s.Start()
 	for len(out) > 0 {
@@ -75,7 +75,7 @@ func TestHostMeetsFirmware(t *testing.T) {
 		t.Fatalf("sent %q", c.sent)
 	}
 	// Air to host, with statistics.
-	host := kiss.NewDeframer(rnode.MaxFrame)
+	host := kiss.NewDeframer(rnode.MaxKISS)
 	var got []rnode.Event
 	for _, fr := range host.Feed(core.Received(now, []byte("\x30from the air"), -97, -7.5)) {
 		ev, _ := s.Handle(fr)

@@ -18,7 +18,7 @@ import (
 // frames decodes what the core wrote to the host.
 func frames(t *testing.T, b []byte) []kiss.Frame {
 	t.Helper()
-	d := kiss.NewDeframer(rnode.MaxFrame)
+	d := kiss.NewDeframer(rnode.MaxKISS)
 	fs := d.Feed(b)
 	if d.BadEscape != 0 || d.TooLong != 0 {
 		t.Fatalf("malformed output % x", b)
@@ -344,7 +344,7 @@ func TestPreamble(t *testing.T) {
 		sf   uint8
 		want int
 	}{{250000, 11, 18}, {125000, 12, 18}, {125000, 7, 24}, {250000, 7, 47}, {500000, 7, 94}, {125000, 9, 18}} {
-		if got := bridge.PreambleSymbols(c.bw, c.sf); got != c.want {
+		if got := bridge.PreambleSymbols(c.bw, c.sf, 5); got != c.want {
 			t.Errorf("%d Hz SF%d: %d symbols, want %d", c.bw, c.sf, got, c.want)
 		}
 	}
@@ -394,7 +394,7 @@ func FuzzReceived(f *testing.F) {
 		for _, p := range [][]byte{x, y, z} {
 			out = append(out, core.Received(now, p[:min(len(p), 255)], -100, 0)...)
 		}
-		d := kiss.NewDeframer(rnode.MaxFrame)
+		d := kiss.NewDeframer(rnode.MaxKISS)
 		for _, fr := range d.Feed(out) {
 			if fr.Command == rnode.CmdData && (len(fr.Data) == 0 || len(fr.Data) > bridge.MTU) {
 				t.Fatalf("DATA of %d bytes", len(fr.Data))

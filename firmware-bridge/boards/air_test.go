@@ -59,7 +59,7 @@ func TestBoardsHearEachOther(t *testing.T) {
 	}
 	c76.hear(c62.sent[0], 0, 60, 24, false)
 	c62.finish()
-	if evs := hRak.exchange(rak, now); len(evs) != 0 || !hRak.sent(rnode.CmdStatCHTM) {
+	if evs := hRak.exchange(rak, now); len(evs) != 1 || evs[0].Kind != rnode.EventTxDone || !hRak.sent(rnode.CmdStatCHTM) {
 		t.Fatalf("RAK4631 host after sending: %+v, frames %+v", evs, hRak.last)
 	}
 	if evs := hFeather.exchange(feather, now); len(evs) != 1 || string(evs[0].Frame) != "from the RAK4631" || evs[0].RSSI != -97 || evs[0].SNR != 6 {
@@ -74,7 +74,7 @@ func TestBoardsHearEachOther(t *testing.T) {
 	}
 	c62.hear(c76.sent[0], 0, 180, 24, false)
 	c76.finish()
-	if evs := hFeather.exchange(feather, now); len(evs) != 0 || !hFeather.sent(rnode.CmdStatCHTM) {
+	if evs := hFeather.exchange(feather, now); len(evs) != 1 || evs[0].Kind != rnode.EventTxDone || !hFeather.sent(rnode.CmdStatCHTM) {
 		t.Fatalf("Feather host after sending: %+v, frames %+v", evs, hFeather.last)
 	}
 	if evs := hRak.exchange(rak, now); len(evs) != 1 || string(evs[0].Frame) != "from the Feather" || evs[0].RSSI != -90 || evs[0].SNR != 6 {

@@ -18,7 +18,7 @@ func preamble(s bridge.Settings) int {
 	if s.Preamble > 0 {
 		return min(s.Preamble, 0xFFFF)
 	}
-	return bridge.PreambleSymbols(s.Bandwidth, s.SF)
+	return bridge.PreambleSymbols(s.Bandwidth, s.SF, s.CR)
 }
 
 // bandwidths are the LoRa bandwidths both families offer, in Hz, as the

@@ -104,7 +104,7 @@ func (h *host) sent(cmd byte) bool {
 }
 
 func newHost(t *testing.T, c rnode.Config) *host {
-	return &host{t: t, s: rnode.NewSession(c), dec: kiss.NewDeframer(rnode.MaxFrame)}
+	return &host{t: t, s: rnode.NewSession(c), dec: kiss.NewDeframer(rnode.MaxKISS)}
 }
 
 func encode(fs ...kiss.Frame) []byte {
@@ -179,7 +179,7 @@ func TestStepHostMeetsBoard(t *testing.T) {
 		t.Fatalf("sent %q", got)
 	}
 	// The end of the transmission is STAT_CHTM, never READY (RNode 1.86).
-	if len(evs) != 0 || !h.sent(rnode.CmdStatCHTM) || h.sent(rnode.CmdReady) {
+	if len(evs) != 1 || evs[0].Kind != rnode.EventTxDone || !h.sent(rnode.CmdStatCHTM) || h.sent(rnode.CmdReady) {
 		t.Fatalf("after sending: %v, frames %+v", kinds(evs), h.last)
 	}
 
@@ -245,7 +245,7 @@ func TestRunOverPipe(t *testing.T) {
 
 	frames := make(chan kiss.Frame, 64)
 	go func() {
-		dec := kiss.NewDeframer(rnode.MaxFrame)
+		dec := kiss.NewDeframer(rnode.MaxKISS)
 		buf := make([]byte, 512)
 		for {
 			n, err := toHost.Read(buf)
@@ -402,7 +402,7 @@ func FuzzStep(f *testing.F) {
 		radio := &fakeRadio{}
 		l := NewLoop(radio, MCUNRF52, 1024)
 		now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-		dec := kiss.NewDeframer(rnode.MaxFrame)
+		dec := kiss.NewDeframer(rnode.MaxKISS)
 		for i := 0; len(in) > 0; i++ {
 			n := min(len(in), 1+i%7)
 			radio.hear("x")

@@ -128,6 +128,10 @@ var Regions = map[string]Region{
 // arithmetic must count it. As documented for RNode firmware and the
 // Reticulum interfaces that mirror it.
 func RNodePreamble(bandwidth, sf, cr int) int {
+	if bandwidth <= 0 || sf <= 0 || sf > 30 {
+		return 18 // not set up yet: the floor
+	}
+	cr = min(max(cr, 5), 8)
 	symbol := float64(int(1)<<sf) / float64(bandwidth) * 1000 // ms
 	bitrate := float64(sf) * (4 / float64(cr)) / (symbol / 1000)
 	target := 24.0

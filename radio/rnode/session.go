@@ -102,8 +102,11 @@ const statCHTM = 11
 // + 157 dBm; the interference level likewise (0xFF: none).
 func channelStats(d []byte) link.BoardStats {
 	pc := func(i int) float64 { return float64(binary.BigEndian.Uint16(d[i:])) / 10000 }
-	return link.BoardStats{AirtimeShort: pc(0), AirtimeLong: pc(2), ChannelShort: pc(4), ChannelLong: pc(6),
-		NoiseFloor: int(d[9]) - 157}
+	b := link.BoardStats{AirtimeShort: pc(0), AirtimeLong: pc(2), ChannelShort: pc(4), ChannelLong: pc(6)}
+	if d[9] != 0 { // 0: the board has not measured it
+		b.NoiseFloor = int(d[9]) - 157
+	}
+	return b
 }
 
 // Session drives one board: detect, configure with echo checks, then

@@ -35,7 +35,7 @@ var fast = rnode.Config{Frequency: 869525000, Bandwidth: 500000, TxPower: 14, SF
 // device wrote.
 func host(t *testing.T, s *rnode.Session, dev Device, now time.Time, frames ...kiss.Frame) ([]rnode.Event, []kiss.Frame) {
 	t.Helper()
-	dec := kiss.NewDeframer(rnode.MaxFrame)
+	dec := kiss.NewDeframer(rnode.MaxKISS)
 	var events []rnode.Event
 	var seen []kiss.Frame
 	for range 100 {
@@ -60,7 +60,7 @@ func host(t *testing.T, s *rnode.Session, dev Device, now time.Time, frames ...k
 
 func decode(t *testing.T, b []byte) []kiss.Frame {
 	t.Helper()
-	d := kiss.NewDeframer(rnode.MaxFrame)
+	d := kiss.NewDeframer(rnode.MaxKISS)
 	fs := d.Feed(b)
 	if d.BadEscape+d.TooLong != 0 {
 		t.Fatalf("malformed % x", b)
@@ -449,7 +449,7 @@ func FuzzRNodeDevice(f *testing.F) {
 		r := &quiet{}
 		dev := RNodeBoard(RNodeOptions{})(r)
 		now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-		d := kiss.NewDeframer(rnode.MaxFrame)
+		d := kiss.NewDeframer(rnode.MaxKISS)
 		var frames []kiss.Frame
 		frames = append(frames, d.Feed(dev.FromHost(now, kiss.Append(nil, rnode.CmdRadioState, []byte{1})))...)
 		frames = append(frames, d.Feed(dev.FromHost(now, in))...)
