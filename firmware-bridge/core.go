@@ -365,15 +365,10 @@ func (c *Core) apply(s Settings) {
 	}
 }
 
-// RNode's CSMA timing (RNode_Firmware 1.86, Config.h).
-const (
-	slotSymbols = 12
-	minSlot     = 24 * time.Millisecond
-	maxSlot     = 100 * time.Millisecond
-	// contentionWindow is the number of slots a board waits at most after
-	// the channel clears: RNode's first band (CSMA_CW_PER_BAND_WINDOWS).
-	contentionWindow = 15
-)
+// contentionWindow is the number of slots a board waits at most after the
+// channel clears: RNode's first band (CSMA_CW_PER_BAND_WINDOWS). The slot
+// is lora.RNodeSlot.
+const contentionWindow = 15
 
 // symbol is the duration of one LoRa symbol, 2^SF / BW.
 func symbol(bw uint32, sf uint8) time.Duration {
@@ -391,10 +386,9 @@ func PreambleSymbols(bw uint32, sf, cr uint8) int {
 }
 
 // slot is the CSMA slot: 12 symbols, within 24 and 100 ms, in whole
-// milliseconds, the unit RNode reports it in (and keeps it in, as we read
-// its millisecond constants).
+// milliseconds, the unit RNode reports it in (lora.RNodeSlot).
 func (c *Core) slot() time.Duration {
-	return min(max(slotSymbols*symbol(c.set.Bandwidth, c.set.SF), minSlot), maxSlot).Truncate(time.Millisecond)
+	return lora.RNodeSlot(int(c.set.Bandwidth), int(c.set.SF))
 }
 
 // difs is the wait after a busy channel clears before the contention

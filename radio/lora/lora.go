@@ -140,3 +140,19 @@ func RNodePreamble(bandwidth, sf, cr int) int {
 	}
 	return max(18, int(math.Ceil(target/symbol)))
 }
+
+// RNodeSlot is the listen-before-talk slot of RNode firmware: 12 symbols,
+// at least 24 ms and at most 100 ms, in whole milliseconds. After the
+// channel clears a board waits two slots and up to 15 more at random
+// (RNodeMaxWait) before it transmits.
+func RNodeSlot(bandwidth, sf int) time.Duration {
+	if bandwidth <= 0 || sf <= 0 || sf > 30 {
+		return 24 * time.Millisecond
+	}
+	symbol := time.Duration(uint64(1)<<sf) * time.Second / time.Duration(bandwidth)
+	return min(max(12*symbol, 24*time.Millisecond), 100*time.Millisecond).Truncate(time.Millisecond)
+}
+
+// RNodeMaxWait is the longest an RNode board waits on a clear channel
+// before it transmits: two slots and the 15 of its contention window.
+func RNodeMaxWait(bandwidth, sf int) time.Duration { return 17 * RNodeSlot(bandwidth, sf) }

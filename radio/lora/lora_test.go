@@ -172,3 +172,18 @@ func TestRNodePreamble(t *testing.T) {
 		t.Errorf("SF6 500 kHz: %d symbols, want 47", got)
 	}
 }
+
+// TestRNodeSlot: 12 symbols, within 24 and 100 ms.
+func TestRNodeSlot(t *testing.T) {
+	for _, c := range []struct {
+		bw, sf int
+		want   time.Duration
+	}{{250000, 11, 98 * time.Millisecond}, {125000, 12, 100 * time.Millisecond}, {250000, 7, 24 * time.Millisecond}, {125000, 9, 49 * time.Millisecond}} {
+		if got := RNodeSlot(c.bw, c.sf); got != c.want {
+			t.Errorf("%d Hz SF%d: slot %v, want %v", c.bw, c.sf, got, c.want)
+		}
+	}
+	if got := RNodeMaxWait(250000, 7); got != 17*24*time.Millisecond {
+		t.Errorf("ShortFast's longest wait %v", got)
+	}
+}

@@ -232,7 +232,8 @@ func (s *Session) fullRetry() time.Duration {
 // Meshtastic does not report the end of a transmission: the session
 // reckons it as the time the device accepted the packet (its QueueStatus
 // answer naming the packet's id; the time of Transmit until one comes)
-// plus the packet's airtime (Airtime), and reports it with EventTxDone.
+// plus the longest wait for a quiet channel (contentionWait) and the
+// packet's airtime (Airtime), and reports it with EventTxDone.
 // A device with its own traffic queued ahead, or waiting for a clear
 // channel, transmits later than that: the reckoning is a lower bound.
 func (s *Session) Transmit(now time.Time, payload []byte) (*meshpb.ToRadio, error) {
@@ -247,7 +248,7 @@ func (s *Session) Transmit(now time.Time, payload []byte) (*meshpb.ToRadio, erro
 	}
 	id := s.nonZero()
 	air := s.Airtime(len(payload))
-	s.flight = &flight{id: id, airtime: air, end: now.Add(air)}
+	s.flight = &flight{id: id, airtime: air, end: now.Add(contentionWait(s.Modem()) + air)}
 	s.recent = append(s.recent, id)
 	if len(s.recent) > recentIDs {
 		s.recent = slices.Delete(s.recent, 0, len(s.recent)-recentIDs)
@@ -439,9 +440,21 @@ func (s *Session) queueStatus(now time.Time, q *meshpb.QueueStatus) []Event {
 			{Kind: EventTxDone, At: now},
 		}
 	}
-	f.accepted, f.end = true, now.Add(f.airtime)
+	f.accepted, f.end = true, now.Add(contentionWait(s.Modem())+f.airtime)
 	return nil
 }
+
+// contentionWait is how long a device may wait on a quiet channel before
+// it sends a packet of its own: a random number of slots of a contention
+// window of 2^3 (Meshtastic's CWmin), each about two symbols and 12 ms of
+// the radio's turnaround (28 ms at LongFast, as measured in the firmware's
+// pull request #5749). The end of a packet is reckoned after the whole
+// window, so that the next is not handed over while this one may still
+// wait: reckoned early, the device would queue one behind the other and
+// the budget would count both too early. On a busy channel the window
+// grows (to 2^8 slots) and the reckoning is early anyway; the device's
+// own duty-cycle limit (EU_868: 10 % of an hour) still holds.
+func contentionWait(m lora.Modem) time.Duration { return 8 * (2*m.Symbol() + 12*time.Millisecond) }
 
 func (s *Session) packet(now time.Time, p *meshpb.MeshPacket) []Event {
 	d := p.GetDecoded()

@@ -254,12 +254,21 @@ func TestTransmitPacket(t *testing.T) {
 	}
 }
 
+// TestDoneIsAcceptancePlusAirtime: the end of a packet is reckoned from
+// when the device accepted it, after its longest wait for a quiet channel
+// (at LongFast 8 slots of two 8.192 ms symbols and 12 ms: 227 ms) and
+// its airtime.
 func TestDoneIsAcceptancePlusAirtime(t *testing.T) {
 	s := ready(t, Config{})
-	air := lora.ModemPresets["LongFast"].Airtime(AirBytes(100)) // the device's modem, 16-symbol preamble
+	m := lora.ModemPresets["LongFast"]
+	if w := contentionWait(m); w != 8*(2*m.Symbol()+12*time.Millisecond) || w < 220*time.Millisecond || w > 230*time.Millisecond {
+		t.Fatalf("contention wait %v", w)
+	}
+	air := m.Airtime(AirBytes(100)) // the device's modem, 16-symbol preamble
 	if s.Airtime(100) != air {
 		t.Fatalf("airtime %v, want %v", s.Airtime(100), air)
 	}
+	air += contentionWait(m)
 	msg, _ := s.Transmit(t0, make([]byte, 100))
 	id := msg.GetPacket().GetId()
 	if !s.Next().Equal(t0.Add(air)) {

@@ -58,9 +58,10 @@ const MTU = 508
 // longer frame would go on air as two.
 const MaxFrame = 254
 
-// serialSlack is added to a frame's airtime when its end is estimated:
-// the serial line and the board's listen-before-talk before it starts.
-const serialSlack = 100 * time.Millisecond
+// serialSlack is added to a frame's airtime when its end is estimated,
+// with the board's longest wait before it transmits
+// (lora.RNodeMaxWait): the serial line.
+const serialSlack = 50 * time.Millisecond
 
 // NewDriver returns a driver; Run starts it.
 func NewDriver(cfg DriverConfig) *Driver {
@@ -190,7 +191,11 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 			}
 			d.live.Update(func(st *link.Status) { st.Sent++ })
 			if !s.ReportsEnds() {
-				ends.push(time.Now().Add(serialSlack + d.Airtime(len(p))))
+				// Not before the frame can have ended: an estimate that
+				// comes early lets the next frame queue behind it on the
+				// board, and the budget would count both too early.
+				wait := lora.RNodeMaxWait(d.modem.Bandwidth, d.modem.SpreadingFactor)
+				ends.push(time.Now().Add(serialSlack + wait + d.Airtime(len(p))))
 			}
 		case b := <-port.Incoming():
 			for _, f := range deframer.Feed(b) {
