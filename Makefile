@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 DATA     ?= ./data
 API      ?= 127.0.0.1:7777
 
-.PHONY: all build run test test-arm bench fuzz cross check vet fmt clean screenshots web vendor-js deb test-deb meshtastic-proto
+.PHONY: all build run test test-arm bench fuzz cross check vet fmt clean screenshots web vendor-js deb test-deb meshtastic-proto check-meshtastic-proto
 
 all: build
 
@@ -65,6 +65,12 @@ meshtastic-proto:
 	protoc --plugin=protoc-gen-go=$$bin/protoc-gen-go --descriptor_set_in="$$tmp/set.binpb" \
 	  --go_out=. --go_opt=module=lifeline $$(for f in $$files; do printf -- '--go_opt=M%s=lifeline/$(MESHPB);meshpb ' "$$f"; done) $$files; \
 	echo "$(MESHPB): generated from @meshtastic/protobufs@$(MESHTASTIC_PROTOBUFS) by protoc-gen-go $$pgg: $$(echo $$files)"
+
+# meshtastic-proto again, and a failure if what it made differs from what
+# is committed (CI runs it: the target must keep working).
+check-meshtastic-proto: meshtastic-proto
+	@out=$$(git status --porcelain -- $(MESHPB)); if [ -n "$$out" ]; then \
+	  echo "$(MESHPB) differs from what make meshtastic-proto makes (commit it):"; echo "$$out"; exit 1; fi
 
 # interop/ is its own module (it pulls in independent implementations that
 # must stay out of lifeline's go.mod), so it is tested from its directory.

@@ -152,7 +152,7 @@ func TestRadioConfig(t *testing.T) {
 		{lifeline.RadioConfig{}, "without a device"},
 		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Region: "EU433"}, `unknown region "EU433"`},
 		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Preset: "VeryFast"}, `unknown preset "VeryFast"`},
-		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Driver: "meshtastic"}, `unknown driver "meshtastic"`},
+		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Driver: "lora32"}, `unknown driver "lora32"`},
 		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Region: "EU868-1", DutyCycle: 0.1}, "at most 0.01"},
 		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", DutyWindow: lifeline.Duration(2 * time.Hour)}, "only be made shorter"},
 		{lifeline.RadioConfig{Device: "/dev/ttyUSB0", Region: "AS923", TxPower: 20}, "at most 16"},

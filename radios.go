@@ -10,6 +10,7 @@ import (
 	"lifeline/message"
 	"lifeline/radio"
 	"lifeline/radio/lora"
+	"lifeline/radio/meshtastic"
 	"lifeline/radio/rnode"
 	"lifeline/radio/tnc"
 	"lifeline/store"
@@ -22,9 +23,12 @@ type RadioConfig struct {
 	// radios`).
 	Device string `json:"device" toml:"device"`
 	// Driver is "rnode" (an RNode or a Lifeline firmware-bridge board,
-	// the default) or "kiss" (a plain KISS TNC such as MeshCore's KISS
-	// modem, whose radio is set up on the device itself: region, preset,
-	// frequency and power here must match it, for the airtime arithmetic).
+	// the default), "meshtastic" (a Meshtastic device over its serial
+	// API: its radio is set up on the device itself, and region and preset
+	// here must match it; docs/RADIOS.md) or "kiss" (a plain KISS TNC such
+	// as MeshCore's KISS modem, whose radio is also set up on the device:
+	// region, preset, frequency and power here must match it, for the
+	// airtime arithmetic).
 	Driver string `json:"driver,omitempty" toml:"driver,omitempty"`
 	// Region is the band's rules by name (EU868, EU868-1, US915, AU915,
 	// IN865, AS923); EU868 if empty.
@@ -78,8 +82,8 @@ func (rc RadioConfig) resolve() (RadioConfig, lora.Region, lora.Modem, error) {
 		return rc, region, modem, fmt.Errorf("config: radio %s: unknown preset %q (LongFast, LongSlow, LongModerate, MediumFast, MediumSlow, ShortFast, ShortSlow)", rc.Device, rc.Preset)
 	}
 	switch {
-	case rc.Driver != "rnode" && rc.Driver != "kiss":
-		return rc, region, modem, fmt.Errorf("config: radio %s: unknown driver %q: want rnode or kiss", rc.Device, rc.Driver)
+	case rc.Driver != "rnode" && rc.Driver != "kiss" && rc.Driver != "meshtastic":
+		return rc, region, modem, fmt.Errorf("config: radio %s: unknown driver %q: want rnode, meshtastic or kiss", rc.Device, rc.Driver)
 	case rc.DutyCycle < 0 || rc.DutyCycle > region.DutyCycle:
 		return rc, region, modem, fmt.Errorf("config: radio %s: duty_cycle %g: %s allows at most %g; it may only be made stricter", rc.Device, rc.DutyCycle, region.Name, region.DutyCycle)
 	case rc.DutyWindow < 0 || time.Duration(rc.DutyWindow) > region.Window:
@@ -131,7 +135,13 @@ func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey [
 	switch rc.Driver {
 	case "kiss":
 		l = tnc.NewDriver(tnc.Config{Path: rc.Device, Airtime: modem.Airtime, Logger: log})
+	case "meshtastic":
+		l = meshtastic.NewDriver(meshtastic.DriverConfig{Path: rc.Device,
+			Session: meshtastic.Config{Region: rc.Region, Preset: rc.Preset}, Logger: log})
 	default:
+		// RNode firmware (and ours) sets its own preamble; the airtime
+		// arithmetic must count the one on air.
+		modem.Preamble = lora.RNodePreamble(modem.Bandwidth, modem.SpreadingFactor, modem.CodingRate)
 		l = rnode.NewDriver(rnode.DriverConfig{
 			Path: rc.Device,
 			Radio: rnode.Config{Frequency: region.Frequency, Bandwidth: uint32(modem.Bandwidth), TxPower: int8(rc.TxPower),

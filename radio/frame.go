@@ -51,14 +51,20 @@ import (
 // node without the key refuses the flag as a reserved bit, so it drops a
 // keyed mesh's frames at once instead of relaying them.
 const (
-	MaxFrame     = 255 // a LoRa payload
+	MaxFrame = 255 // a LoRa payload
+	// MinFrame is the smallest frame a link may carry (RouterConfig.
+	// MaxFrame): what a Meshtastic packet holds (radio/meshtastic).
+	// Through an RNode a frame is 254 bytes (the board takes one for its
+	// header).
+	MinFrame     = 231
 	frameVersion = 1
 	wholeHeader  = 2
 	fragHeader   = 8
 	FragmentSize = MaxFrame - fragHeader  // 247
 	MaxWhole     = MaxFrame - wholeHeader // 253
-	// MaxFragments is the most fragments of one envelope, open or keyed.
-	MaxFragments = (message.MaxEnvelope + KeyedFragmentSize - 1) / KeyedFragmentSize // 18
+	// MaxFragments is the most fragments of one envelope, open or keyed,
+	// on the smallest frames.
+	MaxFragments = (message.MaxEnvelope + MinFrame - TagSize - fragHeader - 1) / (MinFrame - TagSize - fragHeader) // 20
 	MaxHops      = 15
 	keySize      = 4
 	repairFlag   = 0x10
@@ -99,20 +105,32 @@ const (
 	FrameMore     FrameType = 4
 )
 
-// layout is the room a frame has before any tag: MaxFrame on an open
-// mesh, TagSize less on a keyed one. The sizes of fragments, whole
-// envelopes and digests follow from it, and on a keyed mesh the keyed
-// flag is set.
-type layout int
+// layout is the room a frame has before any tag: the link's frame size
+// (MaxFrame unless the link carries less) on an open mesh, TagSize less on
+// a keyed one. The sizes of fragments, whole envelopes and digests follow
+// from it, and on a keyed mesh the keyed flag is set. Every node of a
+// channel uses the same link, so the same layout.
+type layout struct {
+	room  int
+	keyed bool
+}
 
-const (
-	openAir  layout = MaxFrame
-	keyedAir layout = MaxFrame - TagSize
+var (
+	openAir  = newLayout(MaxFrame, false)
+	keyedAir = newLayout(MaxFrame, true)
 )
 
-func (l layout) fragmentSize() int { return int(l) - fragHeader }
-func (l layout) maxWhole() int     { return int(l) - wholeHeader }
-func (l layout) maxSymbols() int   { return (int(l) - digestHeader) / reconcile.SymbolSize }
+// newLayout is the layout of frames of at most frame bytes.
+func newLayout(frame int, keyed bool) layout {
+	if keyed {
+		return layout{room: frame - TagSize, keyed: true}
+	}
+	return layout{room: frame}
+}
+
+func (l layout) fragmentSize() int { return l.room - fragHeader }
+func (l layout) maxWhole() int     { return l.room - wholeHeader }
+func (l layout) maxSymbols() int   { return (l.room - digestHeader) / reconcile.SymbolSize }
 
 // ErrFrame: bytes that are not a version 1 frame.
 var ErrFrame = errors.New("malformed radio frame")
@@ -152,7 +170,7 @@ func (f Frame) append(dst []byte, l layout) ([]byte, error) {
 	if f.Repair {
 		b1 |= repairFlag
 	}
-	if l == keyedAir {
+	if l.keyed {
 		b1 |= keyedFlag
 	}
 	dst = append(dst, frameVersion<<4|byte(f.Type), b1)
@@ -257,14 +275,14 @@ func DecodeFrame(b []byte) (Frame, error) { return decodeFrame(b, openAir) }
 // and cut off. Payload aliases b.
 func decodeFrame(b []byte, l layout) (Frame, error) {
 	var f Frame
-	if len(b) < wholeHeader || len(b) > int(l) {
+	if len(b) < wholeHeader || len(b) > l.room {
 		return f, fmt.Errorf("%w: %d bytes", ErrFrame, len(b))
 	}
 	if v := b[0] >> 4; v != frameVersion {
 		return f, fmt.Errorf("%w: version %d", ErrFrame, v)
 	}
 	flags := b[1]
-	if l == keyedAir {
+	if l.keyed {
 		if flags&keyedFlag == 0 {
 			return f, fmt.Errorf("%w: not keyed", ErrFrame)
 		}

@@ -34,6 +34,15 @@ type RouterConfig struct {
 	Tag    uint16
 	Region lora.Region
 	Modem  lora.Modem
+	// Airtime is what a frame of n bytes costs on air through the link,
+	// when that is more than Modem says: a board's own header (RNode's
+	// byte), a device's packet around it (Meshtastic's). Modem.Airtime if
+	// nil.
+	Airtime func(n int) time.Duration
+	// MaxFrame is the most the link carries in one frame: MaxFrame if
+	// 0, at least MinFrame (254 through an RNode, which takes a byte for
+	// its header; 231 through Meshtastic).
+	MaxFrame int
 	// Hops is the hop limit of the floods this node starts; DefaultHops
 	// if 0.
 	Hops uint8
@@ -220,20 +229,27 @@ func NewRouter(cfg RouterConfig) *Router {
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 256
 	}
-	full := cfg.Modem.Airtime(MaxFrame)
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = MaxFrame
+	}
+	cfg.MaxFrame = min(max(cfg.MaxFrame, MinFrame), MaxFrame)
+	if cfg.Airtime == nil {
+		cfg.Airtime = cfg.Modem.Airtime
+	}
+	full := cfg.Airtime(cfg.MaxFrame)
 	if cfg.RelayDelay <= 0 {
 		cfg.RelayDelay = 2 * full
 	}
-	lay, tag := openAir, 0
+	lay, tag := newLayout(cfg.MaxFrame, false), 0
 	if len(cfg.AirKey) > 0 {
-		lay, tag = keyedAir, TagSize
+		lay, tag = newLayout(cfg.MaxFrame, true), TagSize
 	}
 	if cfg.RepairEvery == 0 {
 		// Digests take at most a tenth of the budget: every 2 minutes
 		// at 10 %, every 9 at 1 % (LongFast).
 		cfg.RepairEvery = 2 * time.Minute
 		if d := cfg.Region.DutyCycle; d > 0 && d < 1 {
-			digest := cfg.Modem.Airtime(digestHeader + InitialSymbols*reconcile.SymbolSize + tag)
+			digest := cfg.Airtime(digestHeader + InitialSymbols*reconcile.SymbolSize + tag)
 			cfg.RepairEvery = max(cfg.RepairEvery, time.Duration(10*float64(digest)/d))
 		}
 	}
@@ -255,7 +271,7 @@ func NewRouter(cfg RouterConfig) *Router {
 		// A partial message waits for repair to bring the rest: a few
 		// rounds, since an answer may be cut short by the answer budget.
 		reasm: NewReassembler(32, max(10*time.Minute, 4*cfg.RepairEvery)),
-		sched: NewScheduler(cfg.Region, cfg.Modem, cfg.MaxQueue),
+		sched: newScheduler(cfg.Region, cfg.Airtime, cfg.MaxQueue),
 		lay:   lay,
 		peers: map[uint16]*peerRound{},
 		wants: map[string]*want{},
@@ -800,7 +816,7 @@ func (r *Router) sendSymbols(now time.Time, start, n int, answer bool) {
 	if err != nil {
 		return
 	}
-	if answer && !r.answers.take(now, now, r.cfg.Modem.Airtime(len(b))) {
+	if answer && !r.answers.take(now, now, r.cfg.Airtime(len(b))) {
 		r.stats.Limited++
 		return
 	}
@@ -975,7 +991,7 @@ func (r *Router) sendRepair(now, at time.Time, id message.ID, mask uint32) bool 
 			queued = true
 			continue
 		}
-		if !r.answers.take(now, at, r.cfg.Modem.Airtime(len(b))) {
+		if !r.answers.take(now, at, r.cfg.Airtime(len(b))) {
 			r.stats.Limited++
 			break
 		}

@@ -20,7 +20,7 @@ import (
 // alert is never held back by a chat message, and the wait ends as soon as
 // the budget allows the alert.
 type Scheduler struct {
-	modem    lora.Modem
+	airtime  func(n int) time.Duration
 	duty     *lora.DutyCycle
 	maxDwell time.Duration
 	maxQueue int
@@ -49,8 +49,14 @@ var ErrQueueFull = errors.New("radio queue full")
 // NewScheduler returns a scheduler for region's rules and modem, keeping at
 // most maxQueue frames.
 func NewScheduler(region lora.Region, modem lora.Modem, maxQueue int) *Scheduler {
+	return newScheduler(region, modem.Airtime, maxQueue)
+}
+
+// newScheduler is NewScheduler for a link whose frames cost airtime on
+// air (see RouterConfig.Airtime).
+func newScheduler(region lora.Region, airtime func(int) time.Duration, maxQueue int) *Scheduler {
 	return &Scheduler{
-		modem:    modem,
+		airtime:  airtime,
 		duty:     &lora.DutyCycle{Window: region.Window, Fraction: region.DutyCycle},
 		maxDwell: region.MaxDwell,
 		maxQueue: maxQueue,
@@ -62,7 +68,7 @@ func NewScheduler(region lora.Region, modem lora.Modem, maxQueue int) *Scheduler
 // the newest frame of the lowest priority gives way, if it is below the
 // new frame's; otherwise the new frame is refused with ErrQueueFull.
 func (s *Scheduler) Enqueue(now time.Time, frame []byte, p message.Priority, key string) error {
-	air := s.modem.Airtime(len(frame))
+	air := s.airtime(len(frame))
 	switch {
 	case len(frame) == 0 || len(frame) > MaxFrame:
 		return fmt.Errorf("radio: frame of %d bytes", len(frame))

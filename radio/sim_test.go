@@ -117,6 +117,8 @@ type simConfig struct {
 	links [][2]int
 	// repairEvery is every node's RouterConfig.RepairEvery.
 	repairEvery time.Duration
+	// maxFrame is every node's RouterConfig.MaxFrame: the link's.
+	maxFrame int
 }
 
 var (
@@ -148,7 +150,7 @@ func newSim(t testing.TB, c simConfig) *sim {
 		}
 		s.nodes = append(s.nodes, &simNode{st: st, got: map[message.ID]time.Time{},
 			r: NewRouter(RouterConfig{Tag: uint16(100 + i), Region: c.region, Modem: c.modem, Plain: c.plain,
-				Seed: c.seed*31 + uint64(i), Messages: st, AirKey: key, RepairEvery: c.repairEvery})})
+				Seed: c.seed*31 + uint64(i), Messages: st, AirKey: key, RepairEvery: c.repairEvery, MaxFrame: c.maxFrame})})
 	}
 	return s
 }
@@ -318,16 +320,27 @@ func TestLineTwentyPercentLoss(t *testing.T) {
 	for _, mesh := range []string{"open", "keyed"} {
 		for _, region := range []string{"EU868", "EU868-1"} {
 			for seed := range uint64(seeds) {
-				lineTwentyPercentLoss(t, mesh, region, seed)
+				lineTwentyPercentLoss(t, mesh, region, seed, MaxFrame)
+			}
+		}
+		// The frame sizes of an RNode's link (254) and a Meshtastic
+		// device's (233): smaller fragments, the same messages.
+		for _, frame := range []int{254, MinFrame} {
+			for seed := range uint64(2) {
+				lineTwentyPercentLoss(t, mesh, "EU868", seed, frame)
 			}
 		}
 	}
 }
 
-func lineTwentyPercentLoss(t *testing.T, mesh, region string, seed uint64) {
-	t.Run(fmt.Sprintf("%s/%s/seed%d", mesh, region, seed), func(t *testing.T) {
+func lineTwentyPercentLoss(t *testing.T, mesh, region string, seed uint64, maxFrame int) {
+	name := fmt.Sprintf("%s/%s/seed%d", mesh, region, seed)
+	if maxFrame != MaxFrame {
+		name = fmt.Sprintf("%s/%s/frame%d/seed%d", mesh, region, maxFrame, seed)
+	}
+	t.Run(name, func(t *testing.T) {
 		c := simConfig{nodes: 5, loss: 0.2, region: lora.Regions[region],
-			modem: lora.ModemPresets[lora.DefaultModem], seed: seed}
+			modem: lora.ModemPresets[lora.DefaultModem], seed: seed, maxFrame: maxFrame}
 		if mesh == "keyed" {
 			c.keys = meshKeys(5, testMeshKey(1))
 		}
@@ -368,10 +381,17 @@ func lineTwentyPercentLoss(t *testing.T, mesh, region string, seed uint64) {
 			t.Errorf("the first frame on air is not the alert: %+v %v", f, err)
 		}
 		budget := time.Duration(float64(s.reg.Window) * s.reg.DutyCycle)
-		for i := range s.nodes {
+		longest := 0
+		for i, n := range s.nodes {
 			if u := s.maxUse(i); u > budget {
 				t.Errorf("node %d used %v in one window, budget %v", i, u, budget)
 			}
+			for _, tx := range n.sent {
+				longest = max(longest, len(tx.Frame))
+			}
+		}
+		if longest > maxFrame || longest < maxFrame-TagSize-1 {
+			t.Errorf("the longest frame on air is %d bytes; the link carries %d", longest, maxFrame)
 		}
 		if s.bad > 0 {
 			t.Errorf("%d envelopes refused by the stores", s.bad)

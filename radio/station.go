@@ -61,6 +61,16 @@ func NewStation(l Link, st *store.Store, cfg StationConfig) *Station {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Router.Messages = storeMessages{st}
+	if m, ok := l.(interface{ MaxFrame() int }); ok && cfg.Router.MaxFrame == 0 {
+		// A link that carries less than a LoRa frame (an RNode keeps a
+		// byte for its header, Meshtastic 233): fragments fit it.
+		cfg.Router.MaxFrame = m.MaxFrame()
+	}
+	if a, ok := l.(interface{ Airtime(n int) time.Duration }); ok && cfg.Router.Airtime == nil {
+		// What the link adds on air (a board's header, a device's
+		// packet) counts against the budget too.
+		cfg.Router.Airtime = a.Airtime
+	}
 	return &Station{link: l, store: st, log: cfg.Logger, region: cfg.Router.Region, preset: cfg.Preset,
 		router: NewRouter(cfg.Router)}
 }

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,7 +42,7 @@ Usage:
                    [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]...
                    [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]...
                    [--probe DURATION] [--retention DURATION] [--radio DEVICE]...
-                   [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE]
+                   [--radio-driver rnode|meshtastic|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE]
   lifeline send    [--api URL] (--channel NAME | --to KEY) [--alert] [--ttl DURATION] TEXT...
   lifeline read    [--api URL] [--channel NAME | --to KEY] [--json] [--since MS | --after SEQ] [--limit N]
   lifeline status  [--api URL] [--json]
@@ -222,7 +224,7 @@ func noArgs(pos []string) error {
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE] [--default-channel NAME] [--kit INTERFACE|ADDRESS] [--log text|json] [-v]")
+	fs := c.flags("run", "[--data DIR] [--api ADDR] [--config FILE] [--quota BYTES] [--api-host NAME]... [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--mesh-key FILE] [--role field|hub] [--hub MULTIADDR]... [--member KEY]... [--probe DURATION] [--retention DURATION] [--radio DEVICE]... [--radio-driver rnode|meshtastic|kiss] [--radio-region REGION] [--radio-preset PRESET] [--gps DEVICE] [--default-channel NAME] [--kit INTERFACE|ADDRESS] [--log text|json] [-v]")
 	def := lifeline.DefaultConfig()
 	data := fs.String("data", def.DataDir, "data `directory`: identity and message store")
 	addr := fs.String("api", def.APIAddr, "`address` the HTTP API listens on (port 0: any free port)")
@@ -263,7 +265,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	})
 	gpsDevice := fs.String("gps", "", "GPS receiver's serial `device` (NMEA, 9600 baud): the node's clock follows it")
-	radioDriver := fs.String("radio-driver", "", "radio `driver`: rnode (an RNode or Lifeline board, the default) or kiss (a plain KISS TNC)")
+	radioDriver := fs.String("radio-driver", "", "radio `driver`: rnode (an RNode or Lifeline board, the default), meshtastic (a Meshtastic device) or kiss (a plain KISS TNC)")
 	radioRegion := fs.String("radio-region", "", "radio `region`: EU868 (default), EU868-1, US915, AU915, IN865, AS923")
 	radioPreset := fs.String("radio-preset", "", "radio modem `preset`: LongFast (default), LongSlow, LongModerate, MediumFast, MediumSlow, ShortFast, ShortSlow")
 	defChannel := fs.String("default-channel", "", "the `channel` the phone app opens for a first-time visitor (default general)")
@@ -681,8 +683,22 @@ func printRadio(w io.Writer, r radio.StationStatus) {
 		board += ", firmware " + r.Firmware
 	}
 	fmt.Fprintf(w, "radio     %s %s since %s (%s), %s %s\n", r.Device, r.State, r.Since.Local().Format(time.TimeOnly), board, r.Region, r.Preset)
+	if r.Warning != "" {
+		fmt.Fprintf(w, "  setup   %s\n", r.Warning)
+	}
 	if r.LastError != "" {
 		fmt.Fprintf(w, "  error   %s\n", r.LastError)
+	}
+	if len(r.Errors) > 0 {
+		var parts []string
+		for _, meaning := range slices.Sorted(maps.Keys(r.Errors)) {
+			parts = append(parts, fmt.Sprintf("%s %d", meaning, r.Errors[meaning]))
+		}
+		fmt.Fprintf(w, "  errors  %s\n", strings.Join(parts, ", "))
+	}
+	if b := r.Board; b != nil {
+		fmt.Fprintf(w, "  board   says %.1f%% airtime (%.1f%% over the hour), channel busy %.1f%% (%.1f%%)\n",
+			100*b.AirtimeShort, 100*b.AirtimeLong, 100*b.ChannelShort, 100*b.ChannelLong)
 	}
 	s := r.Router.Scheduler
 	fmt.Fprintf(w, "  air     %v of %v used in the last %v; %d queued", s.Used.Round(time.Millisecond), s.Budget, s.Window, s.Queue)
@@ -777,8 +793,9 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 // testbed runs simulated LoRa boards in a line until Ctrl-C: each on a
 // pseudo-terminal that `lifeline run --radio` opens like a real port.
 func (c *cli) testbed(ctx context.Context, args []string) error {
-	fs := c.flags("testbed", "[--boards N] [--loss FRACTION] [--seed N]")
+	fs := c.flags("testbed", "[--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N]")
 	boards := fs.Int("boards", 3, "how many boards, in a line: each hears only its neighbours")
+	devices := fs.String("devices", "lifeline", "what the boards are, in order, the last repeated: lifeline (our firmware), rnode (an RNode with firmware 1.86), rnode-avr (the same on an AVR board), meshtastic (a Meshtastic device: EU_868, LongFast)")
 	loss := fs.Float64("loss", 0.1, "the fraction of frames lost on each link")
 	seed := fs.Uint64("seed", 1, "seed of the air's randomness (loss and collisions)")
 	pos, err := parse(fs, args)
@@ -791,16 +808,32 @@ func (c *cli) testbed(ctx context.Context, args []string) error {
 	if *boards < 1 || *boards > 64 || *loss < 0 || *loss >= 1 {
 		return usagef("testbed: want 1 to 64 boards and a loss from 0 to below 1")
 	}
-	tb, err := testbed.New(*boards, *seed)
+	kinds := strings.Split(*devices, ",")
+	if len(kinds) > *boards {
+		return usagef("testbed: %d devices named for %d boards", len(kinds), *boards)
+	}
+	firmware := make([]testbed.Firmware, *boards)
+	names := make([]string, *boards)
+	for i := range firmware {
+		names[i] = strings.TrimSpace(kinds[min(i, len(kinds)-1)])
+		if firmware[i], err = testbed.FirmwareNamed(names[i]); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	tb, err := testbed.NewWith(firmware, *seed)
 	if err != nil {
 		return err
 	}
 	defer tb.Close()
 	tb.Line(*loss)
 	for i := range *boards {
-		fmt.Fprintf(c.stdout, "board %d: %s\n", i, tb.Path(i))
+		fmt.Fprintf(c.stdout, "board %d (%s): %s\n", i, names[i], tb.Path(i))
 	}
-	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s\n", tb.Path(0))
+	driver := ""
+	if names[0] == "meshtastic" {
+		driver = " --radio-driver meshtastic"
+	}
+	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s%s\n", tb.Path(0), driver)
 	return tb.Run(ctx)
 }
 

@@ -38,7 +38,7 @@ func TestRadioProcesses(t *testing.T) {
 		return strings.Contains(ok(t, bin, "read", "--api", b.url, "--channel", "general"), "bridge out at km 12")
 	})
 	out := ok(t, bin, "status", "--api", b.url)
-	for _, want := range []string{"radio     " + tb.Path(1) + " ready", "rnode, firmware 1.00", "EU868 ShortFast", "  air     ", "  signal  last frame -95 dBm"} {
+	for _, want := range []string{"radio     " + tb.Path(1) + " ready", "rnode, firmware 1.86", "EU868 ShortFast", "  air     ", "  signal  last frame -95 dBm"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}

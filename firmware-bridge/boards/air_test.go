@@ -59,8 +59,8 @@ func TestBoardsHearEachOther(t *testing.T) {
 	}
 	c76.hear(c62.sent[0], 0, 60, 24, false)
 	c62.finish()
-	if evs := hRak.exchange(rak, now); len(evs) != 1 || evs[0].Kind != rnode.EventTxDone {
-		t.Fatalf("RAK4631 host after sending: %+v", evs)
+	if evs := hRak.exchange(rak, now); len(evs) != 1 || evs[0].Kind != rnode.EventTxDone || !hRak.sent(rnode.CmdStatCHTM) {
+		t.Fatalf("RAK4631 host after sending: %+v, frames %+v", evs, hRak.last)
 	}
 	if evs := hFeather.exchange(feather, now); len(evs) != 1 || string(evs[0].Frame) != "from the RAK4631" || evs[0].RSSI != -97 || evs[0].SNR != 6 {
 		t.Fatalf("Feather host: %+v", evs)
@@ -74,8 +74,8 @@ func TestBoardsHearEachOther(t *testing.T) {
 	}
 	c62.hear(c76.sent[0], 0, 180, 24, false)
 	c76.finish()
-	if evs := hFeather.exchange(feather, now); len(evs) != 1 || evs[0].Kind != rnode.EventTxDone {
-		t.Fatalf("Feather host after sending: %+v", evs)
+	if evs := hFeather.exchange(feather, now); len(evs) != 1 || evs[0].Kind != rnode.EventTxDone || !hFeather.sent(rnode.CmdStatCHTM) {
+		t.Fatalf("Feather host after sending: %+v, frames %+v", evs, hFeather.last)
 	}
 	if evs := hRak.exchange(rak, now); len(evs) != 1 || string(evs[0].Frame) != "from the Feather" || evs[0].RSSI != -90 || evs[0].SNR != 6 {
 		t.Fatalf("RAK4631 host: %+v", evs)

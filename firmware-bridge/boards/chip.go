@@ -3,16 +3,23 @@ package boards
 import (
 	"time"
 
+	bridge "lifeline/firmware-bridge"
 	"lifeline/radio/lora"
 )
 
 // What both chip families share: how Lifeline frames are modulated, and
 // the arithmetic of turning asked settings into what a chip can do.
 
-// preamble is the preamble length in symbols. It must be the one the
-// bridge core's airtime arithmetic assumes (16, as in lora.ModemPresets),
-// or the airtime limits would be kept against the wrong durations.
-const preamble = 16
+// preamble is the preamble in symbols for s: the one the core asked for,
+// which is RNode's (bridge.PreambleSymbols: 24 ms, at least 18 symbols)
+// and the one its airtime arithmetic counts; settings made without the
+// core (the adapters' tests) get the same rule.
+func preamble(s bridge.Settings) int {
+	if s.Preamble > 0 {
+		return min(s.Preamble, 0xFFFF)
+	}
+	return bridge.PreambleSymbols(s.Bandwidth, s.SF, s.CR)
+}
 
 // bandwidths are the LoRa bandwidths both families offer, in Hz, as the
 // host names them (RNode's values); a chip's code for each is its index
@@ -53,8 +60,8 @@ func clamp[T int8 | uint8 | uint32](v, lo, hi T) T { return min(max(v, lo), hi) 
 
 // modem returns the modulation for airtime and low data rate
 // optimisation, from settings already normalised.
-func modem(bw uint32, sf, cr uint8) lora.Modem {
-	return lora.Modem{Bandwidth: int(bw), SpreadingFactor: int(sf), CodingRate: int(cr), Preamble: preamble}
+func modem(s bridge.Settings) lora.Modem {
+	return lora.Modem{Bandwidth: int(s.Bandwidth), SpreadingFactor: int(s.SF), CodingRate: int(s.CR), Preamble: preamble(s)}
 }
 
 // txDeadline is when a transmission of n bytes that started at now is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -87,10 +88,23 @@ type host struct {
 	t   *testing.T
 	s   *rnode.Session
 	dec *kiss.Deframer
+	// last is every frame the board wrote in the last exchange.
+	last []kiss.Frame
+}
+
+// sent reports whether the board wrote a frame with command cmd in the
+// last exchange.
+func (h *host) sent(cmd byte) bool {
+	for _, f := range h.last {
+		if f.Command == cmd {
+			return true
+		}
+	}
+	return false
 }
 
 func newHost(t *testing.T, c rnode.Config) *host {
-	return &host{t: t, s: rnode.NewSession(c), dec: kiss.NewDeframer(rnode.MaxFrame)}
+	return &host{t: t, s: rnode.NewSession(c), dec: kiss.NewDeframer(rnode.MaxKISS)}
 }
 
 func encode(fs ...kiss.Frame) []byte {
@@ -110,10 +124,12 @@ func (h *host) exchange(l *Loop, now time.Time, frames ...kiss.Frame) []rnode.Ev
 	var events []rnode.Event
 	in := encode(frames...)
 	quiet := 0
+	h.last = nil
 	for range 100 {
 		out := l.Step(now, in)
 		in = nil
 		for _, f := range h.dec.Feed(out) {
+			h.last = append(h.last, f)
 			ev, more := h.s.Handle(f)
 			events = append(events, ev...)
 			in = append(in, encode(more...)...)
@@ -159,14 +175,15 @@ func TestStepHostMeetsBoard(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs = h.exchange(l, now, f)
-	if got := radio.sentFrames(); len(got) != 1 || got[0] != "to the air" {
+	if got := radio.sentFrames(); len(got) != 1 || got[0][1:] != "to the air" {
 		t.Fatalf("sent %q", got)
 	}
-	if k := kinds(evs); len(k) != 1 || k[0] != rnode.EventTxDone {
-		t.Fatalf("after sending: %v", k)
+	// The end of the transmission is STAT_CHTM, never READY (RNode 1.86).
+	if len(evs) != 1 || evs[0].Kind != rnode.EventTxDone || !h.sent(rnode.CmdStatCHTM) || h.sent(rnode.CmdReady) {
+		t.Fatalf("after sending: %v, frames %+v", kinds(evs), h.last)
 	}
 
-	radio.hear("from the air")
+	radio.hear("\x00from the air") // behind RNode's header byte
 	evs = h.exchange(l, now)
 	if len(evs) != 1 || evs[0].Kind != rnode.EventReceived || string(evs[0].Frame) != "from the air" ||
 		evs[0].RSSI != -97 || evs[0].SNR != -7.5 {
@@ -175,14 +192,17 @@ func TestStepHostMeetsBoard(t *testing.T) {
 }
 
 // TestStepPollsWhenAsked: with the channel busy the core asks to be polled
-// again later, and the loop does so then, not at every step; a frame from
-// the host polls at once.
+// again a CSMA slot later (12 symbols: 98 ms at SF11, 250 kHz), and the
+// loop does so then, not at every step; once the channel is clear the
+// core waits out its contention (DIFS, two slots, and up to 14 more) and
+// looks once more before sending.
 func TestStepPollsWhenAsked(t *testing.T) {
 	radio := &fakeRadio{}
 	l := NewLoop(radio, MCUNRF52, 4096)
 	h := newHost(t, cfg)
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	h.exchange(l, now, h.s.Start()...)
+	const slot = 98 * time.Millisecond
 
 	radio.busy = true
 	f, _ := h.s.Transmit([]byte("wait for it"))
@@ -190,16 +210,24 @@ func TestStepPollsWhenAsked(t *testing.T) {
 	if radio.busyCalls != 1 || len(radio.sent) != 0 {
 		t.Fatalf("busy channel: %d checks, %d sent", radio.busyCalls, len(radio.sent))
 	}
-	for ms := 1; ms < 50; ms += 7 {
-		l.Step(now.Add(time.Duration(ms)*time.Millisecond), nil)
+	for d := time.Millisecond; d < slot; d += 7 * time.Millisecond {
+		l.Step(now.Add(d), nil)
 	}
 	if radio.busyCalls != 1 {
 		t.Fatalf("polled %d times before the core asked", radio.busyCalls)
 	}
 	radio.busy = false
-	l.Step(now.Add(50*time.Millisecond), nil)
-	if radio.busyCalls != 2 || len(radio.sent) != 1 || l.Stats().Deferred != 1 {
-		t.Fatalf("after the wait: %d checks, %d sent, stats %+v", radio.busyCalls, len(radio.sent), l.Stats())
+	l.Step(now.Add(slot), nil)
+	if radio.busyCalls != 2 || len(radio.sent) != 0 {
+		t.Fatalf("the channel just cleared: %d checks, %d sent", radio.busyCalls, len(radio.sent))
+	}
+	var at time.Duration
+	for d := slot; d < 18*slot && len(radio.sent) == 0; d += time.Millisecond {
+		l.Step(now.Add(d), nil)
+		at = d
+	}
+	if at < 3*slot || radio.busyCalls != 3 || len(radio.sent) != 1 || l.Stats().Deferred != 1 {
+		t.Fatalf("after the contention: sent at %v, %d checks, %d sent, stats %+v", at, radio.busyCalls, len(radio.sent), l.Stats())
 	}
 }
 
@@ -217,7 +245,7 @@ func TestRunOverPipe(t *testing.T) {
 
 	frames := make(chan kiss.Frame, 64)
 	go func() {
-		dec := kiss.NewDeframer(rnode.MaxFrame)
+		dec := kiss.NewDeframer(rnode.MaxKISS)
 		buf := make([]byte, 512)
 		for {
 			n, err := toHost.Read(buf)
@@ -237,27 +265,35 @@ func TestRunOverPipe(t *testing.T) {
 			t.Errorf("write to board: %v", err)
 		}
 	}
-	// waitFor answers the board until an event of kind k.
-	waitFor := func(k rnode.EventKind) rnode.Event {
+	// waitUntil answers the board until a frame from it, or an event of
+	// the session's, meets done.
+	waitUntil := func(what string, done func(kiss.Frame, rnode.Event) bool) rnode.Event {
 		t.Helper()
 		timeout := time.After(10 * time.Second)
 		for {
 			select {
 			case f, ok := <-frames:
 				if !ok {
-					t.Fatalf("board output ended waiting for event %d", k)
+					t.Fatalf("board output ended waiting for %s", what)
+				}
+				if done(f, rnode.Event{}) {
+					return rnode.Event{}
 				}
 				evs, more := s.Handle(f)
 				send(more...)
 				for _, ev := range evs {
-					if ev.Kind == k {
+					if done(kiss.Frame{}, ev) {
 						return ev
 					}
 				}
 			case <-timeout:
-				t.Fatalf("no event %d", k)
+				t.Fatalf("no %s", what)
 			}
 		}
+	}
+	waitFor := func(k rnode.EventKind) rnode.Event {
+		t.Helper()
+		return waitUntil(fmt.Sprintf("event %d", k), func(_ kiss.Frame, ev rnode.Event) bool { return ev.Kind == k })
 	}
 
 	// The board's first words are its boot notice; the session answers
@@ -271,11 +307,11 @@ func TestRunOverPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(f)
-	waitFor(rnode.EventTxDone)
-	if got := radio.sentFrames(); len(got) != 1 || got[0] != "over the pipe" {
+	waitUntil("STAT_CHTM", func(f kiss.Frame, _ rnode.Event) bool { return f.Command == rnode.CmdStatCHTM })
+	if got := radio.sentFrames(); len(got) != 1 || got[0][1:] != "over the pipe" {
 		t.Fatalf("sent %q", got)
 	}
-	radio.hear("and back")
+	radio.hear("\x00and back")
 	if ev := waitFor(rnode.EventReceived); string(ev.Frame) != "and back" || ev.RSSI != -97 {
 		t.Fatalf("received %+v", ev)
 	}
@@ -366,7 +402,7 @@ func FuzzStep(f *testing.F) {
 		radio := &fakeRadio{}
 		l := NewLoop(radio, MCUNRF52, 1024)
 		now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-		dec := kiss.NewDeframer(rnode.MaxFrame)
+		dec := kiss.NewDeframer(rnode.MaxKISS)
 		for i := 0; len(in) > 0; i++ {
 			n := min(len(in), 1+i%7)
 			radio.hear("x")

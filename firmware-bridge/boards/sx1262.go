@@ -190,6 +190,7 @@ func (r *SX1262) Apply(s bridge.Settings) bridge.Settings {
 	s.SF = clamp(s.SF, 5, 12)
 	s.CR = clamp(s.CR, 5, 8)
 	s.TxPower = clamp(s.TxPower, -9, 22)
+	s.Preamble = preamble(s)
 	r.set = s
 
 	r.standby()
@@ -209,7 +210,7 @@ func (r *SX1262) Apply(s bridge.Settings) bridge.Settings {
 	}
 	b.ExecSetCommand(sx62SetRfFrequency, []uint8{uint8(reg >> 24), uint8(reg >> 16), uint8(reg >> 8), uint8(reg)})
 	ldro := uint8(0)
-	if modem(s.Bandwidth, s.SF, s.CR).LowDataRateOptimize() {
+	if modem(s).LowDataRateOptimize() {
 		ldro = 1
 	}
 	b.ExecSetCommand(sx62SetModulationParams, []uint8{s.SF, sx62Bandwidth[bw], s.CR - 4, ldro})
@@ -234,7 +235,7 @@ func (r *SX1262) standby() { r.bus.ExecSetCommand(sx62SetStandby, []uint8{0x00})
 
 func (r *SX1262) packetParams(length int) {
 	// Explicit header, CRC on, standard IQ.
-	r.bus.ExecSetCommand(sx62SetPacketParams, []uint8{preamble >> 8, preamble & 0xFF, 0x00, uint8(length), 0x01, 0x00})
+	r.bus.ExecSetCommand(sx62SetPacketParams, []uint8{uint8(r.set.Preamble >> 8), uint8(r.set.Preamble), 0x00, uint8(length), 0x01, 0x00})
 }
 
 func (r *SX1262) clearIrqs() {
@@ -261,7 +262,7 @@ func (r *SX1262) Transmit(now time.Time, payload []byte) {
 	// No timeout on the chip: the deadline here covers a lost signal.
 	r.bus.ExecSetCommand(sx62SetTx, []uint8{0x00, 0x00, 0x00})
 	r.sending, r.cut = true, false
-	r.deadline = txDeadline(now, modem(r.set.Bandwidth, r.set.SF, r.set.CR), n)
+	r.deadline = txDeadline(now, modem(r.set), n)
 }
 
 func (r *SX1262) irqStatus() uint16 {
@@ -284,13 +285,13 @@ func (r *SX1262) Busy(now time.Time) bool {
 		r.hearing, r.header = time.Time{}, false
 		return false
 	}
-	m := modem(r.set.Bandwidth, r.set.SF, r.set.CR)
+	m := modem(r.set)
 	switch {
 	case st&sx62IrqHeaderValid != 0 && !r.header:
 		r.header = true
 		r.hearing = now.Add(m.Airtime(255))
 	case r.hearing.IsZero():
-		r.hearing = now.Add((preamble + 12) * m.Symbol())
+		r.hearing = now.Add(time.Duration(m.Preamble+12) * m.Symbol())
 	}
 	if now.After(r.hearing) {
 		r.bus.ExecSetCommand(sx62ClearIrqStatus, []uint8{0, sx62IrqPreamble | sx62IrqHeaderValid})

@@ -227,21 +227,24 @@ func TestSX1262Apply(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		bw   uint32
-		sf   uint8
-		mod  [4]uint8
-		ldro bool
+		bw       uint32
+		sf       uint8
+		mod      [4]uint8
+		ldro     bool
+		preamble uint8 // RNode's: 24 ms, at least 18 symbols
 	}{
-		{250000, 11, [4]uint8{11, 0x05, 1, 0}, false}, // LongFast: 8.2 ms symbols
-		{125000, 12, [4]uint8{12, 0x04, 1, 1}, true},  // 32.8 ms symbols
-		{500000, 7, [4]uint8{7, 0x06, 1, 0}, false},
+		{250000, 11, [4]uint8{11, 0x05, 1, 0}, false, 18}, // LongFast: 8.2 ms symbols
+		{125000, 12, [4]uint8{12, 0x04, 1, 1}, true, 18},  // 32.8 ms symbols
+		{500000, 7, [4]uint8{7, 0x06, 1, 0}, false, 94},   // 0.256 ms symbols
 	} {
 		s := on
 		s.Bandwidth, s.SF = tc.bw, tc.sf
-		if got := r.Apply(s); got != s {
+		want := s
+		want.Preamble = int(tc.preamble)
+		if got := r.Apply(s); got != want {
 			t.Errorf("applied %+v, asked %+v", got, s)
 		}
-		if c.mod != tc.mod || c.mode != "rx" || c.pkt != [6]uint8{0, 16, 0, 255, 1, 0} || c.txParams != [2]uint8{14, 0x04} {
+		if c.mod != tc.mod || c.mode != "rx" || c.pkt != [6]uint8{0, tc.preamble, 0, 255, 1, 0} || c.txParams != [2]uint8{14, 0x04} {
 			t.Errorf("%d Hz SF%d: modulation %x packet %x tx %x, chip in %s", tc.bw, tc.sf, c.mod, c.pkt, c.txParams, c.mode)
 		}
 		// Errata 15.1: bit 2 of TxModulation only below 500 kHz.
@@ -302,16 +305,16 @@ func TestSX1262Busy(t *testing.T) {
 	if c.line() {
 		t.Fatal("a preamble raised DIO1")
 	}
-	sym := modem(on.Bandwidth, on.SF, on.CR).Symbol()
-	if !r.Busy(now) || !r.Busy(now.Add(27*sym)) {
+	sym := modem(on).Symbol()
+	if !r.Busy(now) || !r.Busy(now.Add(29*sym)) {
 		t.Fatal("a preamble heard, the channel is free")
 	}
-	if r.Busy(now.Add(29*sym)) || c.irq != 0 {
+	if r.Busy(now.Add(31*sym)) || c.irq != 0 {
 		t.Fatalf("a preamble with no header still holds the channel (irq %#x)", c.irq)
 	}
 	c.raise(sx62IrqPreamble | sx62IrqHeaderValid)
 	later := now.Add(time.Second)
-	air := modem(on.Bandwidth, on.SF, on.CR).Airtime(255)
+	air := modem(on).Airtime(255)
 	if !r.Busy(later) || !r.Busy(later.Add(air-time.Millisecond)) || r.Busy(later.Add(air+time.Millisecond)) {
 		t.Fatal("a header heard does not hold the channel for one frame")
 	}
@@ -325,7 +328,7 @@ func TestSX1262LostSignal(t *testing.T) {
 	r.Apply(on)
 	now := time.Now()
 	r.Transmit(now, make([]byte, 100))
-	air := modem(on.Bandwidth, on.SF, on.CR).Airtime(100)
+	air := modem(on).Airtime(100)
 	if ev := r.Check(now.Add(air + air/4)); ev.Kind != NoEvent {
 		t.Fatalf("given up early: %+v", ev)
 	}

@@ -132,6 +132,7 @@ func (r *SX1276) Apply(s bridge.Settings) bridge.Settings {
 	s.SF = clamp(s.SF, 7, 12)
 	s.CR = clamp(s.CR, 5, 8)
 	s.TxPower = clamp(s.TxPower, 2, 20)
+	s.Preamble = preamble(s)
 	r.set = s
 
 	r.mode(sx76Standby)
@@ -150,12 +151,12 @@ func (r *SX1276) Apply(s bridge.Settings) bridge.Settings {
 	b.WriteRegister(sx76ModemConfig1, uint8(bw)<<4|(s.CR-4)<<1)
 	b.WriteRegister(sx76ModemConfig2, s.SF<<4|0x04)
 	cfg3 := uint8(0x04)
-	if modem(s.Bandwidth, s.SF, s.CR).LowDataRateOptimize() {
+	if modem(s).LowDataRateOptimize() {
 		cfg3 |= 0x08
 	}
 	b.WriteRegister(sx76ModemConfig3, cfg3)
-	b.WriteRegister(sx76PreambleMsb, preamble>>8)
-	b.WriteRegister(sx76PreambleMsb+1, preamble&0xFF)
+	b.WriteRegister(sx76PreambleMsb, uint8(s.Preamble>>8))
+	b.WriteRegister(sx76PreambleMsb+1, uint8(s.Preamble))
 	// PA_BOOST gives 2..17 dBm as 2 + OutputPower; the high-power DAC
 	// adds 3 dB for 18..20 dBm, and needs the current limit raised from
 	// 100 to 140 mA.
@@ -196,7 +197,7 @@ func (r *SX1276) Transmit(now time.Time, payload []byte) {
 	b.WriteRegister(sx76IrqFlags, 0xFF)
 	r.mode(sx76Tx)
 	r.sending, r.cut = true, false
-	r.deadline = txDeadline(now, modem(r.set.Bandwidth, r.set.SF, r.set.CR), len(payload))
+	r.deadline = txDeadline(now, modem(r.set), len(payload))
 }
 
 // Busy reports a frame on the air, from the modem's live status: a LoRa

@@ -171,7 +171,7 @@ func TestSX1276Apply(t *testing.T) {
 	if got.TxPower != 14 || c.regs[sx76PaDac] != 0x84 || c.regs[sx76PaConfig] != 0xFC || c.regs[sx76Ocp] != 0x2B {
 		t.Errorf("14 dBm: %+v PaDac %#x PaConfig %#x Ocp %#x", got, c.regs[sx76PaDac], c.regs[sx76PaConfig], c.regs[sx76Ocp])
 	}
-	if m.Bandwidth != 125000 || m.SF != 12 || m.CR != 8 || !m.LDRO || !m.CRC || !m.Explicit || m.Preamble != 16 {
+	if m.Bandwidth != 125000 || m.SF != 12 || m.CR != 8 || !m.LDRO || !m.CRC || !m.Explicit || m.Preamble != 18 {
 		t.Errorf("SF12 at 125 kHz: %+v", m)
 	}
 	if c.regs[sx76OpMode]&sx76LowFreq == 0 {
@@ -239,7 +239,7 @@ func TestSX1276LostSignal(t *testing.T) {
 	r.Apply(on)
 	now := time.Now()
 	r.Transmit(now, make([]byte, 50))
-	air := modem(on.Bandwidth, on.SF, on.CR).Airtime(50)
+	air := modem(on).Airtime(50)
 	if ev := r.Check(now.Add(air)); ev.Kind != NoEvent {
 		t.Fatalf("given up early: %+v", ev)
 	}

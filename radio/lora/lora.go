@@ -119,3 +119,40 @@ var Regions = map[string]Region{
 	"IN865":   {Name: "IN865", Frequency: 865062500, MaxPower: 30, DutyCycle: 1, Window: time.Hour},
 	"AS923":   {Name: "AS923", Frequency: 923200000, MaxPower: 16, DutyCycle: 0.01, Window: time.Hour},
 }
+
+// RNodePreamble is the preamble RNode firmware sets for a modulation, in
+// symbols: long enough to last a target time, 24 ms (6 ms above 30 kb/s),
+// and never under 18 symbols. Boards speaking the RNode protocol (RNodes,
+// and Lifeline's own firmware) all send it, so that their receivers,
+// which wake on a preamble, hear each other; and the host's airtime
+// arithmetic must count it. As documented for RNode firmware and the
+// Reticulum interfaces that mirror it.
+func RNodePreamble(bandwidth, sf, cr int) int {
+	if bandwidth <= 0 || sf <= 0 || sf > 30 {
+		return 18 // not set up yet: the floor
+	}
+	cr = min(max(cr, 5), 8)
+	symbol := float64(int(1)<<sf) / float64(bandwidth) * 1000 // ms
+	bitrate := float64(sf) * (4 / float64(cr)) / (symbol / 1000)
+	target := 24.0
+	if bitrate > 30000 {
+		target -= 18
+	}
+	return max(18, int(math.Ceil(target/symbol)))
+}
+
+// RNodeSlot is the listen-before-talk slot of RNode firmware: 12 symbols,
+// at least 24 ms and at most 100 ms, in whole milliseconds. After the
+// channel clears a board waits two slots and up to 15 more at random
+// (RNodeMaxWait) before it transmits.
+func RNodeSlot(bandwidth, sf int) time.Duration {
+	if bandwidth <= 0 || sf <= 0 || sf > 30 {
+		return 24 * time.Millisecond
+	}
+	symbol := time.Duration(uint64(1)<<sf) * time.Second / time.Duration(bandwidth)
+	return min(max(12*symbol, 24*time.Millisecond), 100*time.Millisecond).Truncate(time.Millisecond)
+}
+
+// RNodeMaxWait is the longest an RNode board waits on a clear channel
+// before it transmits: two slots and the 15 of its contention window.
+func RNodeMaxWait(bandwidth, sf int) time.Duration { return 17 * RNodeSlot(bandwidth, sf) }

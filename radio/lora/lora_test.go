@@ -148,3 +148,42 @@ func TestDutyCycleEnded(t *testing.T) {
 		t.Fatalf("moved back: wait %v", w)
 	}
 }
+
+// TestRNodePreamble: RNode's preamble rule at the presets, worked by hand:
+// a LongFast symbol lasts 8.192 ms, so 24 ms is 3 symbols and the floor
+// of 18 holds; a ShortFast symbol lasts 0.512 ms, so 24 ms is 46.9, 47.
+func TestRNodePreamble(t *testing.T) {
+	for _, c := range []struct {
+		preset string
+		want   int
+	}{{"LongFast", 18}, {"LongSlow", 18}, {"MediumFast", 18}, {"ShortSlow", 24}, {"ShortFast", 47}} {
+		m := ModemPresets[c.preset]
+		if got := RNodePreamble(m.Bandwidth, m.SpreadingFactor, m.CodingRate); got != c.want {
+			t.Errorf("%s: %d symbols, want %d", c.preset, got, c.want)
+		}
+	}
+	// SF7 at 500 kHz, 21.9 kb/s: 0.256 ms symbols, 24 ms is 93.75 → 94.
+	// Above 30 kb/s the target is 6 ms: SF6 at 500 kHz, 37.5 kb/s, has
+	// 0.128 ms symbols, 46.9 → 47.
+	if got := RNodePreamble(500000, 7, 5); got != 94 {
+		t.Errorf("SF7 500 kHz: %d symbols, want 94", got)
+	}
+	if got := RNodePreamble(500000, 6, 5); got != 47 {
+		t.Errorf("SF6 500 kHz: %d symbols, want 47", got)
+	}
+}
+
+// TestRNodeSlot: 12 symbols, within 24 and 100 ms.
+func TestRNodeSlot(t *testing.T) {
+	for _, c := range []struct {
+		bw, sf int
+		want   time.Duration
+	}{{250000, 11, 98 * time.Millisecond}, {125000, 12, 100 * time.Millisecond}, {250000, 7, 24 * time.Millisecond}, {125000, 9, 49 * time.Millisecond}} {
+		if got := RNodeSlot(c.bw, c.sf); got != c.want {
+			t.Errorf("%d Hz SF%d: slot %v, want %v", c.bw, c.sf, got, c.want)
+		}
+	}
+	if got := RNodeMaxWait(250000, 7); got != 17*24*time.Millisecond {
+		t.Errorf("ShortFast's longest wait %v", got)
+	}
+}

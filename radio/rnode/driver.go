@@ -9,6 +9,7 @@ import (
 
 	"lifeline/radio/kiss"
 	"lifeline/radio/link"
+	"lifeline/radio/lora"
 	"lifeline/radio/serialport"
 )
 
@@ -35,17 +36,32 @@ type DriverConfig struct {
 // misbehaves, reports the link down and reopens it with backoff. It sends
 // LEAVE when it stops.
 type Driver struct {
-	cfg  DriverConfig
-	log  *slog.Logger
-	rx   chan link.Packet
-	tx   chan []byte
-	done chan time.Time
+	cfg   DriverConfig
+	modem lora.Modem
+	log   *slog.Logger
+	rx    chan link.Packet
+	tx    chan []byte
+	done  chan time.Time
 
 	live *link.Live
 }
 
 // rxQueue and txQueue bound the frames waiting each way.
 const rxQueue, txQueue = 64, 64
+
+// MTU is the most the board takes in one DATA frame (RNode's hardware
+// MTU); it sends more than MaxFrame in two frames on air.
+const MTU = 508
+
+// MaxFrame is the most a node sends in one DATA frame: a LoRa frame holds
+// 255 bytes, and RNode firmware gives the first to its own header, so a
+// longer frame would go on air as two.
+const MaxFrame = 254
+
+// serialSlack is added to a frame's airtime when its end is estimated,
+// with the board's longest wait before it transmits
+// (lora.RNodeMaxWait): the serial line.
+const serialSlack = 50 * time.Millisecond
 
 // NewDriver returns a driver; Run starts it.
 func NewDriver(cfg DriverConfig) *Driver {
@@ -57,7 +73,12 @@ func NewDriver(cfg DriverConfig) *Driver {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger, rx: make(chan link.Packet, rxQueue), tx: make(chan []byte, txQueue),
+	bw, sf, cr := int(cfg.Radio.Bandwidth), int(cfg.Radio.SF), int(cfg.Radio.CR)
+	modem := lora.Modem{Bandwidth: bw, SpreadingFactor: sf, CodingRate: cr, Preamble: 18}
+	if modem.Validate() == nil {
+		modem.Preamble = lora.RNodePreamble(bw, sf, cr)
+	} // else the board refuses the settings, and nothing is sent to time
+	return &Driver{cfg: cfg, modem: modem, log: cfg.Logger, rx: make(chan link.Packet, rxQueue), tx: make(chan []byte, txQueue),
 		done: make(chan time.Time, txQueue), live: link.NewLive(link.Status{Driver: "rnode", Device: cfg.Path, State: "down", Since: time.Now()})}
 }
 
@@ -66,12 +87,27 @@ func NewDriver(cfg DriverConfig) *Driver {
 func (d *Driver) Received() <-chan link.Packet { return d.rx }
 
 // Done delivers the time of each transmission's end, as the board reports
-// it (READY): the host's duty-cycle accounting follows the air, not the
-// serial line, and it hands the board one frame at a time.
+// it (STAT_CHTM, on ESP32 and nRF52 boards) or, for a board that does
+// not, as its airtime says: the host's duty-cycle accounting follows the
+// air, not the serial line, and it hands the board one frame at a time.
 func (d *Driver) Done() <-chan time.Time { return d.done }
 
-// Send queues a payload for the air; it fails if the queue is full.
+// Airtime is what a frame of n bytes costs on air through the board: with
+// RNode's header byte before it, at the modulation the driver sets and
+// RNode's preamble for it. A board that does not report the end of its
+// transmissions (AVR boards, and firmware that says no platform) is taken
+// to have ended each frame this long after the host handed it over.
+func (d *Driver) Airtime(n int) time.Duration { return d.modem.Airtime(n + 1) }
+
+// MaxFrame is the most the node should send in one frame: MaxFrame.
+func (d *Driver) MaxFrame() int { return MaxFrame }
+
+// Send queues a payload for the air; it fails if the queue is full or the
+// payload is longer than the board's MTU.
 func (d *Driver) Send(payload []byte) error {
+	if len(payload) == 0 || len(payload) > MTU {
+		return fmt.Errorf("rnode: a frame of %d bytes: the board takes 1 to %d", len(payload), MTU)
+	}
 	select {
 	case d.tx <- payload:
 		return nil
@@ -122,15 +158,21 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 	if err := write(s.Start()); err != nil {
 		return false, err
 	}
-	deframer := kiss.NewDeframer(MaxFrame)
+	deframer := kiss.NewDeframer(MaxKISS)
 	answer := time.NewTimer(d.cfg.Answer)
 	defer answer.Stop()
+	// The ends of frames handed to a board that does not report them,
+	// oldest first, and the timer for the first.
+	var ends endEstimates
+	defer ends.stop()
 	for {
 		var txc chan []byte
 		if s.State() == Ready {
 			txc = d.tx
 		}
 		select {
+		case <-ends.C():
+			d.ended(ends.pop(time.Now()))
 		case <-ctx.Done():
 			return ready, ctx.Err()
 		case err := <-port.Failed():
@@ -148,11 +190,18 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 				return ready, err
 			}
 			d.live.Update(func(st *link.Status) { st.Sent++ })
+			if !s.ReportsEnds() {
+				// Not before the frame can have ended: an estimate that
+				// comes early lets the next frame queue behind it on the
+				// board, and the budget would count both too early.
+				wait := lora.RNodeMaxWait(d.modem.Bandwidth, d.modem.SpreadingFactor)
+				ends.push(time.Now().Add(serialSlack + wait + d.Airtime(len(p))))
+			}
 		case b := <-port.Incoming():
 			for _, f := range deframer.Feed(b) {
 				events, out := s.Handle(f)
 				for _, ev := range events {
-					if err := d.event(ev, answer); err != nil {
+					if err := d.event(ev, answer, &ends); err != nil {
 						return ready, err
 					}
 					if ev.Kind == EventReady {
@@ -168,16 +217,29 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 	}
 }
 
-func (d *Driver) event(ev Event, answer *time.Timer) error {
+// ended reports the end of a transmission to whoever waits for it.
+func (d *Driver) ended(at time.Time) {
+	select {
+	case d.done <- at:
+	default: // nobody is taking them: the first few wait, later ones are dropped
+	}
+}
+
+func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates) error {
 	switch ev.Kind {
 	case EventReady:
 		d.live.Update(func(s *link.Status) {
 			s.Platform, s.Firmware, s.LastError = ev.Platform, fmt.Sprintf("%d.%02d", ev.Firmware[0], ev.Firmware[1]), ""
+			s.Warning = ""
+			if v := int(ev.Firmware[0])*100 + int(ev.Firmware[1]); v < 152 {
+				s.Warning = fmt.Sprintf("firmware %s is older than 1.52: update the board (rnodeconf --autoinstall, or flash Lifeline's firmware)", s.Firmware)
+			}
 		})
 		d.log.Info("radio ready", "device", d.cfg.Path, "platform", ev.Platform)
 	case EventRebooted:
 		d.live.Update(func(s *link.Status) { s.Reboots++ })
 		d.log.Warn("radio board rebooted: configuring it again", "device", d.cfg.Path)
+		ends.clear() // what it held is gone; the station forgets it too
 		answer.Reset(d.cfg.Answer)
 	case EventReceived:
 		r := link.Packet{Payload: ev.Frame, RSSI: ev.RSSI, SNR: ev.SNR, HasStats: ev.HasStats, At: time.Now()}
@@ -193,15 +255,88 @@ func (d *Driver) event(ev Event, answer *time.Timer) error {
 			d.live.Update(func(s *link.Status) { s.Dropped++ })
 		}
 	case EventTxDone:
-		select {
-		case d.done <- time.Now():
-		default: // nobody is taking them: the first few wait, later ones are dropped
-		}
+		// A board of a platform not known to report ends, which does:
+		// its report ends the oldest frame estimated, and the estimates
+		// stop (the session now expects reports).
+		ends.pop(time.Time{})
+		d.ended(time.Now())
+		b := ev.Board
+		b.At = time.Now()
+		d.live.Update(func(s *link.Status) { s.Board = &b })
 	case EventBoardError:
 		d.log.Warn("radio board error", "device", d.cfg.Path, "err", ev.Err)
-		d.live.Update(func(s *link.Status) { s.LastError = ev.Err.Error() })
+		d.live.Update(func(s *link.Status) { s.LastError = ev.Err.Error(); s.CountError(ev.Meaning) })
+		if ev.Lost {
+			// The frame will not go on air: waiting for its end would
+			// only hold back the next. Repair covers the loss.
+			ends.pop(time.Time{})
+			d.ended(time.Now())
+		}
 	case EventFailed:
 		return ev.Err
 	}
 	return nil
+}
+
+// endEstimates are the estimated ends of frames handed to a board that
+// does not report them, oldest first, with a timer for the first.
+type endEstimates struct {
+	at    []time.Time
+	timer *time.Timer
+}
+
+// C fires at the first estimated end; nil when there is none.
+func (e *endEstimates) C() <-chan time.Time {
+	if len(e.at) == 0 || e.timer == nil {
+		return nil
+	}
+	return e.timer.C
+}
+
+func (e *endEstimates) push(at time.Time) {
+	e.at = append(e.at, at)
+	if len(e.at) == 1 {
+		e.arm()
+	}
+}
+
+// pop removes the oldest estimate and returns it, or now when now is not
+// zero (a timer that fired: the end is when it fired).
+func (e *endEstimates) pop(now time.Time) time.Time {
+	if len(e.at) == 0 {
+		return now
+	}
+	at := e.at[0]
+	e.at = e.at[1:]
+	e.arm()
+	if !now.IsZero() {
+		return now
+	}
+	return at
+}
+
+func (e *endEstimates) arm() {
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	if len(e.at) == 0 {
+		return
+	}
+	d := time.Until(e.at[0])
+	if e.timer == nil {
+		e.timer = time.NewTimer(d)
+		return
+	}
+	e.timer.Reset(d)
+}
+
+func (e *endEstimates) clear() {
+	e.at = nil
+	e.arm()
+}
+
+func (e *endEstimates) stop() {
+	if e.timer != nil {
+		e.timer.Stop()
+	}
 }

@@ -25,7 +25,7 @@ func (c *chip) Apply(s bridge.Settings) bridge.Settings { c.set = s; return s }
 func (c *chip) Transmit(_ time.Time, p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sent = append(c.sent, string(p))
+	c.sent = append(c.sent, string(p[1:])) // without RNode's header byte
 }
 func (c *chip) Busy(time.Time) bool { return false }
 func (c *chip) has(s string) bool {
@@ -46,6 +46,7 @@ type board struct {
 	core          *bridge.Core
 	chip          *chip
 	mu            sync.Mutex // orders writes to master
+	coreMu        sync.Mutex // the core is single-owner: the reader and the test take turns
 	done          chan struct{}
 }
 
@@ -71,15 +72,18 @@ func plugBoard(t *testing.T, link string) *board {
 				return
 			}
 			now := time.Now()
-			b.write(b.core.FromHost(now, buf[:n]))
+			b.coreMu.Lock()
+			out := b.core.FromHost(now, buf[:n])
 			for {
 				before := len(b.chip.sent)
 				b.core.Poll(now)
 				if len(b.chip.sent) == before {
 					break
 				}
-				b.write(b.core.TxDone(now))
+				out = append(out, b.core.TxDone(now)...)
 			}
+			b.coreMu.Unlock()
+			b.write(out)
 		}
 	}()
 	t.Cleanup(b.unplug)
@@ -129,7 +133,7 @@ func TestDriverThroughPTY(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	waitFor(t, "the radio ready", func() bool { return d.Status().State == "ready" })
-	if st := d.Status(); st.Platform != bridge.Platform || st.Firmware != "1.00" {
+	if st := d.Status(); st.Platform != bridge.Platform || st.Firmware != "1.86" {
 		t.Fatalf("status %+v", st)
 	}
 	if err := d.Send([]byte("hello air")); err != nil {
@@ -137,7 +141,10 @@ func TestDriverThroughPTY(t *testing.T) {
 	}
 	waitFor(t, "the frame on air", func() bool { return b.chip.has("hello air") })
 
-	b.write(b.core.Received(time.Now(), []byte("hello node"), -101, 6.25))
+	b.coreMu.Lock()
+	heard := b.core.Received(time.Now(), []byte("\x00hello node"), -101, 6.25)
+	b.coreMu.Unlock()
+	b.write(heard)
 	select {
 	case r := <-d.Received():
 		if string(r.Payload) != "hello node" || r.RSSI != -101 || r.SNR != 6.25 {

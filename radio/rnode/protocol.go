@@ -69,9 +69,9 @@ const (
 	Rebooted       = 0xF8 // CmdReset from the board: it has just started
 )
 
-// MaxFrame is the longest KISS frame either side sends: a LoRa payload
-// and the command byte, with room for the firmware's own statistics.
-const MaxFrame = 512
+// MaxKISS is the longest KISS frame either side sends: the board's MTU
+// and the command byte, with room to spare.
+const MaxKISS = 512
 
 // Config is what the host asks the board to apply.
 type Config struct {

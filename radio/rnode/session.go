@@ -1,9 +1,11 @@
 package rnode
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"lifeline/radio/kiss"
+	"lifeline/radio/link"
 )
 
 // State is where a Session is.
@@ -37,7 +39,14 @@ type Event struct {
 	// Info: the board's platform, MCU and firmware version, as reported.
 	Platform, MCU byte
 	Firmware      [2]byte
-	Err           error
+	// TxDone: the board's account of its airtime and the channel, from
+	// STAT_CHTM.
+	Board link.BoardStats
+	// BoardError: the error's meaning (ErrorMeaning); Lost says the frame
+	// the host handed the board last will not go on air.
+	Meaning string
+	Lost    bool
+	Err     error
 }
 
 // EventKind says what an Event is.
@@ -51,12 +60,54 @@ const (
 	EventRebooted
 	// EventFailed: see Event.Err.
 	EventFailed
-	// EventBoardError: the board reported an error (its code in Err).
+	// EventBoardError: the board reported an error (its code in Err,
+	// its meaning in Meaning).
 	EventBoardError
-	// EventTxDone: the board finished a transmission and can take the
-	// next frame (READY).
+	// EventTxDone: the board finished a transmission (STAT_CHTM, which
+	// ESP32 and nRF52 boards send after each one), with its airtime
+	// account in Board.
 	EventTxDone
 )
+
+// ErrorMeaning is what RNode firmware means by an error code.
+func ErrorMeaning(code byte) string {
+	switch code {
+	case ErrorInitRadio:
+		return "radio failed to start"
+	case ErrorTxFailed:
+		return "transmission failed"
+	case ErrorEEPROMLocked:
+		return "configuration memory locked"
+	case ErrorQueueFull:
+		return "queue full"
+	case ErrorMemoryLow:
+		return "memory low"
+	case ErrorModemTimeout:
+		return "modem timeout"
+	}
+	return fmt.Sprintf("error %#02x", code)
+}
+
+// ReportsEnds says whether a board of this platform sends STAT_CHTM after
+// every transmission (RNode firmware on ESP32 and nRF52). An AVR board
+// does not, nor does a board that does not say what it is: the host must
+// then take the end of a frame from its airtime.
+func ReportsEnds(platform byte) bool { return platform == PlatformESP32 || platform == PlatformNRF52 }
+
+// statCHTM is the length of a STAT_CHTM frame's data.
+const statCHTM = 11
+
+// channelStats reads STAT_CHTM: airtime and channel load, short and long
+// term, in hundredths of a percent; the current RSSI and the noise floor,
+// + 157 dBm; the interference level likewise (0xFF: none).
+func channelStats(d []byte) link.BoardStats {
+	pc := func(i int) float64 { return float64(binary.BigEndian.Uint16(d[i:])) / 10000 }
+	b := link.BoardStats{AirtimeShort: pc(0), AirtimeLong: pc(2), ChannelShort: pc(4), ChannelLong: pc(6)}
+	if d[9] != 0 { // 0: the board has not measured it
+		b.NoiseFloor = int(d[9]) - 157
+	}
+	return b
+}
 
 // Session drives one board: detect, configure with echo checks, then
 // data both ways. Feed it every frame from the board (Handle); send the
@@ -69,6 +120,7 @@ type Session struct {
 	rssi    int
 	snr     float64
 	stats   bool
+	chtm    bool // the board has sent STAT_CHTM since the session started
 }
 
 // NewSession returns a session that will apply cfg.
@@ -80,7 +132,7 @@ func (s *Session) State() State { return s.state }
 // Start (re)starts the session: it returns the frames that open it, the
 // detect request and the queries for what the board is.
 func (s *Session) Start() []kiss.Frame {
-	s.state, s.pending, s.stats = Detecting, nil, false
+	s.state, s.pending, s.stats, s.chtm, s.info = Detecting, nil, false, false, Event{}
 	return []kiss.Frame{
 		{Command: CmdDetect, Data: []byte{DetectRequest}},
 		{Command: CmdFWVersion, Data: []byte{0x00}},
@@ -97,6 +149,10 @@ func (s *Session) Transmit(payload []byte) (kiss.Frame, error) {
 	}
 	return kiss.Frame{Command: CmdData, Data: payload}, nil
 }
+
+// ReportsEnds says whether the board reports the end of each transmission
+// (STAT_CHTM): by its platform, or because it has done so.
+func (s *Session) ReportsEnds() bool { return s.chtm || ReportsEnds(s.info.Platform) }
 
 // Leave returns the frame that tells the board the host is going away.
 func (s *Session) Leave() kiss.Frame { return kiss.Frame{Command: CmdLeave, Data: []byte{0xFF}} }
@@ -115,7 +171,18 @@ func (s *Session) Handle(f kiss.Frame) ([]Event, []kiss.Frame) {
 		if len(f.Data) > 0 {
 			code = f.Data[0]
 		}
-		return []Event{{Kind: EventBoardError, Err: fmt.Errorf("rnode: board error %#x", code)}}, nil
+		meaning := ErrorMeaning(code)
+		switch code {
+		case ErrorInitRadio, ErrorModemTimeout:
+			// The radio itself stopped answering: configure it again
+			// from the start rather than hand frames to a dead modem.
+			if s.state != Failed {
+				return s.fail(fmt.Errorf("rnode: board error %#02x: %s", code, meaning))
+			}
+		}
+		lost := code == ErrorTxFailed || code == ErrorQueueFull || code == ErrorMemoryLow
+		return []Event{{Kind: EventBoardError, Meaning: meaning, Lost: lost && s.state == Ready,
+			Err: fmt.Errorf("rnode: board error %#02x: %s", code, meaning)}}, nil
 	case CmdFWVersion:
 		if len(f.Data) == 2 {
 			s.info.Firmware = [2]byte{f.Data[0], f.Data[1]}
@@ -168,8 +235,12 @@ func (s *Session) Handle(f kiss.Frame) ([]Event, []kiss.Frame) {
 		ev.Kind = EventReady
 		return []Event{ev}, nil
 	case Ready:
-		if f.Command == CmdReady {
-			return []Event{{Kind: EventTxDone}}, nil
+		// READY is not the end of a transmission: firmware 1.86 sends it
+		// only when asked, and older firmware as soon as a frame is
+		// queued, before it is on air.
+		if f.Command == CmdStatCHTM && len(f.Data) == statCHTM {
+			s.chtm = true
+			return []Event{{Kind: EventTxDone, Board: channelStats(f.Data)}}, nil
 		}
 		if f.Command == CmdData && len(f.Data) > 0 {
 			ev := Event{Kind: EventReceived, Frame: f.Data, RSSI: s.rssi, SNR: s.snr, HasStats: s.stats}

@@ -1,6 +1,7 @@
 package rnode
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -15,6 +16,7 @@ var cfg = Config{Frequency: 869525000, Bandwidth: 250000, TxPower: 14, SF: 11, C
 type board struct {
 	alter    func(f kiss.Frame) kiss.Frame // what it applies instead
 	notRNode bool
+	platform byte // ESP32 if 0
 }
 
 func (b *board) answer(f kiss.Frame) []kiss.Frame {
@@ -27,7 +29,7 @@ func (b *board) answer(f kiss.Frame) []kiss.Frame {
 	case CmdFWVersion:
 		return []kiss.Frame{{Command: CmdFWVersion, Data: []byte{1, 74}}}
 	case CmdPlatform:
-		return []kiss.Frame{{Command: CmdPlatform, Data: []byte{0x80}}}
+		return []kiss.Frame{{Command: CmdPlatform, Data: []byte{cmp.Or(b.platform, PlatformESP32)}}}
 	case CmdMCU:
 		return []kiss.Frame{{Command: CmdMCU, Data: []byte{0x81}}}
 	case CmdFrequency, CmdBandwidth, CmdTxPower, CmdSF, CmdCR, CmdSTALock, CmdLTALock, CmdRadioState:
@@ -44,7 +46,7 @@ func (b *board) answer(f kiss.Frame) []kiss.Frame {
 // returns the events.
 func exchange(t *testing.T, s *Session, b *board, out []kiss.Frame) []Event {
 	t.Helper()
-	d := kiss.NewDeframer(MaxFrame)
+	d := kiss.NewDeframer(MaxKISS)
 	var events []Event
 	for len(out) > 0 {
 		f := out[0]
@@ -158,5 +160,81 @@ func TestReboot(t *testing.T) {
 	}
 	if ev, _ := s.Handle(kiss.Frame{Command: CmdError, Data: []byte{0x02}}); len(ev) != 1 || ev[0].Kind != EventBoardError {
 		t.Fatalf("board error: %+v", ev)
+	}
+}
+
+// TestEndsOfTransmissions: as RNode firmware 1.86 behaves on ESP32 and
+// nRF52, the end of a transmission is its STAT_CHTM, which carries the
+// board's airtime account; READY (sent by 1.86 only when asked, by older
+// firmware as soon as a frame is queued) is not an end.
+func TestEndsOfTransmissions(t *testing.T) {
+	s := NewSession(cfg)
+	exchange(t, s, &board{}, s.Start())
+	if !s.ReportsEnds() {
+		t.Fatal("an ESP32 board is not expected to report the ends of its transmissions")
+	}
+	if ev, _ := s.Handle(kiss.Frame{Command: CmdReady, Data: []byte{0x01}}); len(ev) != 0 {
+		t.Fatalf("READY taken as %+v", ev)
+	}
+	// 12.50 % and 3.75 % airtime, 40.00 % and 20.00 % channel load,
+	// RSSI -100, noise floor -110 dBm, no interference.
+	chtm := []byte{0x04, 0xE2, 0x01, 0x77, 0x0F, 0xA0, 0x07, 0xD0, 57, 47, 0xFF}
+	ev, _ := s.Handle(kiss.Frame{Command: CmdStatCHTM, Data: chtm})
+	if len(ev) != 1 || ev[0].Kind != EventTxDone {
+		t.Fatalf("STAT_CHTM gave %+v", ev)
+	}
+	b := ev[0].Board
+	if b.AirtimeShort != 0.125 || b.AirtimeLong != 0.0375 || b.ChannelShort != 0.4 || b.ChannelLong != 0.2 || b.NoiseFloor != -110 {
+		t.Errorf("board stats %+v", b)
+	}
+	if ev, _ := s.Handle(kiss.Frame{Command: CmdStatCHTM, Data: chtm[:10]}); len(ev) != 0 {
+		t.Errorf("a short STAT_CHTM gave %+v", ev)
+	}
+
+	// An AVR board reports no ends, until it does.
+	avr := NewSession(cfg)
+	exchange(t, avr, &board{platform: PlatformAVR}, avr.Start())
+	if avr.State() != Ready || avr.ReportsEnds() {
+		t.Fatalf("AVR: %s, reports ends %v", avr.State(), avr.ReportsEnds())
+	}
+	avr.Handle(kiss.Frame{Command: CmdStatCHTM, Data: chtm})
+	if !avr.ReportsEnds() {
+		t.Error("a board that sent STAT_CHTM is still not expected to report ends")
+	}
+}
+
+// TestBoardErrors: the board's error codes are read with RNode's
+// meanings; those that lose the frame say so, and those that mean the
+// radio stopped fail the session, which the driver then starts again.
+func TestBoardErrors(t *testing.T) {
+	for _, c := range []struct {
+		code    byte
+		meaning string
+		lost    bool
+		fails   bool
+	}{
+		{ErrorInitRadio, "radio failed to start", false, true},
+		{ErrorTxFailed, "transmission failed", true, false},
+		{ErrorEEPROMLocked, "configuration memory locked", false, false},
+		{ErrorQueueFull, "queue full", true, false},
+		{ErrorMemoryLow, "memory low", true, false},
+		{ErrorModemTimeout, "modem timeout", false, true},
+		{0x7F, "error 0x7f", false, false},
+	} {
+		s := NewSession(cfg)
+		exchange(t, s, &board{}, s.Start())
+		ev, _ := s.Handle(kiss.Frame{Command: CmdError, Data: []byte{c.code}})
+		if len(ev) != 1 {
+			t.Fatalf("%#x: %+v", c.code, ev)
+		}
+		if c.fails {
+			if ev[0].Kind != EventFailed || s.State() != Failed {
+				t.Errorf("%#x: %+v, state %s; want the session failed", c.code, ev[0], s.State())
+			}
+			continue
+		}
+		if ev[0].Kind != EventBoardError || ev[0].Meaning != c.meaning || ev[0].Lost != c.lost || s.State() != Ready {
+			t.Errorf("%#x: %+v, state %s; want %q, lost %v", c.code, ev[0], s.State(), c.meaning, c.lost)
+		}
 	}
 }

@@ -173,8 +173,8 @@ func (u *unitDevice) neighbour(from, id, hopLimit, hopStart uint32, data *meshpb
 		relayNode: byte(from), data: data}
 }
 
-// quiet is longer than any contention window at ShortFast.
-const quiet = 10 * time.Second
+// settle is longer than any contention window at ShortFast.
+const settle = 10 * time.Second
 
 func shortFast(o MeshtasticOptions) MeshtasticOptions { o.Preset = "SHORT_FAST"; return o }
 
@@ -194,7 +194,7 @@ func TestMeshtasticRelaysWithOneHopLess(t *testing.T) {
 		string(p.GetDecoded().GetPayload()) != "two hops left" {
 		t.Fatalf("delivered %v", p)
 	}
-	u.run(quiet)
+	u.run(settle)
 	if len(u.radio.sent) != 1 {
 		t.Fatalf("%d transmissions, want the one rebroadcast", len(u.radio.sent))
 	}
@@ -207,7 +207,7 @@ func TestMeshtasticRelaysWithOneHopLess(t *testing.T) {
 	if u.find(func(m *meshpb.FromRadio) bool { return m.GetPacket().GetId() == 2 }) == nil {
 		t.Fatal("hop limit 0 not delivered")
 	}
-	u.run(quiet)
+	u.run(settle)
 	if len(u.radio.sent) != 1 {
 		t.Fatal("a packet heard with hop limit 0 was rebroadcast")
 	}
@@ -227,7 +227,7 @@ func TestMeshtasticCancelsOnHear(t *testing.T) {
 		copy := u.neighbour(0x2000, 5, 2, 3, private("flood"))
 		copy.relayNode = 0x77
 		u.hear(copy, 9)
-		u.run(quiet)
+		u.run(settle)
 		if len(u.radio.sent) != c.want {
 			t.Errorf("%s: %d rebroadcasts, want %d", c.role, len(u.radio.sent), c.want)
 		}
@@ -244,12 +244,12 @@ func TestMeshtasticListensBeforeTalking(t *testing.T) {
 	u.connect()
 	u.radio.busy = true
 	u.sendPacket(&meshpb.MeshPacket{To: meshBroadcast, Id: 9, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private("wait")}})
-	u.run(quiet)
+	u.run(settle)
 	if len(u.radio.sent) != 0 {
 		t.Fatal("sent on a busy channel")
 	}
 	u.radio.busy = false
-	u.run(quiet)
+	u.run(settle)
 	if len(u.radio.sent) != 1 || sentPacket(t, u.radio.sent[0]).id != 9 {
 		t.Fatalf("sent %d", len(u.radio.sent))
 	}
@@ -331,7 +331,7 @@ func TestMeshtasticRefusals(t *testing.T) {
 		t.Fatal("a text 2 s after the last refused")
 	}
 	u.radio.busy = false
-	u.run(quiet)
+	u.run(settle)
 	ids := map[uint32]bool{}
 	for _, tr := range u.radio.sent {
 		p := sentPacket(t, tr)
@@ -390,7 +390,7 @@ func TestMeshtasticAcknowledgements(t *testing.T) {
 	if got := u.find(func(m *meshpb.FromRadio) bool { return m.GetPacket().GetId() == 50 }); got == nil || got.GetPacket().To != u.d.node {
 		t.Fatal("direct message not delivered")
 	}
-	u.run(quiet)
+	u.run(settle)
 	if len(u.radio.sent) != before+1 {
 		t.Fatalf("%d transmissions after the direct message, want its ACK only", len(u.radio.sent)-before)
 	}
@@ -408,7 +408,7 @@ func TestMeshtasticRebroadcastModes(t *testing.T) {
 	u.connect()
 	u.hear(u.neighbour(0x4000, 1, 3, 3, private("lifeline")), 0)
 	u.hear(u.neighbour(0x4000, 2, 3, 3, &meshpb.Data{Portnum: meshpb.PortNum_TEXT_MESSAGE_APP, Payload: []byte("text")}), 0)
-	u.run(quiet)
+	u.run(settle)
 	if u.find(func(m *meshpb.FromRadio) bool { return m.GetPacket().GetId() == 1 }) != nil {
 		t.Fatal("PRIVATE_APP delivered in CORE_PORTNUMS_ONLY")
 	}
@@ -425,7 +425,7 @@ func TestMeshtasticRebroadcastModes(t *testing.T) {
 		other := u.neighbour(0x5000, 1, 3, 3, private("other mesh"))
 		other.channelHash = 99
 		u.hear(other, 0)
-		u.run(quiet)
+		u.run(settle)
 		if u.find(func(m *meshpb.FromRadio) bool { return m.GetPacket() != nil }) != nil {
 			t.Errorf("%s: another channel's packet delivered", mode)
 		}
@@ -581,7 +581,7 @@ func TestMeshtasticTransmitDisabled(t *testing.T) {
 		u.connect()
 		u.hear(u.neighbour(0x8000, 1, 2, 3, private("heard")), 0)
 		u.sendPacket(&meshpb.MeshPacket{Id: 2, PayloadVariant: &meshpb.MeshPacket_Decoded{Decoded: private("mine")}})
-		u.run(quiet)
+		u.run(settle)
 		if u.find(packetWithID(1)) == nil || len(u.radio.sent) != 0 {
 			t.Fatalf("%+v: delivered %v, sent %d", o, u.find(packetWithID(1)) != nil, len(u.radio.sent))
 		}

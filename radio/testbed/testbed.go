@@ -92,7 +92,17 @@ func (d *bridgeDevice) Apply(s bridge.Settings) bridge.Settings { d.set = s; ret
 func (d *bridgeDevice) Transmit(now time.Time, p []byte) {
 	d.radio.Transmit(now, d.core.Airtime(len(p)), p)
 }
-func (d *bridgeDevice) Busy(now time.Time) bool                 { return d.radio.Busy(now) }
+func (d *bridgeDevice) Busy(now time.Time) bool { return d.radio.Busy(now) }
+
+// RSSI is the channel's signal strength for the core's statistics: the
+// testbed's frames arrive at -95 dBm, and the air is otherwise at the
+// noise floor the simulated RNode reports too.
+func (d *bridgeDevice) RSSI(now time.Time) int {
+	if d.radio.Busy(now) {
+		return -95
+	}
+	return noiseFloor
+}
 func (d *bridgeDevice) Boot(time.Time) []byte                   { return d.core.Boot() }
 func (d *bridgeDevice) FromHost(now time.Time, p []byte) []byte { return d.core.FromHost(now, p) }
 func (d *bridgeDevice) Listening() bool                         { return d.set.On }
@@ -443,8 +453,10 @@ func (tb *Testbed) Close() error {
 }
 
 // FirmwareNamed returns the firmware people choose by name in `lifeline
-// testbed --devices`: lifeline (our board), meshtastic (a Meshtastic device,
-// EU_868 LongFast; meshtastic:ShortFast at another preset).
+// testbed --devices`: lifeline (our board), rnode (RNode firmware 1.86 on
+// an ESP32 board), rnode-avr (the same on an AVR board, which sends no
+// channel statistics), meshtastic (a Meshtastic device, EU_868 LongFast;
+// meshtastic:ShortFast at another preset).
 func FirmwareNamed(name string) (Firmware, error) {
 	if preset, ok := strings.CutPrefix(name, "meshtastic:"); ok {
 		return meshtasticWithPreset(preset)
@@ -452,8 +464,12 @@ func FirmwareNamed(name string) (Firmware, error) {
 	switch name {
 	case "lifeline":
 		return LifelineBoard, nil
+	case "rnode":
+		return RNodeBoard(RNodeOptions{}), nil
+	case "rnode-avr":
+		return RNodeBoard(RNodeOptions{Platform: RNodeAVR}), nil
 	case "meshtastic":
 		return MeshtasticDevice(MeshtasticOptions{})
 	}
-	return nil, fmt.Errorf("testbed: unknown device %q: want lifeline or meshtastic", name)
+	return nil, fmt.Errorf("testbed: unknown device %q: want lifeline, rnode, rnode-avr or meshtastic", name)
 }
