@@ -795,7 +795,7 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 func (c *cli) testbed(ctx context.Context, args []string) error {
 	fs := c.flags("testbed", "[--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N]")
 	boards := fs.Int("boards", 3, "how many boards, in a line: each hears only its neighbours")
-	devices := fs.String("devices", "lifeline", "what the boards are, in order, the last repeated: lifeline (our firmware), rnode (an RNode with firmware 1.86), rnode-avr (the same on an AVR board), meshtastic (a Meshtastic device: EU_868, LongFast)")
+	devices := fs.String("devices", "lifeline", "what the boards are, in order, the last repeated: lifeline (our firmware), rnode (an RNode with firmware 1.86), rnode-avr (the same on an AVR board), meshtastic (a Meshtastic device: EU_868, LongFast; meshtastic:ShortFast at another preset)")
 	loss := fs.Float64("loss", 0.1, "the fraction of frames lost on each link")
 	seed := fs.Uint64("seed", 1, "seed of the air's randomness (loss and collisions)")
 	pos, err := parse(fs, args)
@@ -830,8 +830,11 @@ func (c *cli) testbed(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "board %d (%s): %s\n", i, names[i], tb.Path(i))
 	}
 	driver := ""
-	if names[0] == "meshtastic" {
+	if kind, preset, _ := strings.Cut(names[0], ":"); kind == "meshtastic" {
 		driver = " --radio-driver meshtastic"
+		if preset != "" {
+			driver += " --radio-preset " + preset
+		}
 	}
 	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s%s\n", tb.Path(0), driver)
 	return tb.Run(ctx)

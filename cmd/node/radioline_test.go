@@ -39,7 +39,8 @@ func TestRadioLineProcesses(t *testing.T) {
 		driver  string
 	}{
 		{"rnode", []string{"rnode", "rnode", "rnode", "rnode", "rnode"}, "rnode"},
-		{"meshtastic", []string{"meshtastic", "meshtastic", "meshtastic", "meshtastic", "meshtastic"}, "meshtastic"},
+		// A Meshtastic device is set up on itself: here at the nodes' preset.
+		{"meshtastic", []string{"meshtastic:ShortFast", "meshtastic:ShortFast", "meshtastic:ShortFast", "meshtastic:ShortFast", "meshtastic:ShortFast"}, "meshtastic"},
 		{"mixed", []string{"lifeline", "rnode", "lifeline", "rnode", "lifeline"}, "rnode"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -56,11 +57,6 @@ func radioLine(t *testing.T, bin string, devices []string, driver string) {
 	firmware := make([]testbed.Firmware, n)
 	for i, name := range devices {
 		fw, err := testbed.FirmwareNamed(name)
-		if name == "meshtastic" {
-			// A Meshtastic device is set up on itself: here to the
-			// preset the nodes use.
-			fw, err = testbed.MeshtasticDevice(testbed.MeshtasticOptions{Preset: "SHORT_FAST"})
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
