@@ -444,6 +444,13 @@ func (s *Session) queueStatus(now time.Time, q *meshpb.QueueStatus) []Event {
 	return nil
 }
 
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // contentionWait is how long a device may wait on a quiet channel before
 // it sends a packet of its own: a random number of slots of a contention
 // window of 2^3 (Meshtastic's CWmin), each about two symbols and 12 ms of
@@ -457,6 +464,14 @@ func (s *Session) queueStatus(now time.Time, q *meshpb.QueueStatus) []Event {
 func contentionWait(m lora.Modem) time.Duration { return 8 * (2*m.Symbol() + 12*time.Millisecond) }
 
 func (s *Session) packet(now time.Time, p *meshpb.MeshPacket) []Event {
+	if f := s.flight; f != nil && p.GetFrom() != s.node {
+		// The device heard a packet end just now: its radio was not
+		// sending ours while it received (half duplex), and after the
+		// channel clears it waits its contention window again. Ours
+		// ends no sooner than that; reckoned earlier, the next frame
+		// would queue behind it and the budget would count both early.
+		f.end = later(f.end, now.Add(contentionWait(s.Modem())+f.airtime))
+	}
 	d := p.GetDecoded()
 	if d == nil {
 		return nil // encrypted: a channel whose key the device lacks

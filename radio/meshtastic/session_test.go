@@ -547,3 +547,26 @@ func FuzzSessionHandle(f *testing.F) {
 		s.Tick(s.Next())
 	})
 }
+
+// TestHeardPacketDelaysEnd: a packet the device hears while ours waits
+// means its radio was receiving, not sending ours, and it waits for the
+// channel again: the end reckoned moves to no sooner than its contention
+// window and our airtime after that; it never moves earlier.
+func TestHeardPacketDelaysEnd(t *testing.T) {
+	s := ready(t, Config{})
+	m := lora.ModemPresets["LongFast"]
+	msg, _ := s.Transmit(t0, make([]byte, 100))
+	feed(s, t0, queueStatus(0, 15, msg.GetPacket().GetId()))
+	first := s.Next()
+	heard := t0.Add(time.Second)
+	feed(s, heard, dataPacket(0x56, meshpb.PortNum_TEXT_MESSAGE_APP, []byte("hello"))) // any port counts
+	want := heard.Add(contentionWait(m) + s.Airtime(100))
+	if !s.Next().Equal(want) || !want.After(first) {
+		t.Fatalf("end reckoned at %v after hearing a packet, want %v (was %v)", s.Next().Sub(t0), want.Sub(t0), first.Sub(t0))
+	}
+	// One heard long before the end reckoned does not bring it forward.
+	feed(s, t0, dataPacket(0x57, meshpb.PortNum_PRIVATE_APP, []byte("x")))
+	if !s.Next().Equal(want) {
+		t.Fatalf("end moved to %v", s.Next().Sub(t0))
+	}
+}

@@ -194,8 +194,7 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 				// Not before the frame can have ended: an estimate that
 				// comes early lets the next frame queue behind it on the
 				// board, and the budget would count both too early.
-				wait := lora.RNodeMaxWait(d.modem.Bandwidth, d.modem.SpreadingFactor)
-				ends.push(time.Now().Add(serialSlack + wait + d.Airtime(len(p))))
+				ends.push(time.Now(), d.maxWait()+d.Airtime(len(p)), d.Airtime(len(p)))
 			}
 		case b := <-port.Incoming():
 			for _, f := range deframer.Feed(b) {
@@ -242,6 +241,10 @@ func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates) error {
 		ends.clear() // what it held is gone; the station forgets it too
 		answer.Reset(d.cfg.Answer)
 	case EventReceived:
+		// A board that heard a frame end just now was not sending
+		// (half duplex), and waits for the channel again: what it holds
+		// ends no sooner than that.
+		ends.heard(time.Now(), d.maxWait())
 		r := link.Packet{Payload: ev.Frame, RSSI: ev.RSSI, SNR: ev.SNR, HasStats: ev.HasStats, At: time.Now()}
 		select {
 		case d.rx <- r:
@@ -278,11 +281,30 @@ func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates) error {
 	return nil
 }
 
+// maxWait is the longest the board waits on a clear channel before it
+// transmits, and the serial line before that.
+func (d *Driver) maxWait() time.Duration {
+	return serialSlack + lora.RNodeMaxWait(d.modem.Bandwidth, d.modem.SpreadingFactor)
+}
+
 // endEstimates are the estimated ends of frames handed to a board that
 // does not report them, oldest first, with a timer for the first.
 type endEstimates struct {
 	at    []time.Time
+	air   []time.Duration // each frame's airtime
 	timer *time.Timer
+}
+
+// heard moves the first estimate to no sooner than the board's longest
+// wait and its frame's airtime after now, when the board heard a frame.
+func (e *endEstimates) heard(now time.Time, wait time.Duration) {
+	if len(e.at) == 0 {
+		return
+	}
+	if at := now.Add(wait + e.air[0]); at.After(e.at[0]) {
+		e.at[0] = at
+		e.arm()
+	}
 }
 
 // C fires at the first estimated end; nil when there is none.
@@ -293,8 +315,10 @@ func (e *endEstimates) C() <-chan time.Time {
 	return e.timer.C
 }
 
-func (e *endEstimates) push(at time.Time) {
-	e.at = append(e.at, at)
+// push adds a frame handed over at now, ending at the latest after
+// within, of which air on air.
+func (e *endEstimates) push(now time.Time, within, air time.Duration) {
+	e.at, e.air = append(e.at, now.Add(within)), append(e.air, air)
 	if len(e.at) == 1 {
 		e.arm()
 	}
@@ -307,7 +331,7 @@ func (e *endEstimates) pop(now time.Time) time.Time {
 		return now
 	}
 	at := e.at[0]
-	e.at = e.at[1:]
+	e.at, e.air = e.at[1:], e.air[1:]
 	e.arm()
 	if !now.IsZero() {
 		return now
@@ -331,7 +355,7 @@ func (e *endEstimates) arm() {
 }
 
 func (e *endEstimates) clear() {
-	e.at = nil
+	e.at, e.air = nil, nil
 	e.arm()
 }
 

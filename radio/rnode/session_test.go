@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 
 	"lifeline/radio/kiss"
 )
@@ -236,5 +237,39 @@ func TestBoardErrors(t *testing.T) {
 		if ev[0].Kind != EventBoardError || ev[0].Meaning != c.meaning || ev[0].Lost != c.lost || s.State() != Ready {
 			t.Errorf("%#x: %+v, state %s; want %q, lost %v", c.code, ev[0], s.State(), c.meaning, c.lost)
 		}
+	}
+}
+
+// TestEndEstimates: for a board that reports no ends, each frame ends at
+// the latest its longest wait and its airtime after it was handed over;
+// a frame heard meanwhile means the board was receiving, so the first
+// estimate moves to no sooner than the wait and its airtime after that,
+// and never earlier.
+func TestEndEstimates(t *testing.T) {
+	var e endEstimates
+	defer e.stop()
+	t0 := time.Now()
+	e.push(t0, 2*time.Second, time.Second)
+	e.push(t0.Add(time.Second), 2*time.Second, time.Second)
+	if e.C() == nil || !e.at[0].Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("estimates %v", e.at)
+	}
+	e.heard(t0.Add(1500*time.Millisecond), 500*time.Millisecond)
+	if want := t0.Add(3 * time.Second); !e.at[0].Equal(want) {
+		t.Fatalf("after a frame heard: %v, want %v", e.at[0].Sub(t0), want.Sub(t0))
+	}
+	e.heard(t0, 0) // long before: no change
+	if !e.at[0].Equal(t0.Add(3 * time.Second)) {
+		t.Fatalf("moved back to %v", e.at[0].Sub(t0))
+	}
+	if got := e.pop(time.Time{}); !got.Equal(t0.Add(3 * time.Second)) {
+		t.Fatalf("popped %v", got.Sub(t0))
+	}
+	if len(e.at) != 1 || len(e.air) != 1 {
+		t.Fatalf("left %v %v", e.at, e.air)
+	}
+	e.clear()
+	if e.C() != nil {
+		t.Fatal("a timer with nothing to wait for")
 	}
 }
