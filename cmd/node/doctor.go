@@ -159,16 +159,22 @@ func diagnose(f doctorFacts) []finding {
 	}
 	for _, rc := range f.Config.Radios {
 		var rs *string
-		var why string
+		var why, warning string
 		for _, r := range st.Radio {
 			if r.Device == rc.Device {
 				s := r.State
-				rs, why = &s, r.LastError
+				rs, why, warning = &s, r.LastError, r.Warning
 			}
 		}
 		switch {
 		case rs == nil:
 			add(verdictFail, "radio", rc.Device+" is configured but the node does not run it", "sudo systemctl restart lifeline")
+		case *rs == "ready" && warning != "":
+			// Up, but set up so that it loses frames or breaks the
+			// channel's agreement (a Meshtastic device's region, preset
+			// or rebroadcast mode; old RNode firmware): the warning says
+			// what to do.
+			add(verdictWarn, "radio", rc.Device+" ready, but its setup is wrong", warning)
 		case *rs == "ready":
 			add(verdictOK, "radio", rc.Device+" ready", "")
 		default:

@@ -71,6 +71,9 @@ func TestDiagnose(t *testing.T) {
 		}, "clock", verdictWarn, "set-ntp"},
 		{"radio unplugged", func(f *doctorFacts) { f.Status.Radio[0].State = "down" }, "radio", verdictFail, "lifeline radios"},
 		{"radio not run", func(f *doctorFacts) { f.Status.Radio = nil }, "radio", verdictFail, "restart"},
+		{"radio set up wrong", func(f *doctorFacts) {
+			f.Status.Radio[0].Warning = "the device drops Lifeline's packets: meshtastic --set device.rebroadcast_mode ALL"
+		}, "radio", verdictWarn, "rebroadcast_mode ALL"},
 		{"no radio, a board plugged", func(f *doctorFacts) {
 			f.Config.Radios, f.Status.Radio, f.SerialPorts = nil, nil, []string{"/dev/ttyACM0"}
 		}, "radio", verdictWarn, "[[radios]]"},
