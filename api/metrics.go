@@ -66,6 +66,12 @@ func metricHelp(name string) string {
 		return "How far off the node's clock may be; 0 when unknown."
 	case "lifeline_clock_source":
 		return "1 for the source the node's clock follows (gps, synced, hub, phone, system, floor)."
+	case "lifeline_radio_board_airtime_ratio":
+		return "The share of the last hour the board itself says it transmitted (RNode's STAT_CHTM), by device; absent for boards that do not say."
+	case "lifeline_radio_device_errors_total":
+		return "Errors the radio device reported, by device and meaning, since the node started."
+	case "lifeline_radio_setup_warning":
+		return "1 while the device's setup is wrong in a way the status says how to fix, by device."
 	case "lifeline_radio_stored_total":
 		return "Messages from the air the store took as new, by device."
 	case "lifeline_kit_dns_answered_total":
@@ -147,6 +153,13 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 			counter("lifeline_radio_frames_sent_total", float64(r.Router.Sent), d)
 			counter("lifeline_radio_frames_heard_total", float64(r.Router.Heard), d)
 			counter("lifeline_radio_stored_total", float64(r.Stored), d)
+			gauge("lifeline_radio_setup_warning", bool01(r.Warning != ""), d)
+			if r.Board != nil {
+				gauge("lifeline_radio_board_airtime_ratio", r.Board.AirtimeLong, d)
+			}
+			for meaning, n := range r.Errors {
+				ch <- prometheus.MustNewConstMetric(desc("lifeline_radio_device_errors_total", "device", "meaning"), prometheus.CounterValue, float64(n), d, meaning)
+			}
 		}
 	}
 }

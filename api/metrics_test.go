@@ -11,6 +11,8 @@ import (
 	"lifeline/api"
 	"lifeline/clock"
 	"lifeline/mesh"
+	"lifeline/radio"
+	"lifeline/radio/link"
 )
 
 // TestMetrics: /metrics is scraped and parsed as Prometheus reads it, and
@@ -26,6 +28,13 @@ func TestMetrics(t *testing.T) {
 		o.Clock.Observe(clock.Sample{Channel: clock.ChannelHub, Source: "hub", Time: time.Now(), Quality: clock.Synced, Uncertainty: 40 * time.Millisecond})
 		o.Kit = func() api.KitStatus {
 			return api.KitStatus{Address: "10.42.0.1", DNSAnswered: 7, DNSLimited: 1, Released: 2}
+		}
+		// A board that keeps its own account, reported two errors, and is
+		// set up wrong.
+		o.Radio = func() []radio.StationStatus {
+			return []radio.StationStatus{{Status: link.Status{Device: "/dev/ttyACM0", State: "ready",
+				Errors: map[string]int{"queue full": 2}, Warning: "set the region",
+				Board: &link.BoardStats{AirtimeLong: 0.0375}}}}
 		}
 	})
 	for _, text := range []string{"one", "two"} {
@@ -68,6 +77,10 @@ func TestMetrics(t *testing.T) {
 		"lifeline_kit_dns_answered_total":     7,
 		"lifeline_kit_dns_limited_total":      1,
 		"lifeline_kit_released":               2,
+		"lifeline_radio_ready":                1,
+		"lifeline_radio_setup_warning":        1,
+		"lifeline_radio_board_airtime_ratio":  0.0375,
+		"lifeline_radio_device_errors_total":  2,
 	} {
 		if got := value(name); got != want {
 			t.Errorf("%s = %g, want %g", name, got, want)
