@@ -27,7 +27,8 @@ var radioKinds = []struct{ name, firmware, driver string }{
 // with a 10 % budget over a short window (the region's rule made
 // stricter through the config, so that a run takes seconds, not hours):
 //
-//   - line: the must-show's five-node line at 20 % loss; the airtime every
+//   - line: the must-show's five-node line at 20 % loss (each run with
+//     the air's next seed); the airtime every
 //     board spent until the far end held the three messages, divided by the
 //     messages delivered at all four other nodes, and the time the far end
 //     took (s/far-end);
@@ -43,8 +44,8 @@ func BenchmarkRadioDrivers(b *testing.B) {
 			continue
 		}
 		b.Run(k.name+"/line", func(b *testing.B) {
-			for range b.N {
-				benchRadioLine(b, fw, k.driver)
+			for i := range b.N {
+				benchRadioLine(b, fw, k.driver, uint64(7+i))
 			}
 		})
 		b.Run(k.name+"/backlog", func(b *testing.B) {
@@ -83,10 +84,10 @@ func benchWait(b *testing.B, what string, limit time.Duration, cond func() bool)
 	}
 }
 
-func benchRadioLine(b *testing.B, fw testbed.Firmware, driver string) {
+func benchRadioLine(b *testing.B, fw testbed.Firmware, driver string, seed uint64) {
 	const n = 5
 	b.StopTimer()
-	tb, err := testbed.NewWith([]testbed.Firmware{fw, fw, fw, fw, fw}, 7)
+	tb, err := testbed.NewWith([]testbed.Firmware{fw, fw, fw, fw, fw}, seed)
 	if err != nil {
 		b.Fatal(err)
 	}
