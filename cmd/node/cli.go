@@ -51,7 +51,7 @@ Usage:
   lifeline export  [--api URL] [--out FILE] ID
   lifeline import  [--api URL] [FILE]
   lifeline radios  [--json]
-  lifeline testbed [--boards N] [--loss FRACTION] [--seed N]
+  lifeline testbed [--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N]
   lifeline id      [--data DIR] [--api URL]
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
