@@ -51,7 +51,7 @@ Usage:
   lifeline export  [--api URL] [--out FILE] ID
   lifeline import  [--api URL] [FILE]
   lifeline radios  [--json]
-  lifeline testbed [--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N]
+  lifeline testbed [--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N] [--dir DIR]
   lifeline id      [--data DIR] [--api URL]
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
@@ -793,11 +793,12 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 // testbed runs simulated LoRa boards in a line until Ctrl-C: each on a
 // pseudo-terminal that `lifeline run --radio` opens like a real port.
 func (c *cli) testbed(ctx context.Context, args []string) error {
-	fs := c.flags("testbed", "[--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N]")
+	fs := c.flags("testbed", "[--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N] [--dir DIR]")
 	boards := fs.Int("boards", 3, "how many boards, in a line: each hears only its neighbours")
 	devices := fs.String("devices", "lifeline", "what the boards are, in order, the last repeated: lifeline (our firmware), rnode (an RNode with firmware 1.86), rnode-avr (the same on an AVR board), meshtastic (a Meshtastic device: EU_868, LongFast; meshtastic:ShortFast at another preset)")
 	loss := fs.Float64("loss", 0.1, "the fraction of frames lost on each link")
 	seed := fs.Uint64("seed", 1, "seed of the air's randomness (loss and collisions)")
+	dir := fs.String("dir", "", "where the boards' paths go (DIR/board-N): a testbed started again with the same --dir is found by the nodes that used the last one; a new temporary directory if empty")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -820,7 +821,7 @@ func (c *cli) testbed(ctx context.Context, args []string) error {
 			return usagef("%v", err)
 		}
 	}
-	tb, err := testbed.NewWith(firmware, *seed)
+	tb, err := testbed.NewIn(*dir, firmware, *seed)
 	if err != nil {
 		return err
 	}
