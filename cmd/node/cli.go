@@ -828,17 +828,38 @@ func (c *cli) testbed(ctx context.Context, args []string) error {
 	defer tb.Close()
 	tb.Line(*loss)
 	for i := range *boards {
-		fmt.Fprintf(c.stdout, "board %d (%s): %s\n", i, names[i], tb.Path(i))
+		line := fmt.Sprintf("board %d (%s): %s", i, names[i], tb.Path(i))
+		if flags := testbedNodeFlags(names[i]); flags != "" {
+			line += "  (its node:" + flags + ")"
+		}
+		fmt.Fprintln(c.stdout, line)
 	}
-	driver := ""
-	if kind, preset, _ := strings.Cut(names[0], ":"); kind == "meshtastic" {
-		driver = " --radio-driver meshtastic"
-		if preset != "" {
-			driver += " --radio-preset " + preset
+	meshtastic := 0
+	for _, name := range names {
+		if testbedNodeFlags(name) != "" {
+			meshtastic++
 		}
 	}
-	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s%s\n", tb.Path(0), driver)
+	if meshtastic > 0 && meshtastic < len(names) {
+		fmt.Fprintln(c.stdout, "note: Meshtastic devices and RNodes or Lifeline boards do not understand each other's frames: the line is cut where they meet")
+	}
+	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s%s\n", tb.Path(0), testbedNodeFlags(names[0]))
 	return tb.Run(ctx)
+}
+
+// testbedNodeFlags are the flags a node needs for a testbed device of
+// this name, beyond --radio: a Meshtastic device takes its driver, and its
+// preset, which the node never sets on the device.
+func testbedNodeFlags(name string) string {
+	kind, preset, _ := strings.Cut(name, ":")
+	if kind != "meshtastic" {
+		return ""
+	}
+	flags := " --radio-driver meshtastic"
+	if preset != "" {
+		flags += " --radio-preset " + preset
+	}
+	return flags
 }
 
 // radios lists the USB serial ports a LoRa board could be behind.

@@ -183,3 +183,36 @@ func TestBackupCommands(t *testing.T) {
 		t.Fatalf("a restore over a node: %d %s", code, said)
 	}
 }
+
+// TestTestbedHints: lifeline testbed says, board by board, what a node on
+// each needs beyond --radio (a Meshtastic device: its driver and preset),
+// and that Meshtastic devices and RNodes on one line do not hear each
+// other.
+func TestTestbedHints(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb lockedBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"testbed", "--boards", "3", "--devices", "rnode,meshtastic:ShortFast", "--dir", t.TempDir()}, strings.NewReader(""), &out, &errb)
+	}()
+	// The hints are printed before the testbed runs; it runs until
+	// cancelled.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "start a node on each") {
+		if time.Now().After(deadline) {
+			t.Fatal("no hint printed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != exitOK && !strings.Contains(errb.String(), "no pseudo-terminals") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) < 5 || strings.Contains(lines[0], "--radio-driver") ||
+		!strings.HasSuffix(lines[1], "(its node: --radio-driver meshtastic --radio-preset ShortFast)") ||
+		!strings.HasSuffix(lines[2], "(its node: --radio-driver meshtastic --radio-preset ShortFast)") ||
+		!strings.Contains(lines[3], "do not understand each other's frames") {
+		t.Fatalf("testbed said:\n%s", out.String())
+	}
+}
