@@ -697,7 +697,8 @@ func printRadio(w io.Writer, r radio.StationStatus) {
 		fmt.Fprintf(w, "  errors  %s\n", strings.Join(parts, ", "))
 	}
 	if b := r.Board; b != nil {
-		fmt.Fprintf(w, "  board   says %.1f%% airtime (%.1f%% over the hour), channel busy %.1f%% (%.1f%%)\n",
+		// RNode's short window is about 15 s (two of its 7.5 s bins).
+		fmt.Fprintf(w, "  board   says %.1f%% airtime in the last 15 s, %.1f%% over the hour; channel busy %.1f%% (%.1f%% over the hour)\n",
 			100*b.AirtimeShort, 100*b.AirtimeLong, 100*b.ChannelShort, 100*b.ChannelLong)
 	}
 	s := r.Router.Scheduler

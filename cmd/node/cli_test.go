@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"lifeline/api"
+	"lifeline/radio"
+	"lifeline/radio/link"
 )
 
 func TestParseInterspersed(t *testing.T) {
@@ -214,5 +216,27 @@ func TestTestbedHints(t *testing.T) {
 		!strings.HasSuffix(lines[2], "(its node: --radio-driver meshtastic --radio-preset ShortFast)") ||
 		!strings.Contains(lines[3], "do not understand each other's frames") {
 		t.Fatalf("testbed said:\n%s", out.String())
+	}
+}
+
+// TestPrintRadio: lifeline status shows what a technician needs of a
+// radio: the setup to fix, the device's errors by meaning, and the
+// board's own airtime account with its windows named.
+func TestPrintRadio(t *testing.T) {
+	var b bytes.Buffer
+	printRadio(&b, radio.StationStatus{Status: link.Status{Driver: "rnode", Device: "/dev/ttyUSB0", State: "ready", Firmware: "1.86",
+		Warning: "firmware 1.40 is older than 1.52: update the board", Errors: map[string]int{"queue full": 2, "transmission failed": 1},
+		Board: &link.BoardStats{AirtimeShort: 0.125, AirtimeLong: 0.0375, ChannelShort: 0.4, ChannelLong: 0.2}},
+		Region: "EU868", Preset: "LongFast"})
+	for _, want := range []string{
+		"radio     /dev/ttyUSB0 ready since",
+		"(rnode, firmware 1.86), EU868 LongFast",
+		"  setup   firmware 1.40 is older than 1.52: update the board\n",
+		"  errors  queue full 2, transmission failed 1\n",
+		"  board   says 12.5% airtime in the last 15 s, 3.8% over the hour; channel busy 40.0% (20.0% over the hour)\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
 	}
 }
