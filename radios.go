@@ -117,8 +117,7 @@ func (rc RadioConfig) resolve() (RadioConfig, lora.Region, lora.Modem, error) {
 // two bytes of its key, so it stays the same across restarts.
 func radioTag(id message.PublicKey) uint16 { return binary.BigEndian.Uint16(id[:2]) }
 
-// newStation builds the driver and station for one radio.
-// newStation builds the station of one radio. meshKey, the private mesh's
+// newStation builds the driver and station of one radio. meshKey, the private mesh's
 // key or nil, authenticates every frame on air (see radio/auth.go): the
 // radios of a private mesh hear only each other.
 func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey []byte, clk *clock.Clock, log *slog.Logger) (*radio.Station, error) {

@@ -39,11 +39,15 @@ type Station struct {
 	region lora.Region
 	preset string
 
-	mu      sync.Mutex // guards router
-	router  *Router
-	up      bool // the link was ready when last looked at
-	stored  int  // envelopes from the air the store took as new
-	refused int
+	mu     sync.Mutex // guards router
+	router *Router
+	up     bool // the link was ready when last looked at
+	// reopened and reboots are the link's counts when last looked at: a
+	// link that went down and came back, or a board that restarted,
+	// between two looks lost what it held as surely as one seen down.
+	reopened, reboots int
+	stored            int // envelopes from the air the store took as new
+	refused           int
 }
 
 // StationConfig configures a Station. Router.Messages is set by the
@@ -166,14 +170,20 @@ func (s *Station) put(ctx context.Context, env []byte) {
 // pump hands the link the router's next frame, if the link is up, and
 // returns when to look again.
 func (s *Station) pump() time.Duration {
-	ready := s.link.Status().State == "ready"
+	ls := s.link.Status()
+	ready := ls.State == "ready"
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	restarted := ls.Reopened != s.reopened || ls.Reboots != s.reboots
+	s.reopened, s.reboots = ls.Reopened, ls.Reboots
+	if s.up && (!ready || restarted) {
+		// What the board held is gone with it: the end of the frame in
+		// flight will never come. Waited for, it would be taken at its
+		// deadline, and every end after it for the frame before.
+		s.router.Reset(now)
+	}
 	if !ready {
-		if s.up {
-			s.router.Reset(now) // what the board held is gone with it
-		}
 		s.up = false
 		return notReadyPoll
 	}

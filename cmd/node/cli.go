@@ -51,7 +51,7 @@ Usage:
   lifeline export  [--api URL] [--out FILE] ID
   lifeline import  [--api URL] [FILE]
   lifeline radios  [--json]
-  lifeline testbed [--boards N] [--loss FRACTION] [--seed N]
+  lifeline testbed [--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N] [--dir DIR]
   lifeline id      [--data DIR] [--api URL]
   lifeline keygen  --out FILE
   lifeline meshkey --out FILE
@@ -697,7 +697,8 @@ func printRadio(w io.Writer, r radio.StationStatus) {
 		fmt.Fprintf(w, "  errors  %s\n", strings.Join(parts, ", "))
 	}
 	if b := r.Board; b != nil {
-		fmt.Fprintf(w, "  board   says %.1f%% airtime (%.1f%% over the hour), channel busy %.1f%% (%.1f%%)\n",
+		// RNode's short window is about 15 s (two of its 7.5 s bins).
+		fmt.Fprintf(w, "  board   says %.1f%% airtime in the last 15 s, %.1f%% over the hour; channel busy %.1f%% (%.1f%% over the hour)\n",
 			100*b.AirtimeShort, 100*b.AirtimeLong, 100*b.ChannelShort, 100*b.ChannelLong)
 	}
 	s := r.Router.Scheduler
@@ -793,11 +794,12 @@ func (c *cli) outages(ctx context.Context, args []string) error {
 // testbed runs simulated LoRa boards in a line until Ctrl-C: each on a
 // pseudo-terminal that `lifeline run --radio` opens like a real port.
 func (c *cli) testbed(ctx context.Context, args []string) error {
-	fs := c.flags("testbed", "[--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N]")
+	fs := c.flags("testbed", "[--boards N] [--devices KIND,...] [--loss FRACTION] [--seed N] [--dir DIR]")
 	boards := fs.Int("boards", 3, "how many boards, in a line: each hears only its neighbours")
 	devices := fs.String("devices", "lifeline", "what the boards are, in order, the last repeated: lifeline (our firmware), rnode (an RNode with firmware 1.86), rnode-avr (the same on an AVR board), meshtastic (a Meshtastic device: EU_868, LongFast; meshtastic:ShortFast at another preset)")
 	loss := fs.Float64("loss", 0.1, "the fraction of frames lost on each link")
 	seed := fs.Uint64("seed", 1, "seed of the air's randomness (loss and collisions)")
+	dir := fs.String("dir", "", "where the boards' paths go (DIR/board-N): a testbed started again with the same --dir is found by the nodes that used the last one; a new temporary directory if empty")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -820,24 +822,45 @@ func (c *cli) testbed(ctx context.Context, args []string) error {
 			return usagef("%v", err)
 		}
 	}
-	tb, err := testbed.NewWith(firmware, *seed)
+	tb, err := testbed.NewIn(*dir, firmware, *seed)
 	if err != nil {
 		return err
 	}
 	defer tb.Close()
 	tb.Line(*loss)
 	for i := range *boards {
-		fmt.Fprintf(c.stdout, "board %d (%s): %s\n", i, names[i], tb.Path(i))
+		line := fmt.Sprintf("board %d (%s): %s", i, names[i], tb.Path(i))
+		if flags := testbedNodeFlags(names[i]); flags != "" {
+			line += "  (its node:" + flags + ")"
+		}
+		fmt.Fprintln(c.stdout, line)
 	}
-	driver := ""
-	if kind, preset, _ := strings.Cut(names[0], ":"); kind == "meshtastic" {
-		driver = " --radio-driver meshtastic"
-		if preset != "" {
-			driver += " --radio-preset " + preset
+	meshtastic := 0
+	for _, name := range names {
+		if testbedNodeFlags(name) != "" {
+			meshtastic++
 		}
 	}
-	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s%s\n", tb.Path(0), driver)
+	if meshtastic > 0 && meshtastic < len(names) {
+		fmt.Fprintln(c.stdout, "note: Meshtastic devices and RNodes or Lifeline boards do not understand each other's frames: the line is cut where they meet")
+	}
+	fmt.Fprintf(c.stdout, "start a node on each, e.g.: lifeline run --data data-0 --api 127.0.0.1:7770 --no-mdns --radio %s%s\n", tb.Path(0), testbedNodeFlags(names[0]))
 	return tb.Run(ctx)
+}
+
+// testbedNodeFlags are the flags a node needs for a testbed device of
+// this name, beyond --radio: a Meshtastic device takes its driver, and its
+// preset, which the node never sets on the device.
+func testbedNodeFlags(name string) string {
+	kind, preset, _ := strings.Cut(name, ":")
+	if kind != "meshtastic" {
+		return ""
+	}
+	flags := " --radio-driver meshtastic"
+	if preset != "" {
+		flags += " --radio-preset " + preset
+	}
+	return flags
 }
 
 // radios lists the USB serial ports a LoRa board could be behind.

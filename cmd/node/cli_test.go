@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"lifeline/api"
+	"lifeline/radio"
+	"lifeline/radio/link"
 )
 
 func TestParseInterspersed(t *testing.T) {
@@ -181,5 +183,60 @@ func TestBackupCommands(t *testing.T) {
 	}
 	if code, said := cli("restore", "--data", dir, file); code == exitOK || !strings.Contains(said, "already holds a node") {
 		t.Fatalf("a restore over a node: %d %s", code, said)
+	}
+}
+
+// TestTestbedHints: lifeline testbed says, board by board, what a node on
+// each needs beyond --radio (a Meshtastic device: its driver and preset),
+// and that Meshtastic devices and RNodes on one line do not hear each
+// other.
+func TestTestbedHints(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb lockedBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"testbed", "--boards", "3", "--devices", "rnode,meshtastic:ShortFast", "--dir", t.TempDir()}, strings.NewReader(""), &out, &errb)
+	}()
+	// The hints are printed before the testbed runs; it runs until
+	// cancelled.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "start a node on each") {
+		if time.Now().After(deadline) {
+			t.Fatal("no hint printed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != exitOK && !strings.Contains(errb.String(), "no pseudo-terminals") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) < 5 || strings.Contains(lines[0], "--radio-driver") ||
+		!strings.HasSuffix(lines[1], "(its node: --radio-driver meshtastic --radio-preset ShortFast)") ||
+		!strings.HasSuffix(lines[2], "(its node: --radio-driver meshtastic --radio-preset ShortFast)") ||
+		!strings.Contains(lines[3], "do not understand each other's frames") {
+		t.Fatalf("testbed said:\n%s", out.String())
+	}
+}
+
+// TestPrintRadio: lifeline status shows what a technician needs of a
+// radio: the setup to fix, the device's errors by meaning, and the
+// board's own airtime account with its windows named.
+func TestPrintRadio(t *testing.T) {
+	var b bytes.Buffer
+	printRadio(&b, radio.StationStatus{Status: link.Status{Driver: "rnode", Device: "/dev/ttyUSB0", State: "ready", Firmware: "1.86",
+		Warning: "firmware 1.40 is older than 1.52: update the board", Errors: map[string]int{"queue full": 2, "transmission failed": 1},
+		Board: &link.BoardStats{AirtimeShort: 0.125, AirtimeLong: 0.0375, ChannelShort: 0.4, ChannelLong: 0.2}},
+		Region: "EU868", Preset: "LongFast"})
+	for _, want := range []string{
+		"radio     /dev/ttyUSB0 ready since",
+		"(rnode, firmware 1.86), EU868 LongFast",
+		"  setup   firmware 1.40 is older than 1.52: update the board\n",
+		"  errors  queue full 2, transmission failed 1\n",
+		"  board   says 12.5% airtime in the last 15 s, 3.8% over the hour; channel busy 40.0% (20.0% over the hour)\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
 	}
 }

@@ -8,12 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"lifeline"
 	"lifeline/api"
 	"lifeline/clock"
+	"lifeline/radio"
 	"lifeline/store"
 )
 
@@ -149,39 +151,52 @@ func diagnose(f doctorFacts) []finding {
 		add(verdictWarn, "clock", "this hub's system clock is not synchronised by NTP, and field nodes set theirs by it", "sudo timedatectl set-ntp true")
 	}
 
-	// The radios (a hub, on a server, has none).
+	// The radios (a hub, on a server, has none): those configured, and
+	// those the node runs from its command line (--radio).
+	devices := make([]string, 0, len(f.Config.Radios))
+	for _, rc := range f.Config.Radios {
+		devices = append(devices, rc.Device)
+	}
+	for _, r := range st.Radio {
+		if !slices.Contains(devices, r.Device) {
+			devices = append(devices, r.Device)
+		}
+	}
 	switch {
 	case f.Config.Role == lifeline.RoleHub:
-	case len(f.Config.Radios) == 0 && len(f.SerialPorts) > 0:
+	case len(devices) == 0 && len(f.SerialPorts) > 0:
 		add(verdictWarn, "radio", "none configured, but a board may be at "+strings.Join(f.SerialPorts, ", "), "add a [[radios]] block with its device (lifeline radios lists them): "+edit)
-	case len(f.Config.Radios) == 0:
+	case len(devices) == 0:
 		add(verdictWarn, "radio", "none: this node meshes over Wi-Fi and cable only", "plug a LoRa board in, then add it as [[radios]] (lifeline radios lists the ports)")
 	}
-	for _, rc := range f.Config.Radios {
-		var rs *string
-		var why, warning string
-		for _, r := range st.Radio {
-			if r.Device == rc.Device {
-				s := r.State
-				rs, why, warning = &s, r.LastError, r.Warning
+	for _, device := range devices {
+		var rs *radio.StationStatus
+		for i, r := range st.Radio {
+			if r.Device == device {
+				rs = &st.Radio[i]
 			}
 		}
 		switch {
 		case rs == nil:
-			add(verdictFail, "radio", rc.Device+" is configured but the node does not run it", "sudo systemctl restart lifeline")
-		case *rs == "ready" && warning != "":
-			// Up, but set up so that it loses frames or breaks the
-			// channel's agreement (a Meshtastic device's region, preset
-			// or rebroadcast mode; old RNode firmware): the warning says
-			// what to do.
-			add(verdictWarn, "radio", rc.Device+" ready, but its setup is wrong", warning)
-		case *rs == "ready":
-			add(verdictOK, "radio", rc.Device+" ready", "")
+			add(verdictFail, "radio", device+" is configured but the node does not run it", "sudo systemctl restart lifeline")
+		case rs.State == "ready" && rs.Warning != "":
+			// The device works but is set up so that it may not reach
+			// other kits (another region or preset, a mode that drops
+			// Lifeline's packets): the warning says what to change.
+			add(verdictWarn, "radio", device+" ready, but its setup is wrong", rs.Warning)
+		case rs.State == "ready":
+			add(verdictOK, "radio", device+" ready", "")
 		default:
-			if _, err := os.Stat(rc.Device); err != nil {
-				why = "no such device: the board is unplugged, or at another port"
+			if _, err := os.Stat(device); err != nil {
+				add(verdictFail, "radio", fmt.Sprintf("%s %s: no such device: the board is unplugged, or at another port", device, rs.State),
+					"plug the board in; lifeline radios lists the ports it may be at")
+				break
 			}
-			add(verdictFail, "radio", fmt.Sprintf("%s %s: %s", rc.Device, *rs, why), "plug the board in; lifeline radios lists the ports it may be at")
+			// The port is there but the board does not answer: the
+			// error says why (a device on the wrong driver, a board that
+			// does not start), and the log says more.
+			add(verdictFail, "radio", fmt.Sprintf("%s %s: %s", device, rs.State, rs.LastError),
+				"check the radio's driver (rnode, meshtastic or kiss: docs/RADIOS.md); the node's log says more (journalctl -u lifeline)")
 		}
 	}
 

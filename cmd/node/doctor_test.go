@@ -70,10 +70,18 @@ func TestDiagnose(t *testing.T) {
 			f.Status.Clock.Source = "synced"
 		}, "clock", verdictWarn, "set-ntp"},
 		{"radio unplugged", func(f *doctorFacts) { f.Status.Radio[0].State = "down" }, "radio", verdictFail, "lifeline radios"},
-		{"radio not run", func(f *doctorFacts) { f.Status.Radio = nil }, "radio", verdictFail, "restart"},
+		{"radio on the wrong driver", func(f *doctorFacts) {
+			f.Config.Radios[0].Device, f.Status.Radio[0].Device = os.DevNull, os.DevNull // a port that is there
+			f.Status.Radio[0].State, f.Status.Radio[0].LastError = "down", "no RNode answered within 5s"
+		}, "radio", verdictFail, "driver"},
 		{"radio set up wrong", func(f *doctorFacts) {
-			f.Status.Radio[0].Warning = "the device drops Lifeline's packets: meshtastic --set device.rebroadcast_mode ALL"
-		}, "radio", verdictWarn, "rebroadcast_mode ALL"},
+			f.Status.Radio[0].Warning = "the device's region is US, the node's EU868: meshtastic --set lora.region EU_868"
+		}, "radio", verdictWarn, "meshtastic --set lora.region EU_868"},
+		{"radio from the command line", func(f *doctorFacts) { f.Config.Radios = nil }, "", verdictOK, ""},
+		{"radio from the command line, unplugged", func(f *doctorFacts) {
+			f.Config.Radios, f.Status.Radio[0].State = nil, "down"
+		}, "radio", verdictFail, "lifeline radios"},
+		{"radio not run", func(f *doctorFacts) { f.Status.Radio = nil }, "radio", verdictFail, "restart"},
 		{"no radio, a board plugged", func(f *doctorFacts) {
 			f.Config.Radios, f.Status.Radio, f.SerialPorts = nil, nil, []string{"/dev/ttyACM0"}
 		}, "radio", verdictWarn, "[[radios]]"},

@@ -353,7 +353,9 @@ func (s *Session) Tick(now time.Time) ([]Event, []*meshpb.ToRadio) {
 	}
 	if s.state == Configuring && !now.Before(s.began.Add(s.cfg.ConfigTimeout)) {
 		s.state = Failed
-		return []Event{{Kind: EventFailed, Err: fmt.Errorf("meshtastic: the device did not complete its configuration within %v", s.cfg.ConfigTimeout)}}, nil
+		// Say what else it may be: a board on the wrong driver is the
+		// likely mistake.
+		return []Event{{Kind: EventFailed, Err: fmt.Errorf("meshtastic: the device did not complete its configuration within %v: an RNode or a Lifeline board needs driver rnode; a Meshtastic device, its serial API on (security.serial_enabled)", s.cfg.ConfigTimeout)}}, nil
 	}
 	if f := s.flight; f != nil && !now.Before(f.end) {
 		events = append(events, Event{Kind: EventTxDone, At: f.end})

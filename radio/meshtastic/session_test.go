@@ -138,7 +138,7 @@ func TestNeverCompletesFails(t *testing.T) {
 		t.Fatalf("failed early: %v", kinds(events))
 	}
 	events, _ := s.Tick(t0.Add(10 * time.Second))
-	if len(events) != 1 || events[0].Kind != EventFailed || !strings.Contains(events[0].Err.Error(), "did not complete") {
+	if len(events) != 1 || events[0].Kind != EventFailed || !strings.Contains(events[0].Err.Error(), "did not complete") || !strings.Contains(events[0].Err.Error(), "driver rnode") {
 		t.Fatalf("events %+v", events)
 	}
 	if s.State() != Failed {

@@ -162,9 +162,11 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 	answer := time.NewTimer(d.cfg.Answer)
 	defer answer.Stop()
 	// The ends of frames handed to a board that does not report them,
-	// oldest first, and the timer for the first.
+	// oldest first, and the timer for the first; and the frames handed to
+	// a board that does, until their STAT_CHTM.
 	var ends endEstimates
 	defer ends.stop()
+	var handed handovers
 	for {
 		var txc chan []byte
 		if s.State() == Ready {
@@ -179,13 +181,20 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 			return ready, err
 		case <-answer.C:
 			if s.State() != Ready {
-				return false, fmt.Errorf("%s: no RNode answered within %v (state %s)", d.cfg.Path, d.cfg.Answer, s.State())
+				// Say what else it may be: a device on the wrong
+				// driver is the likely mistake.
+				return false, fmt.Errorf("%s: no RNode answered within %v (state %s): a Meshtastic device needs driver meshtastic, a plain KISS TNC driver kiss",
+					d.cfg.Path, d.cfg.Answer, s.State())
 			}
 		case p := <-txc:
 			f, err := s.Transmit(p)
 			if err != nil {
 				return ready, fmt.Errorf("%s: %w", d.cfg.Path, err)
 			}
+			// Before the write: the board may start as soon as the
+			// bytes arrive, and its end is never sooner than this plus
+			// the frame's airtime.
+			handedAt := time.Now()
 			if err := write([]kiss.Frame{f}); err != nil {
 				return ready, err
 			}
@@ -195,12 +204,14 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 				// comes early lets the next frame queue behind it on the
 				// board, and the budget would count both too early.
 				ends.push(time.Now(), d.maxWait()+d.Airtime(len(p)), d.Airtime(len(p)))
+			} else {
+				handed.push(handedAt, d.Airtime(len(p)))
 			}
 		case b := <-port.Incoming():
 			for _, f := range deframer.Feed(b) {
 				events, out := s.Handle(f)
 				for _, ev := range events {
-					if err := d.event(ev, answer, &ends); err != nil {
+					if err := d.event(ev, answer, &ends, &handed); err != nil {
 						return ready, err
 					}
 					if ev.Kind == EventReady {
@@ -224,7 +235,7 @@ func (d *Driver) ended(at time.Time) {
 	}
 }
 
-func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates) error {
+func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates, handed *handovers) error {
 	switch ev.Kind {
 	case EventReady:
 		d.live.Update(func(s *link.Status) {
@@ -239,6 +250,7 @@ func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates) error {
 		d.live.Update(func(s *link.Status) { s.Reboots++ })
 		d.log.Warn("radio board rebooted: configuring it again", "device", d.cfg.Path)
 		ends.clear() // what it held is gone; the station forgets it too
+		handed.clear()
 		answer.Reset(d.cfg.Answer)
 	case EventReceived:
 		// A board that heard a frame end just now was not sending
@@ -260,9 +272,15 @@ func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates) error {
 	case EventTxDone:
 		// A board of a platform not known to report ends, which does:
 		// its report ends the oldest frame estimated, and the estimates
-		// stop (the session now expects reports).
-		ends.pop(time.Time{})
-		d.ended(time.Now())
+		// stop (the session now expects reports). Otherwise the report
+		// ends the oldest frame handed over, if it can be its end.
+		now := time.Now()
+		if ends.pending() {
+			ends.pop(time.Time{})
+			d.ended(now)
+		} else if handed.end(now) {
+			d.ended(now)
+		}
 		b := ev.Board
 		b.At = time.Now()
 		d.live.Update(func(s *link.Status) { s.Board = &b })
@@ -272,7 +290,11 @@ func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates) error {
 		if ev.Lost {
 			// The frame will not go on air: waiting for its end would
 			// only hold back the next. Repair covers the loss.
-			ends.pop(time.Time{})
+			if ends.pending() {
+				ends.pop(time.Time{})
+			} else {
+				handed.pop()
+			}
 			d.ended(time.Now())
 		}
 	case EventFailed:
@@ -286,6 +308,52 @@ func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates) error {
 func (d *Driver) maxWait() time.Duration {
 	return serialSlack + lora.RNodeMaxWait(d.modem.Bandwidth, d.modem.SpreadingFactor)
 }
+
+// handovers are the frames handed to a board that reports the ends of its
+// transmissions (STAT_CHTM), oldest first, until their ends. RNode firmware
+// on ESP32 and nRF52 boards sends STAT_CHTM after each transmission, but
+// also about once a second whatever it does, as it updates its channel
+// statistics (UTIL_UPDATE_INTERVAL_MS, 1000, in its Config.h): a report
+// that comes sooner after a frame was handed over than the frame's airtime
+// cannot be its end. Taken as one, it would let the next frame queue behind
+// it on the board, and the budget would count both too early.
+type handovers struct {
+	at  []time.Time
+	air []time.Duration
+}
+
+// maxHandovers bounds the frames remembered: the station hands over one
+// at a time, and one it takes as ended without a report (its deadline)
+// is forgotten here by the reports that follow.
+const maxHandovers = txQueue
+
+// push adds a frame of airtime air handed over at now.
+func (h *handovers) push(now time.Time, air time.Duration) {
+	if len(h.at) == maxHandovers {
+		h.pop()
+	}
+	h.at, h.air = append(h.at, now), append(h.air, air)
+}
+
+// end reports whether a STAT_CHTM at now is the end of the oldest frame
+// (its airtime has passed since it was handed over), and forgets that
+// frame if it is.
+func (h *handovers) end(now time.Time) bool {
+	if len(h.at) == 0 || now.Sub(h.at[0]) < h.air[0] {
+		return false
+	}
+	h.pop()
+	return true
+}
+
+// pop forgets the oldest frame: it will not go on air.
+func (h *handovers) pop() {
+	if len(h.at) > 0 {
+		h.at, h.air = h.at[1:], h.air[1:]
+	}
+}
+
+func (h *handovers) clear() { h.at, h.air = nil, nil }
 
 // endEstimates are the estimated ends of frames handed to a board that
 // does not report them, oldest first, with a timer for the first.
@@ -306,6 +374,9 @@ func (e *endEstimates) heard(now time.Time, wait time.Duration) {
 		e.arm()
 	}
 }
+
+// pending reports whether an estimate waits.
+func (e *endEstimates) pending() bool { return len(e.at) > 0 }
 
 // C fires at the first estimated end; nil when there is none.
 func (e *endEstimates) C() <-chan time.Time {

@@ -168,3 +168,48 @@ func TestDriverThroughPTY(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// TestDriverPeriodicReports: an RNode on an ESP32 sends STAT_CHTM after
+// each transmission and about once a second besides (the simulated one
+// does too); the driver takes no report as the end of a frame sooner than
+// the frame's airtime after it handed the frame over, and none as an end
+// when nothing is in flight.
+func TestDriverPeriodicReports(t *testing.T) {
+	tb, err := testbed.NewWith([]testbed.Firmware{testbed.RNodeBoard(testbed.RNodeOptions{})}, 1)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer tb.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { tb.Run(ctx) })
+	cfg := rnode.Config{Frequency: 869525000, Bandwidth: 125000, TxPower: 14, SF: 12, CR: 5}
+	d := rnode.NewDriver(rnode.DriverConfig{Path: tb.Path(0), Radio: cfg, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond})
+	wg.Go(func() { d.Run(ctx) })
+
+	waitFor(t, "the radio ready", func() bool { return d.Status().State == "ready" })
+	waitFor(t, "a report unasked", func() bool { return d.Status().Board != nil })
+	select {
+	case end := <-d.Done():
+		t.Fatalf("an end at %v with nothing sent", end)
+	default:
+	}
+	payload := make([]byte, 20)
+	air := d.Airtime(len(payload))
+	if air < 1200*time.Millisecond {
+		t.Fatalf("airtime %v: too short to see a report in between", air)
+	}
+	sent := time.Now()
+	if err := d.Send(payload); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case end := <-d.Done():
+		if end.Sub(sent) < air {
+			t.Fatalf("the frame ended %v after it was sent; its airtime is %v", end.Sub(sent), air)
+		}
+	case <-time.After(air + 10*time.Second):
+		t.Fatal("no end")
+	}
+}

@@ -30,7 +30,8 @@ const (
 	CmdStatRSSI   = 0x23 // u8, RSSI + 157 dBm
 	CmdStatSNR    = 0x24 // int8, quarter dB
 	// CmdStatCHTM: channel time, 11 bytes, sent by ESP32 and nRF52
-	// boards after every transmission: short- and long-term airtime and
+	// boards after every transmission and about once a second besides:
+	// short- and long-term airtime and
 	// channel load (u16 BE each, 1/100 %), current RSSI, noise floor (u8
 	// each, + 157 dBm) and interference (u8).
 	CmdStatCHTM   = 0x25

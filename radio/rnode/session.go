@@ -63,9 +63,10 @@ const (
 	// EventBoardError: the board reported an error (its code in Err,
 	// its meaning in Meaning).
 	EventBoardError
-	// EventTxDone: the board finished a transmission (STAT_CHTM, which
-	// ESP32 and nRF52 boards send after each one), with its airtime
-	// account in Board.
+	// EventTxDone: the board reported its airtime account (in Board)
+	// with STAT_CHTM, which ESP32 and nRF52 boards send after each
+	// transmission and about once a second besides: it may be the end of
+	// a transmission, which the driver tells by the time (handovers).
 	EventTxDone
 )
 

@@ -273,3 +273,37 @@ func TestEndEstimates(t *testing.T) {
 		t.Fatal("a timer with nothing to wait for")
 	}
 }
+
+// TestHandovers: a board that reports the ends of its transmissions also
+// sends STAT_CHTM about once a second unasked; a report sooner after a
+// frame was handed over than the frame's airtime is not its end, the
+// first one after is, and each frame handed over ends once.
+func TestHandovers(t *testing.T) {
+	var h handovers
+	t0 := time.Now()
+	if h.end(t0) {
+		t.Fatal("an end with nothing handed over")
+	}
+	h.push(t0, time.Second)
+	h.push(t0.Add(100*time.Millisecond), 2*time.Second)
+	if h.end(t0.Add(999 * time.Millisecond)) {
+		t.Fatal("a report before the frame's airtime passed taken as its end")
+	}
+	if !h.end(t0.Add(time.Second)) {
+		t.Fatal("the report after the first frame's airtime is not its end")
+	}
+	if h.end(t0.Add(1500*time.Millisecond)) || !h.end(t0.Add(2100*time.Millisecond)) || h.end(t0.Add(time.Hour)) {
+		t.Fatalf("the second frame's ends: left %v", h.at)
+	}
+	for i := range maxHandovers + 5 {
+		h.push(t0.Add(time.Duration(i)), time.Second)
+	}
+	if len(h.at) != maxHandovers || len(h.air) != maxHandovers {
+		t.Fatalf("%d frames remembered, at most %d", len(h.at), maxHandovers)
+	}
+	h.pop()
+	h.clear()
+	if h.end(t0.Add(time.Hour)) {
+		t.Fatal("an end after clear")
+	}
+}

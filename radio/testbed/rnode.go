@@ -34,7 +34,10 @@ import (
 //     number, with no timeout;
 //   - what the project measured on RNode 1.86: READY only when asked (older
 //     firmware also sent it when a frame was queued), STAT_CHTM after every
-//     transmission on ESP32 and nRF52 boards, none on AVR ones.
+//     transmission on ESP32 and nRF52 boards, none on AVR ones;
+//   - Config.h's UTIL_UPDATE_INTERVAL_MS (1000): an ESP32 or nRF52 board
+//     updates its channel statistics, and sends STAT_CHTM, about once a
+//     second while its radio is on, whether or not it transmitted.
 //
 // Where none of them says, the simulation decides, and says so.
 
@@ -59,8 +62,9 @@ type RNodeOptions struct {
 	// ERROR_INITRADIO (0x01), as a board whose transceiver does not
 	// answer does.
 	RadioFails bool
-	// Seed for the header's sequence numbers and the contention window;
-	// boards made with the same seed draw the same numbers.
+	// Seed for the header's sequence numbers and the contention window,
+	// with the board's place on the testbed: boards made with the same
+	// seed at the same place draw the same numbers.
 	Seed uint64
 }
 
@@ -79,8 +83,15 @@ func RNodeBoard(opts RNodeOptions) Firmware {
 		opts.QueueFrames = 200
 	}
 	return func(r Radio) Device {
+		// Each board of a testbed draws its own numbers, as real boards
+		// do: boards with one sequence would pick the same contention
+		// slots after a busy channel and collide every time.
+		index := 0
+		if ch, ok := r.(*chip); ok {
+			index = ch.b.index
+		}
 		return &rnodeDevice{opts: opts, radio: r, in: kiss.NewDeframer(rnodeMTU + 1),
-			rand:  rand.New(rand.NewPCG(opts.Seed, 0x726e6f6465)),
+			rand:  rand.New(rand.NewPCG(opts.Seed, 0x726e6f6465+uint64(index))),
 			short: lora.DutyCycle{Window: 15 * time.Second, Fraction: 1},
 			long:  lora.DutyCycle{Window: time.Hour, Fraction: 1}}
 	}
@@ -149,7 +160,13 @@ type rnodeDevice struct {
 	half    []byte // a first half heard
 	halfSeq byte
 	hasHalf bool
+
+	lastStats time.Time // the last periodic STAT_CHTM
 }
+
+// statsEvery is how often an ESP32 or nRF52 board sends STAT_CHTM
+// unasked, between those that follow its transmissions.
+const statsEvery = time.Second
 
 func (d *rnodeDevice) Boot(time.Time) []byte {
 	// RNode announces a (re)start with CMD_RESET 0xF8; Reticulum takes it
@@ -305,24 +322,31 @@ func (d *rnodeDevice) airtime(n int) time.Duration {
 	return lora.Modem{Bandwidth: int(d.bw), SpreadingFactor: int(d.sf), CodingRate: int(d.cr), Preamble: d.preamble}.Airtime(n)
 }
 
-// Poll sends the next queued frame when the radio is idle, the channel
-// has been clear through the contention (after a busy channel: two slots
-// and up to 15 more, at random) and the airtime locks allow the whole
-// frame; a frame that would break a lock waits until it would not.
+// Poll reports the channel statistics (STAT_CHTM) every statsEvery on an
+// ESP32 or nRF52 board, and sends the next queued frame when the radio is
+// idle, the channel has been clear through the contention (after a busy
+// channel: two slots and up to 15 more, at random) and the airtime locks
+// allow the whole frame; a frame that would break a lock waits until it
+// would not.
 func (d *rnodeDevice) Poll(now time.Time) []byte {
+	var out []byte
+	if d.on && d.statistics() && now.Sub(d.lastStats) >= statsEvery {
+		d.lastStats = now
+		out = kiss.Append(nil, rnStatCHTM, d.channelStats(now))
+	}
 	if !d.on || d.sending || len(d.queue) == 0 {
-		return nil
+		return out
 	}
 	if d.radio.Busy(now) {
 		d.busy = true
-		return nil
+		return out
 	}
 	if d.busy {
 		d.busy = false
 		d.clear = now.Add(2*d.slot() + time.Duration(d.rand.IntN(16))*d.slot())
 	}
 	if now.Before(d.clear) {
-		return nil
+		return out
 	}
 	data := d.queue[0]
 	header := byte(d.rand.IntN(16)) << 4
@@ -339,18 +363,18 @@ func (d *rnodeDevice) Poll(now time.Time) []byte {
 	}
 	ws, wl := d.short.Wait(now, total), d.long.Wait(now, total)
 	if ws > 0 && wl >= 0 || wl > 0 && ws >= 0 {
-		return nil
+		return out
 	}
 	d.queue = d.queue[1:]
 	d.queued -= len(data)
 	if ws < 0 || wl < 0 { // more than a whole window allows: it would never go
-		return nil
+		return out
 	}
 	d.send(now, frames[0])
 	if len(frames) == 2 {
 		d.second = frames[1]
 	}
-	return nil
+	return out
 }
 
 func (d *rnodeDevice) send(now time.Time, frame []byte) {

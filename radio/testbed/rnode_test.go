@@ -138,8 +138,8 @@ func ready(t *testing.T, opts RNodeOptions, cfg rnode.Config) (Device, *quiet, *
 func dataFrame(p []byte) []byte { return kiss.Append(nil, rnode.CmdData, p) }
 
 // TestRNodeStatistics: an ESP32 RNode reports STAT_CHTM after every
-// transmission (after both halves of a split frame), with its airtime;
-// an AVR one reports nothing.
+// transmission (after both halves of a split frame), with its airtime,
+// and unasked about once a second; an AVR one reports nothing.
 func TestRNodeStatistics(t *testing.T) {
 	for _, platform := range []byte{RNodeESP32, RNodeAVR} {
 		dev, r, _, now := ready(t, RNodeOptions{Platform: platform}, fast)
@@ -154,11 +154,18 @@ func TestRNodeStatistics(t *testing.T) {
 		}
 		now = now.Add(r.sent[1].Airtime)
 		fs := decode(t, dev.TxDone(now))
+		periodic := decode(t, dev.Poll(now.Add(statsEvery)))
 		if platform == RNodeAVR {
-			if len(fs) != 0 {
-				t.Fatalf("an AVR RNode reported %+v", fs)
+			if len(fs)+len(periodic) != 0 {
+				t.Fatalf("an AVR RNode reported %+v %+v", fs, periodic)
 			}
 			continue
+		}
+		if len(periodic) != 1 || periodic[0].Command != rnode.CmdStatCHTM {
+			t.Fatalf("a second later: %+v", periodic)
+		}
+		if again := decode(t, dev.Poll(now.Add(statsEvery+time.Millisecond))); len(again) != 0 {
+			t.Fatalf("another report a millisecond later: %+v", again)
 		}
 		if len(fs) != 1 || fs[0].Command != rnode.CmdStatCHTM || len(fs[0].Data) != 11 {
 			t.Fatalf("after the frame: %+v", fs)
@@ -475,4 +482,23 @@ func FuzzRNodeDevice(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRNodesDrawApart: RNode boards made alike draw their own numbers on
+// one testbed (contention slots, header sequence numbers), as real boards
+// do; drawing the same, neighbours would pick the same slot after every
+// busy channel and collide.
+func TestRNodesDrawApart(t *testing.T) {
+	fw := RNodeBoard(RNodeOptions{})
+	tb, err := NewWith([]Firmware{fw, fw}, 1)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer tb.Close()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	a, b := tb.boards[0].dev.(*rnodeDevice), tb.boards[1].dev.(*rnodeDevice)
+	if a.rand.Uint64() == b.rand.Uint64() && a.rand.Uint64() == b.rand.Uint64() {
+		t.Fatal("two boards draw the same numbers")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,8 @@ type Testbed struct {
 	firmware []Firmware // of each board
 	kick     chan struct{}
 	dir      string // the stable paths: board-N, a link to the terminal
+	// temporary: dir was made for this testbed, and goes with it.
+	temporary bool
 }
 
 // Device is the firmware of a simulated board as the testbed drives it:
@@ -196,11 +199,26 @@ func New(n int, seed uint64) (*Testbed, error) {
 
 // NewWith returns a testbed with a board for each firmware, in order.
 func NewWith(firmware []Firmware, seed uint64) (*Testbed, error) {
-	dir, err := os.MkdirTemp("", "lifeline-testbed-")
+	return NewIn("", firmware, seed)
+}
+
+// NewIn is NewWith with the boards' paths in dir (dir/board-N), made if
+// missing, so that a testbed started again in the same dir is found by
+// the nodes that used the last one, as a board plugged back in is; a new
+// temporary directory if dir is empty. Close removes the paths, and dir
+// only if it was temporary.
+func NewIn(dir string, firmware []Firmware, seed uint64) (*Testbed, error) {
+	temporary := dir == ""
+	var err error
+	if temporary {
+		dir, err = os.MkdirTemp("", "lifeline-testbed-")
+	} else {
+		err = os.MkdirAll(dir, 0o700)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
-	tb := &Testbed{air: air.New(seed), kick: make(chan struct{}, 1), dir: dir, firmware: firmware}
+	tb := &Testbed{air: air.New(seed), kick: make(chan struct{}, 1), dir: dir, temporary: temporary, firmware: firmware}
 	for i := range firmware {
 		b, err := tb.plug(i)
 		if err != nil {
@@ -448,7 +466,15 @@ func (tb *Testbed) Close() error {
 	for _, b := range boards {
 		errs = append(errs, b.unplug())
 	}
-	errs = append(errs, os.RemoveAll(tb.dir))
+	if tb.temporary {
+		errs = append(errs, os.RemoveAll(tb.dir))
+	} else {
+		for i := range boards {
+			if err := os.Remove(tb.Path(i)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
