@@ -251,6 +251,7 @@ func (d *Driver) session(ctx context.Context, port *serialport.Port) (ready bool
 func (d *Driver) event(ev Event) error {
 	switch ev.Kind {
 	case EventReady:
+		d.dropStale()
 		d.live.Update(func(s *link.Status) { s.LastError = "" })
 		st := d.live.Status()
 		d.log.Info("radio ready", "device", d.cfg.Path, "driver", "meshtastic", "firmware", st.Firmware)
@@ -290,4 +291,18 @@ func (d *Driver) event(ev Event) error {
 		return ev.Err
 	}
 	return nil
+}
+
+// dropStale empties the transmit queue when the device (re)starts: frames
+// handed over before it was lost were given up by the station, which
+// resets when it sees the link down; sent now, each one's end would be
+// taken for a later frame's. Repair brings what they carried.
+func (d *Driver) dropStale() {
+	for {
+		select {
+		case <-d.tx:
+		default:
+			return
+		}
+	}
 }

@@ -238,6 +238,7 @@ func (d *Driver) ended(at time.Time) {
 func (d *Driver) event(ev Event, answer *time.Timer, ends *endEstimates, handed *handovers) error {
 	switch ev.Kind {
 	case EventReady:
+		d.dropStale()
 		d.live.Update(func(s *link.Status) {
 			s.Platform, s.Firmware, s.LastError = ev.Platform, fmt.Sprintf("%d.%02d", ev.Firmware[0], ev.Firmware[1]), ""
 			s.Warning = ""
@@ -433,5 +434,19 @@ func (e *endEstimates) clear() {
 func (e *endEstimates) stop() {
 	if e.timer != nil {
 		e.timer.Stop()
+	}
+}
+
+// dropStale empties the transmit queue when the device (re)starts: frames
+// handed over before it was lost were given up by the station, which
+// resets when it sees the link down; sent now, each one's end would be
+// taken for a later frame's. Repair brings what they carried.
+func (d *Driver) dropStale() {
+	for {
+		select {
+		case <-d.tx:
+		default:
+			return
+		}
 	}
 }

@@ -157,6 +157,11 @@ func TestDriverThroughPTY(t *testing.T) {
 	// Unplugged mid-operation: the link goes down and keeps retrying.
 	b.unplug()
 	waitFor(t, "the link down", func() bool { st := d.Status(); return st.State == "down" && st.LastError != "" })
+	// A frame handed over while the board is gone was given up with it
+	// (the station resets): it is not sent to the next board.
+	if err := d.Send([]byte("stale")); err != nil {
+		t.Fatal(err)
+	}
 	// Plugged back in.
 	b2 := plugBoard(t, link)
 	waitFor(t, "the radio ready again", func() bool { return d.Status().State == "ready" })
@@ -164,6 +169,9 @@ func TestDriverThroughPTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the frame on air after re-plugging", func() bool { return b2.chip.has("still here") })
+	if b2.chip.has("stale") {
+		t.Fatal("a frame handed over while the board was gone went on air after it came back")
+	}
 	if st := d.Status(); st.Reopened < 1 || st.Sent != 2 || st.Received != 1 || st.LastRSSI != -101 {
 		t.Fatalf("status %+v", st)
 	}
