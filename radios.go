@@ -138,9 +138,6 @@ func newStation(rc RadioConfig, st *store.Store, id message.PublicKey, meshKey [
 		l = meshtastic.NewDriver(meshtastic.DriverConfig{Path: rc.Device,
 			Session: meshtastic.Config{Region: rc.Region, Preset: rc.Preset}, Logger: log})
 	default:
-		// RNode firmware (and ours) sets its own preamble; the airtime
-		// arithmetic must count the one on air.
-		modem.Preamble = lora.RNodePreamble(modem.Bandwidth, modem.SpreadingFactor, modem.CodingRate)
 		l = rnode.NewDriver(rnode.DriverConfig{
 			Path: rc.Device,
 			Radio: rnode.Config{Frequency: region.Frequency, Bandwidth: uint32(modem.Bandwidth), TxPower: int8(rc.TxPower),
